@@ -1,0 +1,125 @@
+/*
+ * route-host check: load each plugin file in a helper, the way serving
+ * would, and report its name, ABI and version, or exactly why it cannot
+ * load.  Exit 1 if any fails.
+ */
+
+#include "config.h"
+
+#include <getopt.h>
+#include <err.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "route-host.h"
+
+/* One file's check. */
+struct cmd_check_file {
+	const char	*path;
+	struct module	*module;
+	char		 error[DETAIL_MAX];
+	bool		 done;
+	struct result	 result;
+};
+
+/* Engine callback: the handshake's outcome. */
+static void
+cmd_check_done(const struct result *r, void *arg)
+{
+	struct cmd_check_file	*f = arg;
+
+	f->result = *r;
+	f->done = true;
+}
+
+/* route-host check [--option KEY=VALUE]... FILE... */
+int
+cmd_check(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "option", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct engine_config	 conf;
+	struct engine		*e;
+	struct cmd_check_file	*files;
+	struct route_option	*opts = NULL;
+	size_t			 nopts = 0;
+	char			 errbuf[DETAIL_MAX];
+	int			 ch, n, rc = 0;
+	bool			 waiting;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+		if (ch != 'o' || cmd_options(&opts, &nopts, optarg) == -1) {
+			if (ch == 'o')
+				warnx("check: --option '%s': expected "
+				    "KEY=VALUE", optarg);
+			fprintf(stderr, "usage: route-host check [--option "
+			    "KEY=VALUE]... FILE...\n");
+			return 2;
+		}
+	}
+	if ((n = argc - optind) < 1) {
+		fprintf(stderr, "usage: route-host check [--option "
+		    "KEY=VALUE]... FILE...\n");
+		return 2;
+	}
+
+	engine_defaults(&conf);
+	conf.helpers = 1;
+	if ((e = engine_new(&conf, errbuf, sizeof errbuf)) == NULL)
+		errx(2, "check: %s", errbuf);
+	if ((files = calloc((size_t)n, sizeof *files)) == NULL)
+		err(2, NULL);
+	for (int i = 0; i < n; i++) {
+		files[i].path = argv[optind + i];
+		if (engine_load(e, files[i].path, NULL, opts, nopts,
+		    &files[i].module, files[i].error,
+		    sizeof files[i].error) == -1)
+			files[i].done = true;
+		else if (engine_probe(e, files[i].module, cmd_check_done,
+		    &files[i]) == -1) {
+			snprintf(files[i].error, sizeof files[i].error, "%s",
+			    strerror(errno));
+			files[i].done = true;
+		}
+	}
+	do {
+		waiting = false;
+		for (int i = 0; i < n; i++)
+			waiting |= !files[i].done;
+		if (waiting && engine_run(e, -1) == -1)
+			err(2, "event loop");
+	} while (waiting);
+
+	for (int i = 0; i < n; i++) {
+		struct cmd_check_file	*f = &files[i];
+		struct module		*m = f->module;
+
+		if (m == NULL) {
+			printf("%s\n", f->error);
+			rc = 1;
+		} else if (f->result.status == ST_OK)
+			printf("%s: ok: plugin \"%s\", ABI %u, version %s\n",
+			    f->path, m->name, m->abi, m->hex);
+		else {
+			printf("%s: %s: %s (version %s)\n", f->path,
+			    f->result.status == ST_SPAWN_FAILED ?
+			    "cannot load" :
+			    engine_status_name(f->result.status),
+			    f->result.detail, m->hex);
+			rc = 1;
+		}
+		if (m != NULL)
+			engine_release(e, m);
+	}
+	engine_free(e);
+	free(files);
+	for (size_t i = 0; i < nopts; i++)
+		free((char *)opts[i].key);
+	free(opts);
+	return rc;
+}

@@ -1,0 +1,918 @@
+/*
+ * The engine: calls, their deadlines, and the event loop that runs them.
+ *
+ * Everything happens on one thread in engine_run: helper sockets, SIGCHLD
+ * through a signalfd (no work in signal handlers), and a single timerfd
+ * armed at the earliest deadline taken from CLOCK_MONOTONIC.  A call waits
+ * in its module's queue until a helper is idle, runs on exactly one helper,
+ * and ends exactly once through engine_complete, which hands the caller a
+ * result.  The engine never prints and never exits.
+ *
+ * One engine per process: it blocks SIGCHLD and reaps every child.
+ */
+
+#include "config.h"
+
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "route-host.h"
+
+#define ENGINE_SPAWN_RETRY_MS	1000	/* load failures fail fast this long */
+#define ENGINE_THROTTLE_AFTER	8	/* crashes in a row before backoff */
+#define ENGINE_THROTTLE_MAX_MS	500
+
+struct call {
+	TAILQ_ENTRY(call)	 qentry;	/* module queue, or early */
+	RB_ENTRY(call)		 dentry;	/* deadline tree */
+	struct module		*module;
+	struct proc		*proc;
+	uint64_t		 deadline;
+	uint64_t		 id;
+	int			 timeout_ms;
+	bool			 probe;
+	bool			 queued;
+	bool			 timed;		/* in the deadline tree */
+	engine_cb		 cb;
+	void			*arg;
+	uint32_t		 nconsumers;
+	struct result		 early;		/* failed before running */
+	size_t			 len;
+	unsigned char		 frame[];	/* WIRE_CALL frame */
+};
+
+RB_HEAD(call_tree, call);
+RB_HEAD(proc_tree, proc);
+
+struct engine {
+	struct engine_config	 conf;
+	int			 epfd;
+	struct watch		 sigw;
+	struct watch		 timerw;
+	uint64_t		 armed;
+	sigset_t		 oldmask;
+	struct sigaction	 oldchld;
+
+	struct module_tree	 modules;	/* loaded, by key */
+	TAILQ_HEAD(, module)	 draining;	/* retired, helpers exiting */
+	TAILQ_HEAD(, module)	 deadmods;	/* to free */
+	TAILQ_HEAD(, module)	 throttled;	/* waiting to spawn */
+	struct proc_tree	 procs;		/* every unreaped helper */
+	TAILQ_HEAD(, proc)	 grace;		/* SPAWNING/STOPPING, FIFO */
+	TAILQ_HEAD(, proc)	 deadprocs;	/* reaped, to free */
+	struct call_tree	 deadlines;
+	TAILQ_HEAD(, call)	 early;		/* failed in engine_call */
+
+	uint64_t		 nextid;
+	u_int			 pending;
+	u_int			 nloaded;
+	u_int			 nprocs;
+	bool			 closing;
+};
+
+/* Order calls by deadline, then by arrival. */
+static int
+engine_call_cmp(struct call *a, struct call *b)
+{
+	if (a->deadline != b->deadline)
+		return a->deadline < b->deadline ? -1 : 1;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* Order helpers by pid. */
+static int
+engine_proc_cmp(struct proc *a, struct proc *b)
+{
+	return a->pid < b->pid ? -1 : a->pid > b->pid;
+}
+
+RB_GENERATE_STATIC(call_tree, call, dentry, engine_call_cmp);
+RB_GENERATE_STATIC(proc_tree, proc, pidentry, engine_proc_cmp);
+
+static void	engine_kick(struct engine *, struct module *);
+static void	engine_unref(struct engine *, struct module *);
+
+/* Nanoseconds on the monotonic clock. */
+uint64_t
+engine_now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The protocol name of a status. */
+const char *
+engine_status_name(enum status st)
+{
+	switch (st) {
+	case ST_OK:
+		return "ok";
+	case ST_CRASHED:
+		return "crashed";
+	case ST_TIMED_OUT:
+		return "timed_out";
+	case ST_SPAWN_FAILED:
+		return "spawn_failed";
+	case ST_BAD_DECISION:
+		return "bad_decision";
+	case ST_BAD_REQUEST:
+		return "bad_request";
+	case ST_SHUTTING_DOWN:
+		return "shutting_down";
+	}
+	return "unknown";
+}
+
+/* Fill in the defaults. */
+void
+engine_defaults(struct engine_config *conf)
+{
+	memset(conf, 0, sizeof *conf);
+	conf->timeout_ms = DEFAULT_TIMEOUT_MS;
+	conf->helpers = 1;
+	conf->grace_ms = DEFAULT_TIMEOUT_MS;
+	conf->file_max = DEFAULT_FILE_MAX;
+}
+
+/* Add a watch to the loop. */
+int
+engine_watch(struct engine *e, struct watch *w, uint32_t events)
+{
+	struct epoll_event	ev = { .events = events, .data.ptr = w };
+
+	return epoll_ctl(e->epfd, EPOLL_CTL_ADD, w->fd, &ev);
+}
+
+/* Change the events a watch waits for. */
+int
+engine_rewatch(struct engine *e, struct watch *w, uint32_t events)
+{
+	struct epoll_event	ev = { .events = events, .data.ptr = w };
+
+	return epoll_ctl(e->epfd, EPOLL_CTL_MOD, w->fd, &ev);
+}
+
+/* Remove a watch from the loop (before its fd is closed). */
+void
+engine_unwatch(struct engine *e, struct watch *w)
+{
+	(void)epoll_ctl(e->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+}
+
+/* Arm the one timer at the earliest of every kind of deadline. */
+static void
+engine_arm(struct engine *e)
+{
+	struct itimerspec	 its;
+	struct call		*c;
+	struct proc		*p;
+	struct module		*m;
+	uint64_t		 next = 0;
+
+	if ((c = RB_MIN(call_tree, &e->deadlines)) != NULL)
+		next = c->deadline;
+	if ((p = TAILQ_FIRST(&e->grace)) != NULL &&
+	    (next == 0 || p->grace < next))
+		next = p->grace;
+	TAILQ_FOREACH(m, &e->throttled, throttleentry)
+		if (next == 0 || m->spawn_not_before < next)
+			next = m->spawn_not_before;
+	if (next == e->armed)
+		return;
+	memset(&its, 0, sizeof its);
+	its.it_value.tv_sec = (time_t)(next / 1000000000ULL);
+	its.it_value.tv_nsec = (long)(next % 1000000000ULL);
+	(void)timerfd_settime(e->timerw.fd, TFD_TIMER_ABSTIME, &its, NULL);
+	e->armed = next;
+}
+
+/*
+ * End call c: take it off every list, hand the caller its result, and drop
+ * the call's reference on its module.
+ */
+static void
+engine_complete(struct engine *e, struct call *c, enum status st,
+    int decision, const char *detail)
+{
+	struct module	*m = c->module;
+	struct result	 r;
+
+	if (c->timed)
+		RB_REMOVE(call_tree, &e->deadlines, c);
+	if (c->queued) {
+		TAILQ_REMOVE(&m->queue, c, qentry);
+		m->nqueued--;
+	}
+	memset(&r, 0, sizeof r);
+	r.status = st;
+	r.decision = st == ST_OK ? decision : ROUTE_NONE;
+	r.module = m;
+	strlcpy(r.detail, detail, sizeof r.detail);
+	switch (st) {
+	case ST_OK:
+		m->served++;
+		break;
+	case ST_CRASHED:
+		m->crashed++;
+		break;
+	case ST_TIMED_OUT:
+		m->timed_out++;
+		break;
+	default:
+		break;
+	}
+	e->pending--;
+	c->cb(&r, c->arg);
+	engine_unref(e, m);
+	free(c);
+}
+
+/* Fail every call waiting in m's queue. */
+static void
+engine_fail_queue(struct engine *e, struct module *m, enum status st,
+    const char *why)
+{
+	struct call	*c;
+
+	while ((c = TAILQ_FIRST(&m->queue)) != NULL)
+		engine_complete(e, c, st, ROUTE_NONE, why);
+}
+
+/* Put a helper on the grace FIFO (all graces are equally long). */
+static void
+engine_grace(struct engine *e, struct proc *p)
+{
+	if (p->graced)
+		return;
+	p->grace = engine_now() + (uint64_t)e->conf.grace_ms * MS_NS;
+	p->graced = true;
+	TAILQ_INSERT_TAIL(&e->grace, p, graceentry);
+}
+
+/* Take a helper off the grace FIFO. */
+static void
+engine_ungrace(struct engine *e, struct proc *p)
+{
+	if (!p->graced)
+		return;
+	TAILQ_REMOVE(&e->grace, p, graceentry);
+	p->graced = false;
+}
+
+/* Stop a helper that has nothing to do. */
+static void
+engine_stop(struct engine *e, struct proc *p)
+{
+	proc_stop(p);
+	engine_grace(e, p);
+}
+
+/* Count m's helpers by state. */
+static void
+engine_pool(struct module *m, u_int *idle, u_int *spawning, u_int *live)
+{
+	struct proc	*p;
+
+	*idle = *spawning = *live = 0;
+	TAILQ_FOREACH(p, &m->procs, entry) {
+		if (p->state == PROC_IDLE)
+			(*idle)++;
+		if (p->state == PROC_SPAWNING)
+			(*spawning)++;
+		if (p->state <= PROC_BUSY)
+			(*live)++;
+	}
+}
+
+/* Fork one more helper for m; false (queue failed) if the fork failed. */
+static bool
+engine_spawn(struct engine *e, struct module *m)
+{
+	struct proc	*p;
+	char		 err[DETAIL_MAX];
+
+	if ((p = proc_spawn(e, m, err, sizeof err)) == NULL) {
+		engine_fail_queue(e, m, ST_SPAWN_FAILED, err);
+		return false;
+	}
+	TAILQ_INSERT_TAIL(&m->procs, p, entry);
+	m->nprocs++;
+	RB_INSERT(proc_tree, &e->procs, p);
+	e->nprocs++;
+	engine_grace(e, p);
+	return true;
+}
+
+/* Keep m off the throttled list. */
+static void
+engine_unthrottle(struct engine *e, struct module *m)
+{
+	if (m->throttled) {
+		TAILQ_REMOVE(&e->throttled, m, throttleentry);
+		m->throttled = false;
+	}
+}
+
+/*
+ * Move m's queue along: give waiting calls to idle helpers, and fork
+ * helpers for calls still waiting, up to the pool size, unless m is in a
+ * crash loop and must wait for spawn_not_before.
+ */
+static void
+engine_kick(struct engine *e, struct module *m)
+{
+	struct call	*c;
+	struct proc	*p;
+	u_int		 idle, spawning, live, want;
+
+again:
+	if (e->closing)
+		return;
+	TAILQ_FOREACH(p, &m->procs, entry) {
+		if (p->state != PROC_IDLE)
+			continue;
+		if ((c = TAILQ_FIRST(&m->queue)) == NULL)
+			break;
+		TAILQ_REMOVE(&m->queue, c, qentry);
+		m->nqueued--;
+		c->queued = false;
+		if (c->probe) {
+			engine_complete(e, c, ST_OK, ROUTE_NONE, "");
+			goto again;
+		}
+		c->proc = p;
+		wire_put_u32(c->frame + WIRE_HEADER, ++p->seq);
+		proc_dispatch(p, c, c->frame, c->len);
+	}
+	if (m->nqueued == 0 || !m->listed) {
+		engine_unthrottle(e, m);
+		return;
+	}
+	engine_pool(m, &idle, &spawning, &live);
+	if (m->nqueued <= spawning || live >= e->conf.helpers)
+		return;
+	if (engine_now() < m->spawn_not_before) {
+		if (!m->throttled) {
+			TAILQ_INSERT_TAIL(&e->throttled, m, throttleentry);
+			m->throttled = true;
+		}
+		return;
+	}
+	engine_unthrottle(e, m);
+	want = m->nqueued - spawning;
+	if (want > e->conf.helpers - live)
+		want = e->conf.helpers - live;
+	while (want-- > 0 && engine_spawn(e, m))
+		;
+}
+
+/* A helper died unexpectedly: count it towards m's crash loop. */
+static void
+engine_crash_streak(struct module *m)
+{
+	uint64_t	delay;
+	u_int		shift;
+
+	if (++m->crash_streak < ENGINE_THROTTLE_AFTER)
+		return;
+	shift = m->crash_streak - ENGINE_THROTTLE_AFTER;
+	delay = shift > 16 ? ENGINE_THROTTLE_MAX_MS : 5ULL << shift;
+	if (delay > ENGINE_THROTTLE_MAX_MS)
+		delay = ENGINE_THROTTLE_MAX_MS;
+	m->spawn_not_before = engine_now() + delay * MS_NS;
+}
+
+/* A helper passed its handshake. */
+void
+engine_proc_ready(struct engine *e, struct proc *p)
+{
+	struct module	*m = p->module;
+
+	engine_ungrace(e, p);
+	m->spawn_error[0] = '\0';
+	if (!m->listed)
+		engine_stop(e, p);
+	else
+		engine_kick(e, m);
+}
+
+/*
+ * A helper failed to load.  Unless another helper of m is alive, every
+ * waiting call fails with the reason, and so do new calls for a while.
+ */
+void
+engine_proc_spawn_failed(struct engine *e, struct proc *p, const char *why)
+{
+	struct module	*m = p->module;
+	u_int		 idle, spawning, live;
+
+	engine_ungrace(e, p);
+	strlcpy(m->spawn_error, why, sizeof m->spawn_error);
+	m->spawn_retry = engine_now() + ENGINE_SPAWN_RETRY_MS * MS_NS;
+	engine_pool(m, &idle, &spawning, &live);
+	if (live == 0)
+		engine_fail_queue(e, m, ST_SPAWN_FAILED, why);
+}
+
+/* A helper answered call c. */
+void
+engine_proc_result(struct engine *e, struct proc *p, struct call *c,
+    int bad_request, int decision, const char *detail)
+{
+	struct module	*m = p->module;
+	char		 why[DETAIL_MAX];
+
+	c->proc = NULL;
+	m->crash_streak = 0;
+	if (bad_request)
+		engine_complete(e, c, ST_BAD_REQUEST, ROUTE_NONE, detail);
+	else if (decision != ROUTE_NONE &&
+	    (decision < 0 || (uint32_t)decision >= c->nconsumers)) {
+		snprintf(why, sizeof why, "plugin returned %d for %u "
+		    "consumer%s", decision, c->nconsumers,
+		    c->nconsumers == 1 ? "" : "s");
+		engine_complete(e, c, ST_BAD_DECISION, ROUTE_NONE, why);
+	} else
+		engine_complete(e, c, ST_OK, decision, "");
+	if (p->state != PROC_IDLE)
+		return;
+	if (!m->listed)
+		engine_stop(e, p);
+	else
+		engine_kick(e, m);
+}
+
+/* A helper died (or was killed) while running call c. */
+void
+engine_proc_lost(struct engine *e, struct proc *p, struct call *c,
+    const char *cause)
+{
+	(void)p;
+	c->proc = NULL;
+	engine_complete(e, c, ST_CRASHED, ROUTE_NONE, cause);
+}
+
+/*
+ * A helper was reaped.  Forget it, and either keep m's pool warm or, for a
+ * retired module, free m once its last helper is gone.
+ */
+void
+engine_proc_gone(struct engine *e, struct proc *p)
+{
+	struct module	*m = p->module;
+	u_int		 idle, spawning, live;
+
+	engine_ungrace(e, p);
+	RB_REMOVE(proc_tree, &e->procs, p);
+	e->nprocs--;
+	TAILQ_REMOVE(&m->procs, p, entry);
+	m->nprocs--;
+	TAILQ_INSERT_TAIL(&e->deadprocs, p, entry);
+	if (!m->listed) {
+		if (m->nprocs == 0 && m->refs == 0) {
+			TAILQ_REMOVE(&e->draining, m, drainentry);
+			TAILQ_INSERT_TAIL(&e->deadmods, m, drainentry);
+		}
+		return;
+	}
+	if (e->closing)
+		return;
+	if (p->fault)
+		engine_crash_streak(m);
+	engine_kick(e, m);
+	/* Respawn one warm helper for the next call, outside crash loops. */
+	engine_pool(m, &idle, &spawning, &live);
+	if (live == 0 && m->spawn_error[0] == '\0' &&
+	    engine_now() >= m->spawn_not_before)
+		engine_spawn(e, m);
+}
+
+/* Reap every child that has exited; no work happened in a handler. */
+static void
+engine_sigchld(struct watch *w, uint32_t events)
+{
+	struct signalfd_siginfo	 si;
+	struct proc		 key, *p;
+	struct engine		*e = w->arg;
+	pid_t			 pid;
+	int			 status;
+
+	(void)events;
+	while (read(w->fd, &si, sizeof si) == (ssize_t)sizeof si)
+		;
+	for (;;) {
+		pid = waitpid(-1, &status, WNOHANG);
+		if (pid == -1 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			break;
+		key.pid = pid;
+		if ((p = RB_FIND(proc_tree, &e->procs, &key)) != NULL)
+			proc_reaped(p, status);
+	}
+}
+
+/* Call c passed its deadline: kill its helper if it had one. */
+static void
+engine_expire(struct engine *e, struct call *c)
+{
+	struct proc	*p = c->proc;
+	char		 why[DETAIL_MAX];
+
+	if (p != NULL) {
+		snprintf(why, sizeof why, "no answer within %d ms; helper "
+		    "pid %ld killed", c->timeout_ms, (long)p->pid);
+		p->call = NULL;
+		c->proc = NULL;
+		proc_kill(p, "timed out");
+	} else
+		snprintf(why, sizeof why, "not started within %d ms: no "
+		    "helper was ready", c->timeout_ms);
+	engine_complete(e, c, ST_TIMED_OUT, ROUTE_NONE, why);
+}
+
+/* The timer fired: expire calls and graces, wake throttled modules. */
+static void
+engine_timer(struct watch *w, uint32_t events)
+{
+	struct engine	*e = w->arg;
+	struct call	*c;
+	struct proc	*p;
+	struct module	*m, *next;
+	uint64_t	 ticks, now;
+
+	(void)events;
+	while (read(w->fd, &ticks, sizeof ticks) == (ssize_t)sizeof ticks)
+		;
+	e->armed = 0;
+	now = engine_now();
+	while ((c = RB_MIN(call_tree, &e->deadlines)) != NULL &&
+	    c->deadline <= now)
+		engine_expire(e, c);
+	while ((p = TAILQ_FIRST(&e->grace)) != NULL && p->grace <= now) {
+		engine_ungrace(e, p);
+		proc_expire(p, e->conf.grace_ms);
+	}
+	TAILQ_FOREACH_SAFE(m, &e->throttled, throttleentry, next)
+		if (m->spawn_not_before <= now)
+			engine_kick(e, m);
+}
+
+/* Create an engine; NULL with err set on failure. */
+struct engine *
+engine_new(const struct engine_config *conf, char *err, size_t errlen)
+{
+	struct engine		*e;
+	struct sigaction	 sa;
+	sigset_t		 set;
+
+	if (sodium_init() < 0) {
+		snprintf(err, errlen, "libsodium failed to initialise");
+		return NULL;
+	}
+	if ((e = calloc(1, sizeof *e)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	e->conf = *conf;
+	if (e->conf.helpers == 0)
+		e->conf.helpers = 1;
+	e->epfd = e->sigw.fd = e->timerw.fd = -1;
+	RB_INIT(&e->modules);
+	RB_INIT(&e->procs);
+	RB_INIT(&e->deadlines);
+	TAILQ_INIT(&e->draining);
+	TAILQ_INIT(&e->deadmods);
+	TAILQ_INIT(&e->throttled);
+	TAILQ_INIT(&e->grace);
+	TAILQ_INIT(&e->deadprocs);
+	TAILQ_INIT(&e->early);
+
+	/* SIGCHLD must not be ignored, or children reap themselves. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, &e->oldmask);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, &e->oldchld);
+
+	if ((e->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
+	    (e->sigw.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) ==
+	    -1 || (e->timerw.fd = timerfd_create(CLOCK_MONOTONIC,
+	    TFD_NONBLOCK | TFD_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "event loop: %s", strerror(errno));
+		engine_free(e);
+		return NULL;
+	}
+	e->sigw.cb = engine_sigchld;
+	e->sigw.arg = e;
+	e->timerw.cb = engine_timer;
+	e->timerw.arg = e;
+	if (engine_watch(e, &e->sigw, EPOLLIN) == -1 ||
+	    engine_watch(e, &e->timerw, EPOLLIN) == -1) {
+		snprintf(err, errlen, "event loop: %s", strerror(errno));
+		engine_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* Free what the loop has finished with: reaped helpers, dead modules. */
+static void
+engine_gc(struct engine *e)
+{
+	struct proc	*p;
+	struct module	*m;
+
+	while ((p = TAILQ_FIRST(&e->deadprocs)) != NULL) {
+		TAILQ_REMOVE(&e->deadprocs, p, entry);
+		free(p);
+	}
+	while ((m = TAILQ_FIRST(&e->deadmods)) != NULL) {
+		TAILQ_REMOVE(&e->deadmods, m, drainentry);
+		e->nloaded--;
+		module_free(m);
+	}
+}
+
+/*
+ * Shut down: every outstanding call ends as shutting_down, every helper is
+ * killed and reaped before this returns, and every module is freed.
+ */
+void
+engine_free(struct engine *e)
+{
+	struct call	*c;
+	struct proc	*p;
+	struct module	*m;
+	int		 status;
+
+	if (e == NULL)
+		return;
+	e->closing = true;
+	while ((c = TAILQ_FIRST(&e->early)) != NULL) {
+		TAILQ_REMOVE(&e->early, c, qentry);
+		engine_complete(e, c, c->early.status, ROUTE_NONE,
+		    c->early.detail);
+	}
+	while ((c = RB_MIN(call_tree, &e->deadlines)) != NULL) {
+		if ((p = c->proc) != NULL) {
+			p->call = NULL;
+			c->proc = NULL;
+		}
+		engine_complete(e, c, ST_SHUTTING_DOWN, ROUTE_NONE,
+		    "engine shutting down");
+	}
+	while ((p = RB_ROOT(&e->procs)) != NULL) {
+		proc_kill(p, "engine shutting down");
+		while (waitpid(p->pid, &status, 0) == -1 && errno == EINTR)
+			;
+		proc_reaped(p, status);
+	}
+	while ((m = RB_ROOT(&e->modules)) != NULL) {
+		RB_REMOVE(module_tree, &e->modules, m);
+		TAILQ_INSERT_TAIL(&e->deadmods, m, drainentry);
+	}
+	while ((m = TAILQ_FIRST(&e->draining)) != NULL) {
+		TAILQ_REMOVE(&e->draining, m, drainentry);
+		TAILQ_INSERT_TAIL(&e->deadmods, m, drainentry);
+	}
+	engine_gc(e);
+	if (e->timerw.fd != -1)
+		close(e->timerw.fd);
+	if (e->sigw.fd != -1)
+		close(e->sigw.fd);
+	if (e->epfd != -1)
+		close(e->epfd);
+	sigaction(SIGCHLD, &e->oldchld, NULL);
+	sigprocmask(SIG_SETMASK, &e->oldmask, NULL);
+	free(e);
+}
+
+/* The label of a plugin path: its file name without ".so". */
+static void
+engine_label(const char *path, char *label, size_t len)
+{
+	const char	*base = strrchr(path, '/');
+	size_t		 n;
+
+	base = base == NULL ? path : base + 1;
+	strlcpy(label, base, len);
+	n = strlen(label);
+	if (n > 3 && strcmp(label + n - 3, ".so") == 0)
+		label[n - 3] = '\0';
+}
+
+/*
+ * Load the plugin at path with options, or find the module already loaded
+ * from the same bytes with the same options.  The caller holds one
+ * reference, dropped by engine_release.
+ */
+int
+engine_load(struct engine *e, const char *path, const char *label,
+    const struct route_option *opts, size_t nopts, struct module **out,
+    char *err, size_t errlen)
+{
+	struct module	*m, *found;
+	char		 name[PLUGIN_NAME_MAX];
+
+	if (label == NULL) {
+		engine_label(path, name, sizeof name);
+		label = name;
+	}
+	m = module_open(path, label, e->conf.file_max, opts, nopts, err,
+	    errlen);
+	if (m == NULL)
+		return -1;
+	if ((found = RB_FIND(module_tree, &e->modules, m)) != NULL) {
+		module_free(m);
+		found->refs++;
+		*out = found;
+		return 0;
+	}
+	RB_INSERT(module_tree, &e->modules, m);
+	m->listed = true;
+	m->refs = 1;
+	e->nloaded++;
+	*out = m;
+	return 0;
+}
+
+/* Drop a reference; the last one retires the module. */
+static void
+engine_unref(struct engine *e, struct module *m)
+{
+	struct proc	*p;
+
+	if (--m->refs > 0)
+		return;
+	RB_REMOVE(module_tree, &e->modules, m);
+	m->listed = false;
+	engine_unthrottle(e, m);
+	TAILQ_FOREACH(p, &m->procs, entry)
+		if (p->state == PROC_IDLE || p->state == PROC_SPAWNING)
+			engine_stop(e, p);
+	if (m->nprocs == 0)
+		TAILQ_INSERT_TAIL(&e->deadmods, m, drainentry);
+	else
+		TAILQ_INSERT_TAIL(&e->draining, m, drainentry);
+}
+
+/* Release a module from engine_load. */
+void
+engine_release(struct engine *e, struct module *m)
+{
+	engine_unref(e, m);
+}
+
+/* Make a call structure carrying len bytes of body. */
+static struct call *
+engine_new_call(struct engine *e, struct module *m, const void *body,
+    size_t len, int timeout_ms, engine_cb cb, void *arg)
+{
+	struct call	*c;
+
+	if (len > WIRE_FRAME_MAX - 8) {
+		errno = E2BIG;
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof *c + WIRE_HEADER + 4 + len)) == NULL)
+		return NULL;
+	c->module = m;
+	c->id = ++e->nextid;
+	c->timeout_ms = timeout_ms > 0 ? timeout_ms : e->conf.timeout_ms;
+	c->cb = cb;
+	c->arg = arg;
+	c->len = WIRE_HEADER + 4 + len;
+	wire_put_u32(c->frame, (uint32_t)(c->len - 4));
+	c->frame[4] = WIRE_CALL;
+	if (len > 0)
+		memcpy(c->frame + WIRE_HEADER + 4, body, len);
+	if (wire_body_nconsumers(body, len, &c->nconsumers) == -1)
+		c->nconsumers = 0;
+	m->refs++;
+	e->pending++;
+	return c;
+}
+
+/* Queue a new call, or fail it early if m cannot load right now. */
+static void
+engine_submit(struct engine *e, struct call *c)
+{
+	struct module	*m = c->module;
+	u_int		 idle, spawning, live;
+
+	engine_pool(m, &idle, &spawning, &live);
+	if (m->spawn_error[0] != '\0' && live == 0 &&
+	    engine_now() < m->spawn_retry) {
+		c->early.status = ST_SPAWN_FAILED;
+		strlcpy(c->early.detail, m->spawn_error,
+		    sizeof c->early.detail);
+		TAILQ_INSERT_TAIL(&e->early, c, qentry);
+		return;
+	}
+	c->deadline = engine_now() + (uint64_t)c->timeout_ms * MS_NS;
+	RB_INSERT(call_tree, &e->deadlines, c);
+	c->timed = true;
+	TAILQ_INSERT_TAIL(&m->queue, c, qentry);
+	c->queued = true;
+	m->nqueued++;
+	engine_kick(e, m);
+}
+
+/*
+ * Route one call body (wire.c's encoding) through module m.  cb runs from
+ * engine_run, exactly once, with the result.  timeout_ms <= 0 means the
+ * engine's default.  Returns -1 with errno if the call cannot be made.
+ */
+int
+engine_call(struct engine *e, struct module *m, const void *body, size_t len,
+    int timeout_ms, engine_cb cb, void *arg)
+{
+	struct call	*c;
+
+	if ((c = engine_new_call(e, m, body, len, timeout_ms, cb, arg)) == NULL)
+		return -1;
+	engine_submit(e, c);
+	return 0;
+}
+
+/* Ask for m's handshake: cb gets ok once a helper loaded it. */
+int
+engine_probe(struct engine *e, struct module *m, engine_cb cb, void *arg)
+{
+	struct call	*c;
+
+	if ((c = engine_new_call(e, m, NULL, 0, e->conf.grace_ms, cb,
+	    arg)) == NULL)
+		return -1;
+	c->probe = true;
+	engine_submit(e, c);
+	return 0;
+}
+
+/*
+ * Run the loop once: wait up to timeout_ms (-1: no limit) for events and
+ * handle them all.  Returns -1 with errno only if the loop itself failed.
+ */
+int
+engine_run(struct engine *e, int timeout_ms)
+{
+	struct epoll_event	 evs[64];
+	struct watch		*w;
+	struct call		*c;
+	int			 n;
+
+	if (!TAILQ_EMPTY(&e->early))
+		timeout_ms = 0;
+	engine_arm(e);
+	n = epoll_wait(e->epfd, evs, 64, timeout_ms);
+	if (n == -1 && errno != EINTR)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		w = evs[i].data.ptr;
+		w->cb(w, evs[i].events);
+	}
+	while ((c = TAILQ_FIRST(&e->early)) != NULL) {
+		TAILQ_REMOVE(&e->early, c, qentry);
+		engine_complete(e, c, c->early.status, ROUTE_NONE,
+		    c->early.detail);
+	}
+	engine_gc(e);
+	engine_arm(e);
+	return n < 0 ? 0 : n;
+}
+
+/* Calls submitted and not yet completed. */
+u_int
+engine_pending(const struct engine *e)
+{
+	return e->pending;
+}
+
+/* Modules alive: loaded, or retired with helpers still exiting. */
+u_int
+engine_loaded(const struct engine *e)
+{
+	return e->nloaded;
+}
+
+/* Helpers not yet reaped. */
+u_int
+engine_procs(const struct engine *e)
+{
+	return e->nprocs;
+}

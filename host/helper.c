@@ -1,0 +1,227 @@
+/*
+ * The helper: the only code that runs a plugin.
+ *
+ * A helper is forked by the host (proc.c), which leaves it its socket on
+ * fd 3 and the version's sealed memfd on fd 4.  It dlopens the memfd, checks
+ * the descriptor, runs init, and says how that went in a HELLO frame.  Then
+ * it answers CALL frames one at a time until the host closes the socket.
+ * The host treats the helper as an untrusted peer; the helper in turn takes
+ * nothing on trust from the plugin it runs.
+ */
+
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "route-host.h"
+
+#define HELPER_IMAGE	"/proc/self/fd/4"
+
+/* Send all of a frame, or exit: a helper without its host has no work. */
+static void
+helper_send(int sock, struct wire_buf *b)
+{
+	size_t	off = 0;
+	ssize_t	n;
+
+	wire_frame_end(b);
+	if (b->failed)
+		_exit(70);
+	while (off < b->len) {
+		n = send(sock, b->data + off, b->len - off, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		/*
+		 * The plugin closed our socket.  The host has seen it close
+		 * and is killing us; wait for that, so the cause it reports
+		 * is "closed its socket", not a misleading exit status.
+		 */
+		if (n == -1 && (errno == EBADF || errno == ENOTSOCK))
+			for (;;)
+				pause();
+		if (n <= 0)
+			_exit(0);
+		off += (size_t)n;
+	}
+}
+
+/* Read exactly len bytes; false at end of file. */
+static bool
+helper_read(int sock, void *p, size_t len)
+{
+	size_t	off = 0;
+	ssize_t	n;
+
+	while (off < len) {
+		n = read(sock, (char *)p + off, len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		off += (size_t)n;
+	}
+	return true;
+}
+
+/* Report the handshake's outcome; a failure ends the helper. */
+static void
+helper_hello(int sock, enum wire_hello status, uint32_t abi, const char *name,
+    const char *detail)
+{
+	struct wire_buf	b;
+
+	wire_init(&b);
+	wire_frame_begin(&b, WIRE_HELLO);
+	wire_u8(&b, (uint8_t)status);
+	wire_u32(&b, abi);
+	wire_str16(&b, name, strnlen(name, PLUGIN_NAME_MAX - 1));
+	wire_str16(&b, detail, strnlen(detail, DETAIL_MAX - 1));
+	helper_send(sock, &b);
+	wire_free(&b);
+	if (status != HELLO_OK)
+		_exit(0);
+}
+
+/* Fail the handshake unless the image starts like an ELF file. */
+static void
+helper_check_elf(int sock, int memfd)
+{
+	unsigned char	magic[4];
+	ssize_t		n;
+
+	n = pread(memfd, magic, sizeof magic, 0);
+	if (n == 0)
+		helper_hello(sock, HELLO_NOT_ELF, 0, "", "empty file, not an "
+		    "ELF shared object");
+	if (n != (ssize_t)sizeof magic || memcmp(magic, "\177ELF", 4) != 0)
+		helper_hello(sock, HELLO_NOT_ELF, 0, "", "not an ELF shared "
+		    "object (bad magic)");
+}
+
+/* True when name is a sane plugin name: printable, short, not empty. */
+static bool
+helper_name_ok(const char *name)
+{
+	size_t	n;
+
+	if (name == NULL || (n = strnlen(name, PLUGIN_NAME_MAX)) == 0 ||
+	    n == PLUGIN_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* Load the plugin and run init; on any failure, say why and exit. */
+static const struct route_plugin *
+helper_load(int sock, int memfd, const struct module *m, void **state)
+{
+	const struct route_plugin	*d;
+	const char			*why, *prefix = HELPER_IMAGE ": ";
+	char				 err[DETAIL_MAX];
+	void				*dl;
+
+	helper_check_elf(sock, memfd);
+	if ((dl = dlopen(HELPER_IMAGE, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		why = dlerror();
+		if (why == NULL)
+			why = "unknown error";
+		if (strncmp(why, prefix, strlen(prefix)) == 0)
+			why += strlen(prefix);
+		snprintf(err, sizeof err, "dlopen: %s", why);
+		helper_hello(sock, HELLO_DLOPEN, 0, "", err);
+	}
+	if ((d = dlsym(dl, ROUTE_PLUGIN_SYMBOL)) == NULL)
+		helper_hello(sock, HELLO_NO_DESCRIPTOR, 0, "", "no "
+		    ROUTE_PLUGIN_SYMBOL " symbol: not a route-host plugin "
+		    "(missing ROUTE_PLUGIN)");
+	if (d->abi != ROUTE_ABI_VERSION) {
+		snprintf(err, sizeof err, "plugin ABI %u, host speaks ABI %u",
+		    d->abi, ROUTE_ABI_VERSION);
+		helper_hello(sock, HELLO_ABI, d->abi, "", err);
+	}
+	if (d->size < sizeof *d || !helper_name_ok(d->name) || d->route == NULL)
+		helper_hello(sock, HELLO_BAD_DESCRIPTOR, d->abi, "", "malformed "
+		    "descriptor (size, name or routing function)");
+
+	*state = NULL;
+	if (d->init != NULL) {
+		memset(err, 0, sizeof err);
+		if (d->init(state, m->opts, m->nopts, err, sizeof err) != 0) {
+			err[sizeof err - 1] = '\0';
+			helper_hello(sock, HELLO_INIT, d->abi, d->name,
+			    err[0] != '\0' ? err : "init failed");
+		}
+	}
+	helper_hello(sock, HELLO_OK, d->abi, d->name, "");
+	return d;
+}
+
+/* Answer one call frame's payload. */
+static void
+helper_call(int sock, const struct route_plugin *d, void *state,
+    const unsigned char *p, size_t len, struct wire_buf *out)
+{
+	struct wire_call	c;
+	char			err[DETAIL_MAX];
+	uint32_t		seq;
+	int			decision;
+
+	if (len < 4)
+		_exit(71);
+	seq = wire_get_u32(p);
+	wire_frame_begin(out, WIRE_RESULT);
+	wire_u32(out, seq);
+	if (wire_decode_call(p + 4, len - 4, &c, err, sizeof err) == -1) {
+		wire_u8(out, RESULT_BAD_REQUEST);
+		wire_u32(out, (uint32_t)ROUTE_NONE);
+		wire_str16(out, err, strlen(err));
+	} else {
+		decision = d->route(state, &c.msg, c.consumers, c.nconsumers);
+		wire_call_free(&c);
+		wire_u8(out, RESULT_OK);
+		wire_u32(out, (uint32_t)decision);
+		wire_str16(out, "", 0);
+	}
+	helper_send(sock, out);
+}
+
+/*
+ * Run a helper: sock is the socket to the host, memfd the sealed image, m
+ * the module (options and label) as inherited over fork.
+ */
+void
+helper_main(int sock, int memfd, const struct module *m)
+{
+	const struct route_plugin	*d;
+	struct wire_buf			 out;
+	unsigned char			 hdr[WIRE_HEADER], *frame;
+	uint32_t			 len;
+	void				*state;
+
+	setproctitle("helper %s %.12s", m->label, m->hex);
+	d = helper_load(sock, memfd, m, &state);
+
+	wire_init(&out);
+	if ((frame = malloc(WIRE_FRAME_MAX)) == NULL)
+		_exit(70);
+	while (helper_read(sock, hdr, sizeof hdr)) {
+		len = wire_get_u32(hdr);
+		if (len < 1 || len - 1 > WIRE_FRAME_MAX || hdr[4] != WIRE_CALL)
+			_exit(71);
+		if (!helper_read(sock, frame, len - 1))
+			break;
+		helper_call(sock, d, state, frame, len - 1, &out);
+	}
+	if (d->fini != NULL)
+		d->fini(state);
+	_exit(0);
+}

@@ -1,0 +1,474 @@
+/*
+ * The host's side of a helper process.
+ *
+ * A helper's life is a small state machine:
+ *
+ *	SPAWNING --hello ok--> IDLE <--result-- BUSY
+ *	    |                   |  --dispatch-->  |
+ *	    |                   |                 |
+ *	hello failed,        proc_stop       deadline, EOF,
+ *	EOF, garbage            |           garbage, oversize
+ *	    v                   v                 v
+ *	 KILLED             STOPPING           KILLED
+ *	    \___________________|________________/
+ *	                        v
+ *	                 reaped (waitpid)
+ *
+ * Each transition is one named function here.  The helper is an untrusted
+ * peer: every frame it sends is length-checked, and anything unexpected
+ * kills that helper, never the host.  Whatever the state, a helper is freed
+ * only once it has been reaped, so no helper is ever left a zombie.
+ */
+
+#include "config.h"
+
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "route-host.h"
+
+#define PROC_SOCK_FD	3
+#define PROC_IMAGE_FD	4
+
+static void	proc_event(struct watch *, uint32_t);
+
+/* The name of a state, for status and logs. */
+const char *
+proc_state_name(enum proc_state state)
+{
+	switch (state) {
+	case PROC_SPAWNING:
+		return "spawning";
+	case PROC_IDLE:
+		return "idle";
+	case PROC_BUSY:
+		return "busy";
+	case PROC_STOPPING:
+		return "stopping";
+	case PROC_KILLED:
+		return "killed";
+	}
+	return "unknown";
+}
+
+/* Describe a wait status: "exit 3", "SIGSEGV". */
+void
+proc_describe_status(int status, char *buf, size_t len)
+{
+	const char	*abbrev;
+
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exit %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status)) {
+		abbrev = sigabbrev_np(WTERMSIG(status));
+		if (abbrev != NULL)
+			snprintf(buf, len, "SIG%s", abbrev);
+		else
+			snprintf(buf, len, "signal %d", WTERMSIG(status));
+	} else
+		snprintf(buf, len, "wait status %#x", status);
+}
+
+/*
+ * In the child: give it a clean process (default signals, empty mask, no
+ * core files, death with its parent, fixed fds 0-4 and nothing else), then
+ * become the helper.  Every failure is _exit.
+ */
+static void __attribute__((__noreturn__))
+proc_child(pid_t parent, int sock, const struct module *m)
+{
+	struct sigaction	sa;
+	struct rlimit		rl = { 0, 0 };
+	sigset_t		mask;
+	int			s, img, null;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	sigemptyset(&mask);
+	if (sigprocmask(SIG_SETMASK, &mask, NULL) == -1)
+		_exit(126);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+		_exit(126);
+	(void)setrlimit(RLIMIT_CORE, &rl);
+
+	/* Lift both fds clear of 0-4 before placing them. */
+	if ((s = fcntl(sock, F_DUPFD_CLOEXEC, 10)) == -1 ||
+	    (img = fcntl(m->memfd, F_DUPFD_CLOEXEC, 10)) == -1)
+		_exit(126);
+	if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
+		_exit(126);
+	if (dup2(null, STDIN_FILENO) == -1 ||
+	    dup2(STDERR_FILENO, STDOUT_FILENO) == -1 ||
+	    dup2(s, PROC_SOCK_FD) == -1 || dup2(img, PROC_IMAGE_FD) == -1)
+		_exit(126);
+	closefrom(PROC_IMAGE_FD + 1);
+	helper_main(PROC_SOCK_FD, PROC_IMAGE_FD, m);
+}
+
+/*
+ * Fork a helper for module m.  The host stays single-threaded, so fork is
+ * safe, and it stays small, so fork is cheap.  Returns NULL with err set.
+ */
+struct proc *
+proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
+{
+	struct proc	*p;
+	pid_t		 parent = getpid();
+	int		 sv[2];
+
+	if ((p = calloc(1, sizeof *p)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		free(p);
+		return NULL;
+	}
+	switch (p->pid = fork()) {
+	case -1:
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		free(p);
+		return NULL;
+	case 0:
+		close(sv[0]);
+		proc_child(parent, sv[1], m);
+	}
+	close(sv[1]);
+	p->engine = e;
+	p->module = m;
+	p->state = PROC_SPAWNING;
+	p->watch.fd = sv[0];
+	p->watch.cb = proc_event;
+	p->watch.arg = p;
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1 ||
+	    engine_watch(e, &p->watch, EPOLLIN) == -1) {
+		snprintf(err, errlen, "watching helper: %s", strerror(errno));
+		close(sv[0]);
+		p->watch.fd = -1;
+		/* The child is ours now: kill it and let the reaper free it. */
+		kill(p->pid, SIGKILL);
+		p->state = PROC_KILLED;
+		strlcpy(p->cause, err, sizeof p->cause);
+	}
+	return p;
+}
+
+/*
+ * SPAWNING or STOPPING past its grace deadline: a plugin whose init or fini
+ * never returns.  Kill it; a pending handshake becomes a spawn failure.
+ */
+void
+proc_expire(struct proc *p, int ms)
+{
+	char	cause[DETAIL_MAX];
+	bool	settled = p->settled;
+
+	if (p->state == PROC_SPAWNING)
+		snprintf(cause, sizeof cause, "init did not finish within "
+		    "%d ms", ms);
+	else
+		snprintf(cause, sizeof cause, "did not exit within %d ms of "
+		    "being stopped", ms);
+	p->settled = true;
+	proc_kill(p, cause);
+	if (!settled)
+		engine_proc_spawn_failed(p->engine, p, cause);
+}
+
+/* Close the host's end of the helper's socket. */
+static void
+proc_close(struct proc *p)
+{
+	if (p->watch.fd == -1)
+		return;
+	engine_unwatch(p->engine, &p->watch);
+	close(p->watch.fd);
+	p->watch.fd = -1;
+	p->out = NULL;
+}
+
+/*
+ * Kill a helper now: SIGKILL, socket closed, state KILLED.  cause is kept
+ * for the call it may still be holding.  Reaping frees it later.
+ */
+void
+proc_kill(struct proc *p, const char *cause)
+{
+	if (p->state != PROC_KILLED) {
+		kill(p->pid, SIGKILL);
+		strlcpy(p->cause, cause, sizeof p->cause);
+		p->state = PROC_KILLED;
+		p->killed = true;
+	}
+	proc_close(p);
+}
+
+/* Retire an idle helper: closing its socket makes it run fini and exit. */
+void
+proc_stop(struct proc *p)
+{
+	proc_close(p);
+	p->state = PROC_STOPPING;
+}
+
+/* Write as much of the pending frame as the socket takes. */
+static void
+proc_flush(struct proc *p)
+{
+	ssize_t	n;
+
+	while (p->out != NULL && p->outoff < p->outlen) {
+		n = send(p->watch.fd, p->out + p->outoff, p->outlen - p->outoff,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			engine_rewatch(p->engine, &p->watch, EPOLLIN | EPOLLOUT);
+			return;
+		}
+		if (n == -1) {
+			/* The helper is going; EOF or reaping says why. */
+			p->out = NULL;
+			return;
+		}
+		p->outoff += (size_t)n;
+	}
+	if (p->out != NULL) {
+		p->out = NULL;
+		engine_rewatch(p->engine, &p->watch, EPOLLIN);
+	}
+}
+
+/* IDLE -> BUSY: send call c (frame, with seq filled in) to the helper. */
+void
+proc_dispatch(struct proc *p, struct call *c, const unsigned char *frame,
+    size_t len)
+{
+	p->state = PROC_BUSY;
+	p->call = c;
+	p->out = frame;
+	p->outlen = len;
+	p->outoff = 0;
+	proc_flush(p);
+}
+
+/* The helper broke the protocol: kill it and fail what it held. */
+static void
+proc_violation(struct proc *p, const char *what)
+{
+	char		 cause[DETAIL_MAX];
+	struct call	*c = p->call;
+	bool		 settled = p->settled;
+
+	snprintf(cause, sizeof cause, "protocol violation: %s", what);
+	p->fault = true;
+	p->call = NULL;
+	p->settled = true;
+	proc_kill(p, cause);
+	if (!settled)
+		engine_proc_spawn_failed(p->engine, p, cause);
+	else if (c != NULL)
+		engine_proc_lost(p->engine, p, c, cause);
+}
+
+/* Handle a HELLO frame: SPAWNING -> IDLE, or a failed handshake. */
+static void
+proc_hello(struct proc *p, struct wire_reader *r)
+{
+	static const char *const kinds[] = {
+		[HELLO_DLOPEN] = "cannot load",
+		[HELLO_NOT_ELF] = "not a plugin",
+		[HELLO_NO_DESCRIPTOR] = "missing descriptor",
+		[HELLO_ABI] = "ABI mismatch",
+		[HELLO_BAD_DESCRIPTOR] = "bad descriptor",
+		[HELLO_INIT] = "init failed",
+	};
+	char		name[PLUGIN_NAME_MAX], detail[DETAIL_MAX];
+	char		why[DETAIL_MAX + 32];
+	uint8_t		status;
+	uint32_t	abi;
+
+	status = wire_read_u8(r);
+	abi = wire_read_u32(r);
+	wire_read_str16(r, name, sizeof name);
+	wire_read_str16(r, detail, sizeof detail);
+	if (!wire_reader_done(r) || p->state != PROC_SPAWNING ||
+	    status > HELLO_INIT) {
+		proc_violation(p, "malformed or unexpected handshake");
+		return;
+	}
+	p->settled = true;
+	if (status != HELLO_OK) {
+		snprintf(why, sizeof why, "%s: %s", kinds[status], detail);
+		proc_kill(p, why);
+		engine_proc_spawn_failed(p->engine, p, why);
+		return;
+	}
+	if (p->module->name[0] == '\0') {
+		strlcpy(p->module->name, name, sizeof p->module->name);
+		p->module->abi = abi;
+	}
+	p->state = PROC_IDLE;
+	engine_proc_ready(p->engine, p);
+}
+
+/* Handle a RESULT frame: BUSY -> IDLE. */
+static void
+proc_result(struct proc *p, struct wire_reader *r)
+{
+	char		 detail[DETAIL_MAX];
+	struct call	*c = p->call;
+	uint32_t	 seq, decision;
+	uint8_t		 status;
+
+	seq = wire_read_u32(r);
+	status = wire_read_u8(r);
+	decision = wire_read_u32(r);
+	wire_read_str16(r, detail, sizeof detail);
+	if (!wire_reader_done(r) || status > RESULT_BAD_REQUEST) {
+		proc_violation(p, "malformed result");
+		return;
+	}
+	if (p->state != PROC_BUSY || c == NULL || seq != p->seq ||
+	    p->out != NULL) {
+		proc_violation(p, "result for no call");
+		return;
+	}
+	p->call = NULL;
+	p->state = PROC_IDLE;
+	engine_proc_result(p->engine, p, c, status == RESULT_BAD_REQUEST,
+	    (int32_t)decision, detail);
+}
+
+/* Take every complete frame out of the input buffer. */
+static void
+proc_frames(struct proc *p)
+{
+	struct wire_reader	r;
+	char			what[64];
+	uint32_t		len;
+	size_t			off = 0;
+
+	while (p->watch.fd != -1 && p->inlen - off >= 4) {
+		len = wire_get_u32(p->in + off);
+		if (len < 1 || len > WIRE_REPLY_MAX - 4) {
+			snprintf(what, sizeof what, "frame of %u bytes "
+			    "(at most %u)", len, WIRE_REPLY_MAX - 4);
+			proc_violation(p, what);
+			return;
+		}
+		if (p->inlen - off - 4 < len)
+			break;
+		wire_reader_init(&r, p->in + off + WIRE_HEADER, len - 1);
+		switch (p->in[off + 4]) {
+		case WIRE_HELLO:
+			proc_hello(p, &r);
+			break;
+		case WIRE_RESULT:
+			proc_result(p, &r);
+			break;
+		default:
+			snprintf(what, sizeof what, "unknown frame type %u",
+			    p->in[off + 4]);
+			proc_violation(p, what);
+			return;
+		}
+		off += 4 + len;
+	}
+	if (p->watch.fd == -1)
+		return;
+	memmove(p->in, p->in + off, p->inlen - off);
+	p->inlen -= off;
+}
+
+/*
+ * The helper closed its socket.  It is dying or misbehaving: kill it, and
+ * let reaping say why, so a call it held fails with the real cause.
+ */
+static void
+proc_eof(struct proc *p)
+{
+	if (p->state == PROC_STOPPING) {
+		proc_close(p);
+		return;
+	}
+	p->fault = true;
+	proc_kill(p, "closed its socket");
+}
+
+/* Socket events from the helper. */
+static void
+proc_event(struct watch *w, uint32_t events)
+{
+	struct proc	*p = w->arg;
+	ssize_t		 n;
+
+	if (w->fd == -1)
+		return;
+	if (events & EPOLLOUT)
+		proc_flush(p);
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) == 0)
+		return;
+	for (;;) {
+		n = read(w->fd, p->in + p->inlen, sizeof p->in - p->inlen);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			proc_eof(p);
+			return;
+		}
+		p->inlen += (size_t)n;
+		proc_frames(p);
+		if (w->fd == -1)
+			return;
+	}
+}
+
+/*
+ * The helper was reaped with wait status.  Report whatever it was holding:
+ * a handshake that never came is a spawn failure, a call it was running is
+ * lost with the cause.  Then the engine forgets it.
+ */
+void
+proc_reaped(struct proc *p, int status)
+{
+	char		 how[64], cause[DETAIL_MAX + 64];
+	struct call	*c = p->call;
+	bool		 by_us;
+
+	proc_close(p);
+	if (!p->killed && p->state != PROC_STOPPING)
+		p->fault = true;
+	proc_describe_status(status, how, sizeof how);
+	by_us = p->killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+	if (!p->settled) {
+		p->settled = true;
+		snprintf(cause, sizeof cause, "died while loading: %s",
+		    by_us ? p->cause : how);
+		engine_proc_spawn_failed(p->engine, p, cause);
+	} else if (c != NULL) {
+		p->call = NULL;
+		strlcpy(cause, by_us ? p->cause : how, sizeof cause);
+		engine_proc_lost(p->engine, p, c, cause);
+	}
+	p->state = PROC_KILLED;
+	engine_proc_gone(p->engine, p);
+}

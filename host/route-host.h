@@ -1,0 +1,312 @@
+/*
+ * route-host internal interfaces.
+ *
+ * The engine (engine.c) owns one event loop: helper sockets, a signalfd for
+ * SIGCHLD and one timerfd for every deadline.  A loaded plugin version is a
+ * module (module.c): a sealed memfd of the bytes that were hashed.  Each
+ * module has a pool of helper processes (proc.c) that dlopen the memfd and
+ * run the plugin (helper.c).  Host and helpers speak the frames of wire.c.
+ * The library part never prints and never exits: it returns errors.
+ */
+
+#ifndef ROUTE_HOST_H
+#define ROUTE_HOST_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/tree.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "route-host/plugin.h"
+
+#ifndef __unused
+#define __unused	__attribute__((__unused__))
+#endif
+
+#define VERSION_LEN		32	/* BLAKE2b-256 */
+#define VERSION_HEX_LEN		64
+#define VERSION_SHORT_LEN	12	/* digits shown as a short hash */
+
+#define DETAIL_MAX		256	/* a result's detail, with its NUL */
+#define PLUGIN_NAME_MAX		64
+
+#define DEFAULT_TIMEOUT_MS	5000
+#define DEFAULT_FILE_MAX	(64u << 20)
+
+/* How a call ended. */
+enum status {
+	ST_OK = 0,
+	ST_CRASHED,
+	ST_TIMED_OUT,
+	ST_SPAWN_FAILED,
+	ST_BAD_DECISION,
+	ST_BAD_REQUEST,
+	ST_SHUTTING_DOWN,
+};
+
+struct engine;
+struct module;
+struct proc;
+struct call;
+
+/* What a finished call tells its caller. */
+struct result {
+	enum status		 status;
+	int			 decision;	/* index or ROUTE_NONE */
+	const struct module	*module;	/* version that answered */
+	char			 detail[DETAIL_MAX];
+};
+
+typedef void	(*engine_cb)(const struct result *, void *);
+
+struct engine_config {
+	int			 timeout_ms;	/* default deadline */
+	u_int			 helpers;	/* max helpers per version */
+	int			 grace_ms;	/* for init, and exit */
+	size_t			 file_max;	/* plugin size cap */
+};
+
+/* engine.c */
+void		 engine_defaults(struct engine_config *);
+struct engine	*engine_new(const struct engine_config *, char *, size_t);
+void		 engine_free(struct engine *);
+int		 engine_load(struct engine *, const char *, const char *,
+		     const struct route_option *, size_t, struct module **,
+		     char *, size_t);
+void		 engine_release(struct engine *, struct module *);
+int		 engine_call(struct engine *, struct module *, const void *,
+		     size_t, int, engine_cb, void *);
+int		 engine_probe(struct engine *, struct module *, engine_cb,
+		     void *);
+int		 engine_run(struct engine *, int);
+u_int		 engine_pending(const struct engine *);
+u_int		 engine_loaded(const struct engine *);
+u_int		 engine_procs(const struct engine *);
+const char	*engine_status_name(enum status);
+uint64_t	 engine_now(void);
+
+/* Used by proc.c to report to the engine. */
+struct watch {
+	int			 fd;
+	void			(*cb)(struct watch *, uint32_t);
+	void			*arg;
+};
+int		 engine_watch(struct engine *, struct watch *, uint32_t);
+int		 engine_rewatch(struct engine *, struct watch *, uint32_t);
+void		 engine_unwatch(struct engine *, struct watch *);
+void		 engine_proc_ready(struct engine *, struct proc *);
+void		 engine_proc_spawn_failed(struct engine *, struct proc *,
+		     const char *);
+void		 engine_proc_result(struct engine *, struct proc *,
+		     struct call *, int, int, const char *);
+void		 engine_proc_lost(struct engine *, struct proc *,
+		     struct call *, const char *);
+void		 engine_proc_gone(struct engine *, struct proc *);
+
+/* module.c: a loaded version. */
+struct module {
+	RB_ENTRY(module)	 entry;
+	unsigned char		 key[VERSION_LEN];	/* version + options */
+	unsigned char		 hash[VERSION_LEN];
+	char			 hex[VERSION_HEX_LEN + 1];
+	char			 label[PLUGIN_NAME_MAX];
+	int			 memfd;
+	size_t			 size;
+
+	struct route_option	*opts;
+	size_t			 nopts;
+
+	u_int			 refs;		/* holders and calls */
+	bool			 listed;	/* in the registry */
+	TAILQ_ENTRY(module)	 drainentry;	/* draining or dead list */
+	TAILQ_ENTRY(module)	 throttleentry;
+	bool			 throttled;
+
+	/* Filled by the first successful handshake. */
+	char			 name[PLUGIN_NAME_MAX];
+	uint32_t		 abi;
+
+	/* Helper pool and the calls waiting for it. */
+	TAILQ_HEAD(, proc)	 procs;
+	TAILQ_HEAD(, call)	 queue;
+	u_int			 nqueued;
+	u_int			 nprocs;
+
+	/* Load failures fail calls fast until spawn_retry. */
+	char			 spawn_error[DETAIL_MAX];
+	uint64_t		 spawn_retry;
+
+	/* Crash loop throttle. */
+	u_int			 crash_streak;
+	uint64_t		 spawn_not_before;
+
+	uint64_t		 served;
+	uint64_t		 crashed;
+	uint64_t		 timed_out;
+};
+RB_HEAD(module_tree, module);
+RB_PROTOTYPE(module_tree, module, entry, module_cmp);
+
+int		 module_cmp(struct module *, struct module *);
+struct module	*module_open(const char *, const char *, size_t,
+		     const struct route_option *, size_t, char *, size_t);
+void		 module_free(struct module *);
+
+/* version.c: content hashes. */
+void		 version_hex(const unsigned char *, char *);
+int		 version_file(int, unsigned char *);
+int		 version_mem(const void *, size_t, unsigned char *);
+
+/* proc.c: the host's side of one helper process. */
+enum proc_state {
+	PROC_SPAWNING,		/* forked, handshake pending */
+	PROC_IDLE,		/* warm, no call */
+	PROC_BUSY,		/* running one call */
+	PROC_STOPPING,		/* socket closed, exiting on EOF */
+	PROC_KILLED,		/* SIGKILL sent, waiting to be reaped */
+};
+
+struct proc {
+	TAILQ_ENTRY(proc)	 entry;		/* module's pool */
+	TAILQ_ENTRY(proc)	 graceentry;	/* engine's grace FIFO */
+	RB_ENTRY(proc)		 pidentry;	/* engine's pid index */
+	uint64_t		 grace;		/* SPAWNING/STOPPING deadline */
+	bool			 graced;	/* on the grace FIFO */
+	bool			 settled;	/* handshake outcome known */
+	bool			 killed;	/* we sent SIGKILL */
+	bool			 fault;		/* died or broke protocol */
+	struct engine		*engine;
+	struct module		*module;
+	pid_t			 pid;
+	enum proc_state		 state;
+	struct watch		 watch;		/* its socket, -1 once closed */
+	struct call		*call;		/* when BUSY (or lost) */
+	uint32_t		 seq;
+
+	const unsigned char	*out;		/* frame being written */
+	size_t			 outlen;
+	size_t			 outoff;
+
+	unsigned char		 in[2048];	/* reply being read */
+	size_t			 inlen;
+
+	char			 cause[DETAIL_MAX];	/* why it was killed */
+};
+
+struct proc	*proc_spawn(struct engine *, struct module *, char *, size_t);
+void		 proc_dispatch(struct proc *, struct call *,
+		     const unsigned char *, size_t);
+void		 proc_kill(struct proc *, const char *);
+void		 proc_stop(struct proc *);
+void		 proc_expire(struct proc *, int);
+void		 proc_reaped(struct proc *, int);
+const char	*proc_state_name(enum proc_state);
+void		 proc_describe_status(int, char *, size_t);
+
+/* helper.c: runs in the child; never returns. */
+void		 helper_main(int, int, const struct module *)
+		     __attribute__((__noreturn__));
+
+/* wire.c: frames between host and helper, and call bodies. */
+#define WIRE_HEADER		5	/* u32 length, u8 type */
+#define WIRE_FRAME_MAX		(1u << 20)
+#define WIRE_REPLY_MAX		2048
+#define WIRE_FIELDS_MAX		1024
+#define WIRE_CONSUMERS_MAX	4096
+#define WIRE_TAGS_MAX		64
+#define WIRE_NAME_MAX		255	/* field names, ids, tags */
+
+enum wire_type {
+	WIRE_CALL = 1,		/* host -> helper: u32 seq, body */
+	WIRE_HELLO = 2,		/* helper -> host: handshake */
+	WIRE_RESULT = 3,	/* helper -> host: u32 seq, u8, i32, detail */
+};
+
+enum wire_hello {
+	HELLO_OK = 0,
+	HELLO_DLOPEN,		/* dlopen failed; detail says why */
+	HELLO_NOT_ELF,
+	HELLO_NO_DESCRIPTOR,
+	HELLO_ABI,
+	HELLO_BAD_DESCRIPTOR,
+	HELLO_INIT,
+};
+
+enum wire_result {
+	RESULT_OK = 0,
+	RESULT_BAD_REQUEST = 1,
+};
+
+struct wire_buf {
+	unsigned char		*data;
+	size_t			 len;
+	size_t			 size;
+	bool			 failed;	/* allocation or limit */
+};
+
+/* A decoded call body; points into its own arena. */
+struct wire_call {
+	struct route_message	 msg;
+	struct route_consumer	*consumers;
+	size_t			 nconsumers;
+	void			*arena;
+};
+
+void		 wire_init(struct wire_buf *);
+void		 wire_free(struct wire_buf *);
+void		 wire_u8(struct wire_buf *, uint8_t);
+void		 wire_u16(struct wire_buf *, uint16_t);
+void		 wire_u32(struct wire_buf *, uint32_t);
+void		 wire_u64(struct wire_buf *, uint64_t);
+void		 wire_bytes(struct wire_buf *, const void *, size_t);
+void		 wire_str16(struct wire_buf *, const char *, size_t);
+void		 wire_put_u32(unsigned char *, uint32_t);
+uint32_t	 wire_get_u32(const unsigned char *);
+
+void		 wire_body_begin(struct wire_buf *, uint32_t, uint32_t);
+int		 wire_body_field(struct wire_buf *, const char *,
+		     const struct route_value *);
+int		 wire_body_consumer(struct wire_buf *,
+		     const struct route_consumer *);
+int		 wire_body_nconsumers(const void *, size_t, uint32_t *);
+int		 wire_decode_call(const void *, size_t, struct wire_call *,
+		     char *, size_t);
+void		 wire_call_free(struct wire_call *);
+
+void		 wire_frame_begin(struct wire_buf *, enum wire_type);
+void		 wire_frame_end(struct wire_buf *);
+
+struct wire_reader {
+	const unsigned char	*p;
+	size_t			 left;
+	bool			 bad;
+};
+void		 wire_reader_init(struct wire_reader *, const void *, size_t);
+uint8_t		 wire_read_u8(struct wire_reader *);
+uint16_t	 wire_read_u16(struct wire_reader *);
+uint32_t	 wire_read_u32(struct wire_reader *);
+uint64_t	 wire_read_u64(struct wire_reader *);
+size_t		 wire_read_str16(struct wire_reader *, char *, size_t);
+const void	*wire_read_bytes(struct wire_reader *, size_t);
+bool		 wire_reader_done(const struct wire_reader *);
+
+#define MS_NS	1000000ULL
+
+/* request.c: the command line's JSON lines. */
+typedef struct json_t json_t;
+int		 request_parse(const char *, struct wire_buf *, json_t **,
+		     int *, char *, size_t);
+char		*request_format(const struct result *, json_t *);
+
+/* Commands (cmd-*.c), called by main with argv after the command name. */
+int		 cmd_hash(int, char **);
+int		 cmd_check(int, char **);
+int		 cmd_route(int, char **);
+int		 cmd_demo(int, char **);
+int		 cmd_options(struct route_option **, size_t *, const char *);
+
+#endif /* ROUTE_HOST_H */

@@ -1,0 +1,103 @@
+/*
+ * Test plugin: misbehaves as its options say.
+ *
+ *	mode=segv|abort|exit|loop|sleep|closefds|garbage|oversize|decision|
+ *	     fail|ok
+ *	at=call|init	where to misbehave (default call)
+ *	ms=N		how long sleep sleeps (default 200)
+ *	value=N		what decision returns (default 99)
+ *
+ * mode=ok picks the first consumer, like a healthy plugin.
+ */
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <route-host/plugin.h>
+
+struct misbehave {
+	char	mode[16];
+	bool	at_init;
+	long	ms;
+	int	value;
+};
+
+static struct misbehave	conf = { "ok", false, 200, 99 };
+
+/* Do the configured harm; returns only for the modes that return. */
+static int
+misbehave_act(size_t n)
+{
+	static const char	garbage[] = "\x07\x00\x00\x00\x09garbage!";
+	unsigned char		huge[5] = { 0xff, 0xff, 0xff, 0x7f, 3 };
+	struct timespec		ts;
+
+	if (strcmp(conf.mode, "segv") == 0)
+		return *(volatile int *)0;
+	if (strcmp(conf.mode, "abort") == 0)
+		abort();
+	if (strcmp(conf.mode, "exit") == 0)
+		exit(3);
+	if (strcmp(conf.mode, "loop") == 0)
+		for (;;)
+			;
+	if (strcmp(conf.mode, "sleep") == 0) {
+		ts.tv_sec = conf.ms / 1000;
+		ts.tv_nsec = (conf.ms % 1000) * 1000000L;
+		while (nanosleep(&ts, &ts) == -1)
+			;
+	}
+	if (strcmp(conf.mode, "closefds") == 0)
+		for (int fd = 0; fd < 1024; fd++)
+			close(fd);
+	if (strcmp(conf.mode, "garbage") == 0)
+		(void)!write(3, garbage, sizeof garbage - 1);
+	if (strcmp(conf.mode, "oversize") == 0)
+		(void)!write(3, huge, sizeof huge);
+	if (strcmp(conf.mode, "decision") == 0)
+		return conf.value;
+	return n > 0 ? 0 : ROUTE_NONE;
+}
+
+/* Read the options; misbehave here if told to. */
+static int
+misbehave_init(void **state, const struct route_option *opts, size_t nopts,
+    char *err, size_t errlen)
+{
+	const char	*v;
+
+	(void)state;
+	if ((v = route_option_get(opts, nopts, "mode")) != NULL)
+		strncpy(conf.mode, v, sizeof conf.mode - 1);
+	if ((v = route_option_get(opts, nopts, "at")) != NULL)
+		conf.at_init = strcmp(v, "init") == 0;
+	if ((v = route_option_get(opts, nopts, "ms")) != NULL)
+		conf.ms = atol(v);
+	if ((v = route_option_get(opts, nopts, "value")) != NULL)
+		conf.value = atoi(v);
+	if (strcmp(conf.mode, "fail") == 0) {
+		strncpy(err, "refusing to start: mode=fail", errlen - 1);
+		return -1;
+	}
+	if (conf.at_init)
+		misbehave_act(0);
+	return 0;
+}
+
+/* Route, misbehaving unless the harm happened in init. */
+static int
+misbehave_route(void *state, const struct route_message *msg,
+    const struct route_consumer *consumers, size_t n)
+{
+	(void)state;
+	(void)msg;
+	(void)consumers;
+	if (conf.at_init)
+		return n > 0 ? 0 : ROUTE_NONE;
+	return misbehave_act(n);
+}
+
+ROUTE_PLUGIN_STATEFUL("misbehave", misbehave_route, misbehave_init, NULL);
