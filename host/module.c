@@ -241,3 +241,16 @@ module_free(struct module *m)
 	free(m->opts);
 	free(m);
 }
+
+/* The pids of m's helpers not yet reaped, at most max; returns how many. */
+u_int
+module_pids(const struct module *m, pid_t *pids, u_int max)
+{
+	const struct proc	*p;
+	u_int			 n = 0;
+
+	TAILQ_FOREACH(p, &m->procs, entry)
+		if (n < max)
+			pids[n++] = p->pid;
+	return n;
+}

@@ -16,8 +16,6 @@
 
 #include "route-host.h"
 
-extern char	**environ;
-
 static const struct {
 	const char	*name;
 	int		(*fn)(int, char **);
@@ -44,7 +42,7 @@ route_host_usage(FILE *f)
 int
 main(int argc, char **argv)
 {
-	setproctitle_init(argc, argv, environ);
+	/* libbsd-ctor has already run setproctitle_init for the helpers. */
 	if (argc < 2) {
 		route_host_usage(stderr);
 		return 2;

@@ -155,6 +155,7 @@ int		 module_cmp(struct module *, struct module *);
 struct module	*module_open(const char *, const char *, size_t,
 		     const struct route_option *, size_t, char *, size_t);
 void		 module_free(struct module *);
+u_int		 module_pids(const struct module *, pid_t *, u_int);
 
 /* version.c: content hashes. */
 void		 version_hex(const unsigned char *, char *);

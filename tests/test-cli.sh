@@ -1,0 +1,167 @@
+#!/bin/sh
+# The command line as a user meets it: hash against b2sum, check, route's
+# JSON lines and exit statuses, and the demo.  Every route-host run goes
+# through $ROUTE_HOST_WRAPPER (valgrind, under make check-valgrind).
+set -u
+
+: "${ROUTE_HOST:=host/route-host}"
+: "${TEST_PLUGINS:=tests/plugins/.libs}"
+: "${SHIPPED_PLUGINS:=plugins/.libs}"
+: "${ROUTE_HOST_WRAPPER:=}"
+
+abs() {
+	(cd "$(dirname "$1")" && printf '%s/%s\n' "$(pwd)" "$(basename "$1")")
+}
+ROUTE_HOST=$(abs "$ROUTE_HOST")
+TEST_PLUGINS=$(cd "$TEST_PLUGINS" && pwd)
+SHIPPED_PLUGINS=$(cd "$SHIPPED_PLUGINS" && pwd)
+
+tmp=$(mktemp -d /tmp/route-host-cli-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+rh() {
+	# shellcheck disable=SC2086
+	$ROUTE_HOST_WRAPPER "$ROUTE_HOST" "$@"
+}
+
+ok() {
+	pass=$((pass + 1))
+	echo "ok - $1"
+}
+
+not_ok() {
+	fail=$((fail + 1))
+	echo "not ok - $1"
+}
+
+# expect NAME WANT GOT
+expect() {
+	if [ "$2" = "$3" ]; then ok "$1"; else
+		not_ok "$1"
+		printf '#   want: %s\n#   got:  %s\n' "$2" "$3"
+	fi
+}
+
+# contains NAME NEEDLE HAYSTACK
+contains() {
+	case "$3" in
+	*"$2"*) ok "$1" ;;
+	*) not_ok "$1"; printf "#   '%s' not in: %s\n" "$2" "$3" ;;
+	esac
+}
+
+first="$SHIPPED_PLUGINS/first-available.so"
+crashy="$SHIPPED_PLUGINS/demo-crashy.so"
+sleepy="$SHIPPED_PLUGINS/demo-sleepy.so"
+mis="$TEST_PLUGINS/misbehave.so"
+
+# --- hash: byte-identical to b2sum -l 256
+printf 'x' > "$tmp/back\\slash"
+printf 'y' > "$tmp/new
+line"
+: > "$tmp/empty"
+cp "$first" "$tmp/with space.so"
+want=$(cd "$tmp" && b2sum -l 256 * "$first"; echo "rc=$?")
+got=$(cd "$tmp" && rh hash * "$first"; echo "rc=$?")
+expect "hash matches b2sum -l 256, odd names included" "$want" "$got"
+want=$(b2sum -l 256 < "$first")
+got=$(rh hash < "$first")
+expect "hash of standard input matches b2sum" "$want" "$got"
+got=$(rh hash /nonexistent "$first" 2>"$tmp/err"; echo "rc=$?")
+contains "hash of a missing file exits 1" "rc=1" "$got"
+contains "hash still hashes the other files" "$(b2sum -l 256 "$first")" "$got"
+contains "hash names the missing file" "/nonexistent" "$(cat "$tmp/err")"
+
+# --- check
+got=$(rh check "$first" "$crashy"; echo "rc=$?")
+contains "check reports the plugin name" 'ok: plugin "first-available", ABI 1' "$got"
+contains "check reports the version" "$(b2sum -l 256 "$first" | cut -c1-64)" "$got"
+contains "check of good plugins exits 0" "rc=0" "$got"
+echo "not a plugin" > "$tmp/text.so"
+got=$(rh check "$tmp/text.so" "$first" "$TEST_PLUGINS/wrong-abi.so" \
+    "$TEST_PLUGINS/no-descriptor.so" /nonexistent.so; echo "rc=$?")
+contains "check says a text file is not ELF" "text.so: cannot load: not a plugin: not an ELF" "$got"
+contains "check says wrong ABI" "ABI mismatch: plugin ABI 999, host speaks ABI 1" "$got"
+contains "check says missing descriptor" "missing descriptor" "$got"
+contains "check says missing file" "/nonexistent.so: No such file" "$got"
+contains "check with a failure exits 1" "rc=1" "$got"
+got=$(rh check --option mode=fail "$mis"; echo "rc=$?")
+contains "check shows init's own message" "init failed: refusing to start: mode=fail" "$got"
+got=$(rh check 2>&1; echo "rc=$?")
+contains "check without files is a usage error" "rc=2" "$got"
+
+# --- route
+hex=$(rh hash "$first" | cut -c1-64)
+got=$(printf '%s\n' \
+    '{"message": {"amount": 5000, "vip": true}, "consumers": [{"id": "a", "in_flight": 4, "max_in_flight": 4}, {"id": "b", "max_in_flight": 2, "tags": ["fast"]}]}' \
+    '{"consumers": [], "id": "r2"}' |
+    rh route --plugin "$first"; echo "rc=$?")
+expect "route answers each line" "{\"decision\": \"b\", \"version\": \"$hex\"}
+{\"id\": \"r2\", \"decision\": null, \"version\": \"$hex\"}
+rc=0" "$got"
+
+got=$(printf '%s\n' 'not json' '' '{"message": {"x": [1]}, "consumers": []}' \
+    '{"consumers": [{"id": "a", "max_in_flight": 1}]}' |
+    rh route --plugin "$first"; echo "rc=$?")
+contains "route: bad JSON is a bad request naming the line" '"error": "bad_request", "version": "'"$hex"'", "detail": "line 1: invalid JSON' "$got"
+contains "route: nested value names the field" "line 3: message field 'x' is an array" "$got"
+contains "route: the next line is still served" '{"decision": "a", "version": "'"$hex"'"}' "$got"
+contains "route: an error line makes exit 1" "rc=1" "$got"
+
+got=$(printf '%s\n' '{"message": {"poison": true}, "consumers": [{"id": "a", "max_in_flight": 1}]}' \
+    '{"message": {"wild": true}, "consumers": [{"id": "a", "max_in_flight": 1}]}' \
+    '{"consumers": [{"id": "a", "max_in_flight": 1}]}' |
+    rh route --plugin "$crashy")
+contains "route: a crash is contained" '"error": "crashed"' "$got"
+contains "route: the crash cause is the signal" '"detail": "SIGSEGV"' "$got"
+contains "route: an out-of-range index is a bad decision" '"error": "bad_decision"' "$got"
+contains "route: the call after a crash is served" '{"decision": "a"' "$got"
+
+got=$(echo '{"message": {"sleep_ms": -1}, "consumers": [{"id": "a", "max_in_flight": 1}]}' |
+    rh route --plugin "$sleepy" --timeout 100)
+contains "route: a call that never returns times out" '"error": "timed_out"' "$got"
+got=$(echo '{"message": {"sleep_ms": -1}, "consumers": [], "timeout_ms": 30}' |
+    rh route --plugin "$sleepy")
+contains "route: timeout_ms per line" 'no answer within 30 ms' "$got"
+
+got=$(echo '{"consumers": []}' | rh route --plugin "$tmp/text.so"; echo "rc=$?")
+contains "route: a non-plugin is spawn_failed" '"error": "spawn_failed"' "$got"
+contains "route: spawn_failed exits 1" "rc=1" "$got"
+got=$(echo '{"consumers": []}' | rh route --plugin /nonexistent.so 2>&1; echo "rc=$?")
+contains "route: unreadable plugin exits 2" "rc=2" "$got"
+got=$(rh route 2>&1 </dev/null; echo "rc=$?")
+contains "route: no --plugin is a usage error" "rc=2" "$got"
+got=$(rh route --plugin "$first" --timeout 0 2>&1 </dev/null; echo "rc=$?")
+contains "route: --timeout 0 is refused" "rc=2" "$got"
+got=$(rh route --plugin "$first" --option novalue 2>&1 </dev/null; echo "rc=$?")
+contains "route: --option needs KEY=VALUE" "expected KEY=VALUE" "$got"
+got=$(echo '{"consumers": [{"id": "a", "max_in_flight": 1}]}' |
+    rh route --plugin "$mis" --option mode=decision --option value=0; echo "rc=$?")
+contains "route: --option reaches init" '"decision": "a"' "$got"
+
+# --- usage
+got=$(rh frobnicate 2>&1; echo "rc=$?")
+contains "unknown command exits 2" "rc=2" "$got"
+contains "unknown command is named" "unknown command 'frobnicate'" "$got"
+
+# --- demo
+if [ -z "$ROUTE_HOST_WRAPPER" ]; then
+	got=$(rh demo -d "$SHIPPED_PLUGINS" 2>&1; echo "rc=$?")
+	contains "demo runs to its summary" "summary:" "$got"
+	contains "demo shows a contained crash" "SIGSEGV" "$got"
+	contains "demo shows a killed timeout" "timed out" "$got"
+	contains "demo exits 0" "rc=0" "$got"
+	got=$(rh demo -d /nonexistent 2>&1; echo "rc=$?")
+	contains "demo without plugins says where it looked" "/nonexistent" "$got"
+fi
+
+# --- no helper outlives its route-host
+sleep 0.1
+left=$(ps -eo stat,pid,ppid,args | awk '($1 ~ /^Z/ && /route-host/) || /^[^ ]+ +[0-9]+ +[0-9]+ +route-host: helper/')
+[ -n "$left" ] && ps -eo stat,pid,ppid,args >&2
+expect "no helper or zombie left behind" "" "$left"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

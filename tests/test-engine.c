@@ -1,0 +1,861 @@
+/*
+ * The engine on real helpers: every behaviour the reference executor's
+ * tests pin down, then what a native plugin can do that a Rust closure
+ * cannot (SIGSEGV, abort, exit, closing fds, writing garbage), in a call
+ * and in init, and files that are not plugins at all.  After every test:
+ * no zombie, no leaked fd.
+ */
+
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <link.h>
+#include <signal.h>
+
+#include "testutil.h"
+
+struct fixture {
+	struct engine	*e;
+	int		 fds;
+};
+
+/* The outcome of one call, filled in by the callback. */
+struct wait {
+	bool		done;
+	struct result	r;
+	char		hex[VERSION_HEX_LEN + 1];
+};
+
+/* Engine callback for tests. */
+static void
+test_done(const struct result *r, void *arg)
+{
+	struct wait	*w = arg;
+
+	w->r = *r;
+	w->done = true;
+	if (r->module != NULL)
+		strlcpy(w->hex, r->module->hex, sizeof w->hex);
+}
+
+/* Run the loop until every wait in ws is done. */
+static void
+test_wait(struct engine *e, struct wait *ws, size_t n)
+{
+	for (;;) {
+		size_t	done = 0;
+
+		for (size_t i = 0; i < n; i++)
+			done += ws[i].done;
+		if (done == n)
+			return;
+		assert_int_not_equal(engine_run(e, 1000), -1);
+	}
+}
+
+/* Load a plugin, with options "k=v" strings, asserting it reads. */
+static struct module *
+test_load(struct engine *e, const char *path, const char *opt1,
+    const char *opt2)
+{
+	struct route_option	 opts[2];
+	struct module		*m = NULL;
+	char			 buf[2][64], err[DETAIL_MAX];
+	const char		*kv[2] = { opt1, opt2 };
+	size_t			 n = 0;
+
+	for (int i = 0; i < 2; i++) {
+		char	*eq;
+
+		if (kv[i] == NULL)
+			continue;
+		strlcpy(buf[i], kv[i], sizeof buf[i]);
+		eq = strchr(buf[i], '=');
+		assert_non_null(eq);
+		*eq = '\0';
+		opts[n].key = buf[i];
+		opts[n].value = eq + 1;
+		n++;
+	}
+	if (engine_load(e, path, NULL, opts, n, &m, err, sizeof err) == -1)
+		fail_msg("load %s: %s", path, err);
+	return m;
+}
+
+/* One call with the given consumers and no fields. */
+static struct wait
+test_call(struct engine *e, struct module *m,
+    const struct testutil_consumer *c, size_t nc, int timeout_ms)
+{
+	struct wire_buf	b;
+	struct wait	w;
+
+	memset(&w, 0, sizeof w);
+	testutil_body(&b, NULL, 0, c, nc);
+	assert_int_equal(engine_call(e, m, b.data, b.len, timeout_ms,
+	    test_done, &w), 0);
+	wire_free(&b);
+	test_wait(e, &w, 1);
+	return w;
+}
+
+static const struct testutil_consumer	one_ready[] = {
+	{ "ready", 0, 1, 0, { NULL } },
+};
+
+/* Per-test setup: a fresh engine, and the fd count to return to. */
+static int
+setup(void **state)
+{
+	struct engine_config	 conf;
+	struct fixture		*f = calloc(1, sizeof *f);
+	char			 err[DETAIL_MAX];
+
+	assert_non_null(f);
+	f->fds = testutil_fds();
+	engine_defaults(&conf);
+	conf.grace_ms = 2000;
+	f->e = engine_new(&conf, err, sizeof err);
+	assert_non_null(f->e);
+	*state = f;
+	return 0;
+}
+
+/* Per-test teardown: free the engine; no zombie and no fd left behind. */
+static int
+teardown(void **state)
+{
+	struct fixture	*f = *state;
+
+	engine_free(f->e);
+	assert_true(testutil_no_children());
+	assert_int_equal(testutil_fds(), f->fds);
+	free(f);
+	return 0;
+}
+
+/* Reference: the function sees the consumer view and picks from it. */
+static void
+test_decision_uses_consumer_view(void **state)
+{
+	struct fixture			*f = *state;
+	static const struct testutil_consumer	c[] = {
+		{ "saturated", 5, 5, 0, { "fast", NULL } },
+		{ "ready", 1, 4, 0, { "fast", NULL } },
+	};
+	struct module			*m;
+	struct wait			 w;
+
+	m = test_load(f->e, testutil_plugin("first-available", true), NULL,
+	    NULL);
+	w = test_call(f->e, m, c, 2, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_int_equal(w.r.decision, 1);
+	assert_string_equal(w.hex, m->hex);
+	assert_string_equal(m->name, "first-available");
+	assert_int_equal(m->abi, ROUTE_ABI_VERSION);
+	engine_release(f->e, m);
+}
+
+/* Reference: message fields are visible to the routing function. */
+static void
+test_message_fields_visible(void **state)
+{
+	struct fixture		*f = *state;
+	struct testutil_field	 fl[] = {
+		{ "amount", { .type = ROUTE_INTEGER, .integer = 5000 } },
+	};
+	static const struct testutil_consumer	c[] = {
+		{ "priority", 0, 1, 0, { NULL } },
+	};
+	struct module		*m;
+	struct wire_buf		 b;
+	struct wait		 w[2];
+
+	memset(w, 0, sizeof w);
+	m = test_load(f->e, testutil_plugin("amount", false), NULL, NULL);
+	testutil_body(&b, fl, 1, c, 1);
+	assert_int_equal(engine_call(f->e, m, b.data, b.len, 0, test_done,
+	    &w[0]), 0);
+	wire_free(&b);
+	fl[0].value.integer = 10;
+	testutil_body(&b, fl, 1, c, 1);
+	assert_int_equal(engine_call(f->e, m, b.data, b.len, 0, test_done,
+	    &w[1]), 0);
+	wire_free(&b);
+	test_wait(f->e, w, 2);
+	assert_int_equal(w[0].r.status, ST_OK);
+	assert_int_equal(w[0].r.decision, 0);
+	assert_int_equal(w[1].r.status, ST_OK);
+	assert_int_equal(w[1].r.decision, ROUTE_NONE);
+	engine_release(f->e, m);
+}
+
+/* Every field type and the consumers' tags arrive intact. */
+static void
+test_all_field_types(void **state)
+{
+	struct fixture		*f = *state;
+	const struct testutil_field	fl[] = {
+		{ "b", { .type = ROUTE_BOOLEAN, .boolean = true } },
+		{ "f", { .type = ROUTE_FLOAT, .real = 2.5 } },
+		{ "i", { .type = ROUTE_INTEGER, .integer = -7 } },
+		{ "n", { .type = ROUTE_NULL } },
+		{ "tag", { .type = ROUTE_TEXT, .text = "eu", .len = 2 } },
+		{ "target", { .type = ROUTE_TEXT, .text = "c\xc3\xa9", .len = 3 } },
+	};
+	static const struct testutil_consumer	c[] = {
+		{ "a", 0, 1, 0, { "eu", NULL } },
+		{ "c\xc3\xa9", 0, 1, 0, { "us", NULL } },
+		{ "c\xc3\xa9" "2", 0, 1, 0, { "eu", NULL } },
+		{ "d", 0, 1, 0, { NULL } },
+	};
+	struct testutil_consumer	c2[4];
+	struct module		*m;
+	struct wire_buf		 b;
+	struct wait		 w[2];
+
+	memset(w, 0, sizeof w);
+	m = test_load(f->e, testutil_plugin("fields", false), NULL, NULL);
+	/* "cé" lacks tag eu: none.  Then give it the tag: index 1. */
+	testutil_body(&b, fl, 6, c, 4);
+	assert_int_equal(engine_call(f->e, m, b.data, b.len, 0, test_done,
+	    &w[0]), 0);
+	wire_free(&b);
+	memcpy(c2, c, sizeof c2);
+	c2[1].tags[0] = "eu";
+	testutil_body(&b, fl, 6, c2, 4);
+	assert_int_equal(engine_call(f->e, m, b.data, b.len, 0, test_done,
+	    &w[1]), 0);
+	wire_free(&b);
+	test_wait(f->e, w, 2);
+	assert_int_equal(w[0].r.status, ST_OK);
+	assert_int_equal(w[0].r.decision, ROUTE_NONE);
+	assert_int_equal(w[1].r.status, ST_OK);
+	assert_int_equal(w[1].r.decision, 1);
+	engine_release(f->e, m);
+}
+
+/* Reference: a crash is contained and another channel still proceeds. */
+static void
+test_crash_contained_other_channel_proceeds(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*crashing, *healthy;
+	struct wait	 w;
+
+	crashing = test_load(f->e, testutil_plugin("misbehave", false),
+	    "mode=segv", NULL);
+	healthy = test_load(f->e, testutil_plugin("first-available", true),
+	    NULL, NULL);
+	w = test_call(f->e, crashing, NULL, 0, 0);
+	assert_int_equal(w.r.status, ST_CRASHED);
+	assert_string_equal(w.hex, crashing->hex);
+	assert_string_equal(w.r.detail, "SIGSEGV");
+	w = test_call(f->e, healthy, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_int_equal(w.r.decision, 0);
+	engine_release(f->e, crashing);
+	engine_release(f->e, healthy);
+}
+
+/* Reference: 16 crash/healthy pairs do not poison the supervisor. */
+static void
+test_repeated_crashes_do_not_poison(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*crashing, *healthy;
+	struct wait	 w;
+
+	crashing = test_load(f->e, testutil_plugin("misbehave", false),
+	    "mode=abort", NULL);
+	healthy = test_load(f->e, testutil_plugin("first-available", true),
+	    NULL, NULL);
+	for (int i = 0; i < 16; i++) {
+		w = test_call(f->e, crashing, NULL, 0, 0);
+		assert_int_equal(w.r.status, ST_CRASHED);
+		assert_string_equal(w.hex, crashing->hex);
+		assert_string_equal(w.r.detail, "SIGABRT");
+		w = test_call(f->e, healthy, one_ready, 1, 0);
+		assert_int_equal(w.r.status, ST_OK);
+		assert_int_equal(w.r.decision, 0);
+	}
+	assert_int_equal(crashing->crashed, 16);
+	assert_int_equal(healthy->served, 16);
+	engine_release(f->e, crashing);
+	engine_release(f->e, healthy);
+}
+
+/* Run the loop until pid has been reaped (kill says it is gone). */
+static void
+test_wait_gone(struct engine *e, pid_t pid)
+{
+	while (kill(pid, 0) == 0)
+		assert_int_not_equal(engine_run(e, 100), -1);
+	assert_int_equal(errno, ESRCH);
+}
+
+/* Reference: 200 ms against a 20 ms deadline times out; helper gone. */
+static void
+test_slow_function_times_out(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m;
+	struct wait	 w;
+	pid_t		 pids[4];
+	u_int		 n;
+
+	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=sleep",
+	    "ms=200");
+	/* Warm a helper first, so the deadline meets the plugin itself. */
+	w = test_call(f->e, m, NULL, 0, 5000);
+	assert_int_equal(w.r.status, ST_OK);
+	n = module_pids(m, pids, 4);
+	assert_int_equal(n, 1);
+	w = test_call(f->e, m, NULL, 0, 20);
+	assert_int_equal(w.r.status, ST_TIMED_OUT);
+	assert_string_equal(w.hex, m->hex);
+	assert_non_null(strstr(w.r.detail, "killed"));
+	test_wait_gone(f->e, pids[0]);
+	assert_int_equal(m->timed_out, 1);
+	engine_release(f->e, m);
+}
+
+/* A helper spinning forever is killed at the deadline, and replaced. */
+static void
+test_infinite_loop_times_out(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m, *ok;
+	struct wait	 w;
+
+	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=loop",
+	    NULL);
+	ok = test_load(f->e, testutil_plugin("first-available", true), NULL,
+	    NULL);
+	for (int i = 0; i < 3; i++) {
+		w = test_call(f->e, m, NULL, 0, 50);
+		assert_int_equal(w.r.status, ST_TIMED_OUT);
+		w = test_call(f->e, ok, one_ready, 1, 0);
+		assert_int_equal(w.r.status, ST_OK);
+	}
+	engine_release(f->e, m);
+	engine_release(f->e, ok);
+}
+
+/* Reference: content hashes are stable and distinct. */
+static void
+test_hash_stable_and_distinct(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*a, *b;
+	unsigned char	 hash[VERSION_LEN];
+	char		 hex[VERSION_HEX_LEN + 1];
+	const char	*path = testutil_plugin("first-available", true);
+	int		 fd;
+
+	a = test_load(f->e, path, NULL, NULL);
+	b = test_load(f->e, testutil_plugin("amount", false), NULL, NULL);
+	assert_string_not_equal(a->hex, b->hex);
+	assert_int_equal(strlen(a->hex), VERSION_HEX_LEN);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_int_not_equal(fd, -1);
+	assert_int_equal(version_file(fd, hash), 0);
+	close(fd);
+	version_hex(hash, hex);
+	assert_string_equal(a->hex, hex);
+	engine_release(f->e, a);
+	engine_release(f->e, b);
+}
+
+/* Copy file src to dst. */
+static void
+test_copy(const char *src, const char *dst)
+{
+	char	buf[65536];
+	ssize_t	n;
+	int	in, out;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(in != -1 && out != -1);
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	close(in);
+	close(out);
+}
+
+/* Reference: loading the same bytes twice, from any path, dedupes. */
+static void
+test_load_twice_dedupes(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*a, *b, *c;
+	char		 tmp[] = "/tmp/route-host-test-XXXXXX";
+	char		 copy[sizeof tmp + 16];
+
+	assert_non_null(mkdtemp(tmp));
+	snprintf(copy, sizeof copy, "%s/other.so", tmp);
+	test_copy(testutil_plugin("first-available", true), copy);
+	a = test_load(f->e, testutil_plugin("first-available", true), NULL,
+	    NULL);
+	b = test_load(f->e, copy, NULL, NULL);
+	assert_ptr_equal(a, b);
+	assert_int_equal(engine_loaded(f->e), 1);
+	assert_int_equal(a->refs, 2);
+	/* Other options: the same version, configured differently. */
+	c = test_load(f->e, copy, "k=v", NULL);
+	assert_ptr_not_equal(a, c);
+	assert_string_equal(a->hex, c->hex);
+	assert_int_equal(engine_loaded(f->e), 2);
+	engine_release(f->e, a);
+	engine_release(f->e, b);
+	engine_release(f->e, c);
+	unlink(copy);
+	rmdir(tmp);
+}
+
+/* Overwriting the file after loading cannot change the loaded version. */
+static void
+test_cp_over_loaded_file(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m;
+	struct wait	 w;
+	char		 tmp[] = "/tmp/route-host-test-XXXXXX";
+	char		 path[sizeof tmp + 16], hex[VERSION_HEX_LEN + 1];
+
+	assert_non_null(mkdtemp(tmp));
+	snprintf(path, sizeof path, "%s/x.so", tmp);
+	test_copy(testutil_plugin("first-available", true), path);
+	m = test_load(f->e, path, NULL, NULL);
+	strlcpy(hex, m->hex, sizeof hex);
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.decision, 0);
+	/* cp in place: truncate and write other bytes. */
+	test_copy(testutil_plugin("amount", false), path);
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_int_equal(w.r.decision, 0);	/* amount would say none */
+	assert_string_equal(w.hex, hex);
+	/* Even a fresh helper gets the old bytes. */
+	w = test_call(f->e, m, NULL, 0, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	engine_release(f->e, m);
+	unlink(path);
+	rmdir(tmp);
+}
+
+/* Expect one call to misbehave's mode (in a call) to crash with cause. */
+static void
+test_crash_cause(struct engine *e, const char *mode, const char *cause)
+{
+	struct module	*m;
+	struct wait	 w;
+	char		 opt[32];
+
+	snprintf(opt, sizeof opt, "mode=%s", mode);
+	m = test_load(e, testutil_plugin("misbehave", false), opt, NULL);
+	w = test_call(e, m, one_ready, 1, 2000);
+	assert_int_equal(w.r.status, ST_CRASHED);
+	if (strncmp(w.r.detail, cause, strlen(cause)) != 0)
+		fail_msg("mode=%s: detail '%s', expected '%s'", mode,
+		    w.r.detail, cause);
+	engine_release(e, m);
+}
+
+/* SIGSEGV, abort, exit, closed fds, garbage, oversize: each contained. */
+static void
+test_misbehaving_calls(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*ok;
+	struct wait	 w;
+
+	test_crash_cause(f->e, "segv", "SIGSEGV");
+	test_crash_cause(f->e, "abort", "SIGABRT");
+	test_crash_cause(f->e, "exit", "exit 3");
+	test_crash_cause(f->e, "closefds", "closed its socket");
+	test_crash_cause(f->e, "garbage", "protocol violation");
+	test_crash_cause(f->e, "oversize", "protocol violation");
+	ok = test_load(f->e, testutil_plugin("first-available", true), NULL,
+	    NULL);
+	w = test_call(f->e, ok, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	engine_release(f->e, ok);
+}
+
+/* Expect a load of path with options to fail its handshake with why. */
+static void
+test_spawn_fails(struct engine *e, const char *path, const char *opt1,
+    const char *opt2, const char *why)
+{
+	struct module	*m;
+	struct wait	 w;
+
+	m = test_load(e, path, opt1, opt2);
+	w = test_call(e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_SPAWN_FAILED);
+	if (strstr(w.r.detail, why) == NULL)
+		fail_msg("%s %s: detail '%s', expected '%s'", path,
+		    opt1 ? opt1 : "", w.r.detail, why);
+	assert_string_equal(w.hex, m->hex);
+	/* Fails fast now, with the same reason, without a new helper. */
+	w = test_call(e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_SPAWN_FAILED);
+	assert_non_null(strstr(w.r.detail, why));
+	engine_release(e, m);
+}
+
+/* Crashes and failures inside init are spawn failures, not crashes. */
+static void
+test_misbehaving_init(void **state)
+{
+	struct fixture	*f = *state;
+	const char	*mis = testutil_plugin("misbehave", false);
+
+	test_spawn_fails(f->e, mis, "mode=segv", "at=init",
+	    "died while loading: SIGSEGV");
+	test_spawn_fails(f->e, mis, "mode=abort", "at=init",
+	    "died while loading: SIGABRT");
+	test_spawn_fails(f->e, mis, "mode=exit", "at=init",
+	    "died while loading: exit 3");
+	test_spawn_fails(f->e, mis, "mode=fail", NULL,
+	    "init failed: refusing to start: mode=fail");
+	test_spawn_fails(f->e, mis, "mode=garbage", "at=init",
+	    "protocol violation");
+	test_spawn_fails(f->e, mis, "mode=closefds", "at=init",
+	    "died while loading");
+}
+
+/* An init that never returns is killed after the grace period. */
+static void
+test_init_hangs(void **state)
+{
+	struct engine_config	 conf;
+	struct engine		*e;
+	char			 err[DETAIL_MAX];
+	struct fixture		*f = *state;
+
+	engine_free(f->e);
+	engine_defaults(&conf);
+	conf.grace_ms = 100;
+	f->e = e = engine_new(&conf, err, sizeof err);
+	assert_non_null(e);
+	test_spawn_fails(e, testutil_plugin("misbehave", false), "mode=loop",
+	    "at=init", "init did not finish within 100 ms");
+}
+
+/* Find the path of a loaded system library, e.g. libz. */
+static int
+test_find_lib(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	char	*out = arg;
+
+	(void)size;
+	if (strstr(info->dlpi_name, "libz.so") != NULL) {
+		strlcpy(out, info->dlpi_name, PATH_MAX);
+		return 1;
+	}
+	return 0;
+}
+
+/* Files that are not plugins: each fails to load with its reason. */
+static void
+test_not_plugins(void **state)
+{
+	struct fixture	*f = *state;
+	char		 tmp[] = "/tmp/route-host-test-XXXXXX";
+	char		 empty[sizeof tmp + 16], text[sizeof tmp + 16];
+	char		 lib[PATH_MAX] = "", real[PATH_MAX];
+	void		*z;
+	int		 fd;
+
+	assert_non_null(mkdtemp(tmp));
+	snprintf(empty, sizeof empty, "%s/empty.so", tmp);
+	snprintf(text, sizeof text, "%s/text.so", tmp);
+	fd = open(empty, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	close(fd);
+	fd = open(text, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_int_equal(write(fd, "hello, world\n", 13), 13);
+	close(fd);
+
+	test_spawn_fails(f->e, empty, NULL, NULL, "empty file");
+	test_spawn_fails(f->e, text, NULL, NULL, "not an ELF");
+	test_spawn_fails(f->e, testutil_plugin("no-descriptor", false), NULL,
+	    NULL, "missing descriptor");
+	test_spawn_fails(f->e, testutil_plugin("wrong-abi", false), NULL,
+	    NULL, "ABI mismatch: plugin ABI 999");
+
+	z = dlopen("libz.so.1", RTLD_NOW);
+	if (z != NULL) {
+		dl_iterate_phdr(test_find_lib, lib);
+		assert_non_null(realpath(lib, real));
+		test_spawn_fails(f->e, real, NULL, NULL, "missing descriptor");
+		dlclose(z);
+	}
+	unlink(empty);
+	unlink(text);
+	rmdir(tmp);
+}
+
+/* Decisions out of range are bad decisions; ROUTE_NONE is fine. */
+static void
+test_bad_decisions(void **state)
+{
+	struct fixture	*f = *state;
+	const char	*mis = testutil_plugin("misbehave", false);
+	struct module	*m;
+	struct wait	 w;
+
+	m = test_load(f->e, mis, "mode=decision", "value=1");
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_BAD_DECISION);
+	assert_string_equal(w.r.detail, "plugin returned 1 for 1 consumer");
+	engine_release(f->e, m);
+	m = test_load(f->e, mis, "mode=decision", "value=-5");
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_BAD_DECISION);
+	engine_release(f->e, m);
+	m = test_load(f->e, mis, "mode=decision", "value=-1");
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_int_equal(w.r.decision, ROUTE_NONE);
+	/* The helper survived the bad decision: same process next time. */
+	engine_release(f->e, m);
+}
+
+/* Calls queued behind a crashing call run on a fresh helper. */
+static void
+test_queued_calls_survive_crash(void **state)
+{
+	struct fixture		*f = *state;
+	const struct testutil_field	poison[] = {
+		{ "poison", { .type = ROUTE_BOOLEAN, .boolean = true } },
+	};
+	struct module		*m;
+	struct wire_buf		 b;
+	struct wait		 w[5];
+
+	memset(w, 0, sizeof w);
+	m = test_load(f->e, testutil_plugin("demo-crashy", true), NULL, NULL);
+	for (int i = 0; i < 5; i++) {
+		testutil_body(&b, poison, i % 2 == 0 ? 1 : 0, one_ready, 1);
+		assert_int_equal(engine_call(f->e, m, b.data, b.len, 0,
+		    test_done, &w[i]), 0);
+		wire_free(&b);
+	}
+	test_wait(f->e, w, 5);
+	for (int i = 0; i < 5; i++) {
+		if (i % 2 == 0) {
+			assert_int_equal(w[i].r.status, ST_CRASHED);
+			assert_string_equal(w[i].r.detail, "SIGSEGV");
+		} else {
+			assert_int_equal(w[i].r.status, ST_OK);
+			assert_int_equal(w[i].r.decision, 0);
+		}
+	}
+	engine_release(f->e, m);
+}
+
+/* A malformed body is a bad request from the helper, which survives. */
+static void
+test_bad_request(void **state)
+{
+	struct fixture		*f = *state;
+	static const struct testutil_consumer	dup[] = {
+		{ "a", 0, 1, 0, { NULL } },
+		{ "a", 0, 1, 0, { NULL } },
+	};
+	struct module		*m;
+	struct wait		 w;
+	pid_t			 before, after;
+
+	m = test_load(f->e, testutil_plugin("first-available", true), NULL,
+	    NULL);
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(module_pids(m, &before, 1), 1);
+	w = test_call(f->e, m, dup, 2, 0);
+	assert_int_equal(w.r.status, ST_BAD_REQUEST);
+	assert_string_equal(w.r.detail, "consumer id 'a' appears more than "
+	    "once");
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_int_equal(module_pids(m, &after, 1), 1);
+	assert_int_equal(before, after);
+	engine_release(f->e, m);
+}
+
+/* Read a file into buf; its length. */
+static size_t
+test_slurp(const char *path, char *buf, size_t len)
+{
+	ssize_t	n;
+	int	fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return 0;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	buf[n < 0 ? 0 : n] = '\0';
+	return n < 0 ? 0 : (size_t)n;
+}
+
+/* A helper has fds 0-4 only, a process title, and is warm-reused. */
+static void
+test_helper_hygiene(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m;
+	struct dirent	*de;
+	struct wait	 w;
+	char		 path[64], buf[512], want[128];
+	DIR		*d;
+	pid_t		 pid, again;
+	int		 nfd = 0;
+
+	m = test_load(f->e, testutil_plugin("first-available", true), NULL,
+	    NULL);
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_int_equal(module_pids(m, &pid, 1), 1);
+
+	snprintf(path, sizeof path, "/proc/%ld/fd", (long)pid);
+	assert_non_null(d = opendir(path));
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		assert_true(atoi(de->d_name) <= 4);
+		nfd++;
+	}
+	closedir(d);
+	assert_int_equal(nfd, 5);
+
+	snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
+	test_slurp(path, buf, sizeof buf);
+	snprintf(want, sizeof want, "helper first-available %.12s", m->hex);
+	if (strstr(buf, want) == NULL)
+		fail_msg("title '%s' lacks '%s'", buf, want);
+
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(module_pids(m, &again, 1), 1);
+	assert_int_equal(pid, again);
+	engine_release(f->e, m);
+}
+
+/* The host never starts a thread: forking it cannot deadlock dlopen. */
+static void
+test_host_single_threaded(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m;
+	struct wait	 w;
+	char		 buf[4096], *t;
+
+	m = test_load(f->e, testutil_plugin("first-available", true), NULL,
+	    NULL);
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	test_slurp("/proc/self/status", buf, sizeof buf);
+	assert_non_null(t = strstr(buf, "Threads:"));
+	assert_int_equal(atoi(t + 8), 1);
+	engine_release(f->e, m);
+}
+
+/* Freeing the engine with calls running ends them and reaps helpers. */
+static void
+test_free_with_calls_in_flight(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m;
+	struct wire_buf	 b;
+	struct wait	 w[3];
+
+	memset(w, 0, sizeof w);
+	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=loop",
+	    NULL);
+	testutil_body(&b, NULL, 0, one_ready, 1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(engine_call(f->e, m, b.data, b.len, 60000,
+		    test_done, &w[i]), 0);
+	wire_free(&b);
+	for (int i = 0; i < 5; i++)
+		engine_run(f->e, 20);
+	engine_release(f->e, m);
+	engine_free(f->e);
+	f->e = NULL;
+	for (int i = 0; i < 3; i++) {
+		assert_true(w[i].done);
+		assert_int_equal(w[i].r.status, ST_SHUTTING_DOWN);
+	}
+	{
+		struct engine_config	conf;
+		char			err[DETAIL_MAX];
+
+		engine_defaults(&conf);
+		f->e = engine_new(&conf, err, sizeof err);
+	}
+}
+
+/* Files the loader refuses before any helper: symlink, dir, too big. */
+static void
+test_load_refusals(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m;
+	char		 err[DETAIL_MAX];
+	char		 tmp[] = "/tmp/route-host-test-XXXXXX";
+	char		 link[sizeof tmp + 16];
+
+	assert_non_null(mkdtemp(tmp));
+	snprintf(link, sizeof link, "%s/link.so", tmp);
+	assert_int_equal(symlink(testutil_plugin("first-available", true),
+	    link), 0);
+	assert_int_equal(engine_load(f->e, link, NULL, NULL, 0, &m, err,
+	    sizeof err), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+	assert_int_equal(engine_load(f->e, tmp, NULL, NULL, 0, &m, err,
+	    sizeof err), -1);
+	assert_non_null(strstr(err, "not a regular file"));
+	assert_int_equal(engine_load(f->e, "/nonexistent.so", NULL, NULL, 0,
+	    &m, err, sizeof err), -1);
+	assert_non_null(strstr(err, "No such file"));
+	assert_int_equal(engine_loaded(f->e), 0);
+	unlink(link);
+	rmdir(tmp);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest	tests[] = {
+#define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_decision_uses_consumer_view),
+		T(test_message_fields_visible),
+		T(test_all_field_types),
+		T(test_crash_contained_other_channel_proceeds),
+		T(test_repeated_crashes_do_not_poison),
+		T(test_slow_function_times_out),
+		T(test_infinite_loop_times_out),
+		T(test_hash_stable_and_distinct),
+		T(test_load_twice_dedupes),
+		T(test_cp_over_loaded_file),
+		T(test_misbehaving_calls),
+		T(test_misbehaving_init),
+		T(test_init_hangs),
+		T(test_not_plugins),
+		T(test_bad_decisions),
+		T(test_queued_calls_survive_crash),
+		T(test_bad_request),
+		T(test_helper_hygiene),
+		T(test_host_single_threaded),
+		T(test_free_with_calls_in_flight),
+		T(test_load_refusals),
+#undef T
+	};
+
+	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}
