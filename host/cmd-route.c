@@ -108,6 +108,14 @@ cmd_route_line(struct engine *e, struct module *m, const char *line,
 				err(1, "event loop");
 	}
 	wire_free(&b);
+	if (w.result.status == ST_BAD_REQUEST &&
+	    strncmp(w.result.detail, "line ", 5) != 0) {
+		char	detail[DETAIL_MAX];
+
+		snprintf(detail, sizeof detail, "line %lu: %s", lineno,
+		    w.result.detail);
+		strlcpy(w.result.detail, detail, sizeof w.result.detail);
+	}
 	cmd_route_print(&w.result, root);
 	json_decref(root);
 	return w.result.status == ST_OK;

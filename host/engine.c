@@ -32,6 +32,7 @@
 #define ENGINE_SPAWN_RETRY_MS	1000	/* load failures fail fast this long */
 #define ENGINE_THROTTLE_AFTER	8	/* crashes in a row before backoff */
 #define ENGINE_THROTTLE_MAX_MS	500
+#define ENGINE_DRAIN_MS		500	/* for fini at shutdown */
 
 struct call {
 	TAILQ_ENTRY(call)	 qentry;	/* module queue, or early */
@@ -649,8 +650,46 @@ engine_gc(struct engine *e)
 }
 
 /*
+ * At shutdown, with no calls left: close idle helpers' sockets so their
+ * plugins' fini runs, and reap whatever exits within ENGINE_DRAIN_MS.
+ */
+static void
+engine_drain(struct engine *e)
+{
+	struct proc	*p, key;
+	struct timespec	 ts;
+	sigset_t	 set;
+	uint64_t	 end, now;
+	pid_t		 pid;
+	int		 status;
+
+	RB_FOREACH(p, proc_tree, &e->procs) {
+		if (p->state == PROC_IDLE)
+			proc_stop(p);
+		else if (p->state != PROC_STOPPING)
+			proc_kill(p, "engine shutting down");
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	end = engine_now() + ENGINE_DRAIN_MS * MS_NS;
+	while (!RB_EMPTY(&e->procs) && (now = engine_now()) < end) {
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			key.pid = pid;
+			if ((p = RB_FIND(proc_tree, &e->procs, &key)) != NULL)
+				proc_reaped(p, status);
+		}
+		if (RB_EMPTY(&e->procs))
+			break;
+		ts.tv_sec = (time_t)((end - now) / 1000000000ULL);
+		ts.tv_nsec = (long)((end - now) % 1000000000ULL);
+		(void)sigtimedwait(&set, NULL, &ts);
+	}
+}
+
+/*
  * Shut down: every outstanding call ends as shutting_down, every helper is
- * killed and reaped before this returns, and every module is freed.
+ * stopped (or killed) and reaped before this returns, and every module is
+ * freed.
  */
 void
 engine_free(struct engine *e)
@@ -676,6 +715,7 @@ engine_free(struct engine *e)
 		engine_complete(e, c, ST_SHUTTING_DOWN, ROUTE_NONE,
 		    "engine shutting down");
 	}
+	engine_drain(e);
 	while ((p = RB_ROOT(&e->procs)) != NULL) {
 		proc_kill(p, "engine shutting down");
 		while (waitpid(p->pid, &status, 0) == -1 && errno == EINTR)
@@ -856,7 +896,8 @@ engine_probe(struct engine *e, struct module *m, engine_cb cb, void *arg)
 {
 	struct call	*c;
 
-	if ((c = engine_new_call(e, m, NULL, 0, e->conf.grace_ms, cb,
+	/* Past the grace period, so a hung init reports as such. */
+	if ((c = engine_new_call(e, m, NULL, 0, e->conf.grace_ms + 1000, cb,
 	    arg)) == NULL)
 		return -1;
 	c->probe = true;

@@ -115,6 +115,10 @@ proc_child(pid_t parent, int sock, const struct module *m)
 	    dup2(s, PROC_SOCK_FD) == -1 || dup2(img, PROC_IMAGE_FD) == -1)
 		_exit(126);
 	closefrom(PROC_IMAGE_FD + 1);
+	/* Nothing a plugin execs inherits the socket or the image. */
+	if (fcntl(PROC_SOCK_FD, F_SETFD, FD_CLOEXEC) == -1 ||
+	    fcntl(PROC_IMAGE_FD, F_SETFD, FD_CLOEXEC) == -1)
+		_exit(126);
 	helper_main(PROC_SOCK_FD, PROC_IMAGE_FD, m);
 }
 
@@ -292,7 +296,7 @@ static void
 proc_hello(struct proc *p, struct wire_reader *r)
 {
 	static const char *const kinds[] = {
-		[HELLO_DLOPEN] = "cannot load",
+		[HELLO_DLOPEN] = NULL,		/* "dlopen: ..." says it */
 		[HELLO_NOT_ELF] = "not a plugin",
 		[HELLO_NO_DESCRIPTOR] = "missing descriptor",
 		[HELLO_ABI] = "ABI mismatch",
@@ -315,7 +319,11 @@ proc_hello(struct proc *p, struct wire_reader *r)
 	}
 	p->settled = true;
 	if (status != HELLO_OK) {
-		snprintf(why, sizeof why, "%s: %s", kinds[status], detail);
+		if (kinds[status] == NULL)
+			strlcpy(why, detail, sizeof why);
+		else
+			snprintf(why, sizeof why, "%s: %s", kinds[status],
+			    detail);
 		proc_kill(p, why);
 		engine_proc_spawn_failed(p->engine, p, why);
 		return;

@@ -238,6 +238,7 @@ request_parse(const char *line, struct wire_buf *b, json_t **root,
 	unsigned char	*p;
 
 	*timeout_ms = 0;
+	wire_init(b);
 	*root = json_loads(line, JSON_REJECT_DUPLICATES, &je);
 	if (*root == NULL) {
 		snprintf(err, errlen, "invalid JSON at column %d: %s",
@@ -276,7 +277,6 @@ request_parse(const char *line, struct wire_buf *b, json_t **root,
 		    json_array_size(cons), WIRE_CONSUMERS_MAX);
 		return -1;
 	}
-	wire_init(b);
 	if (request_message(json_object_get(*root, "message"), b, err,
 	    errlen) == -1)
 		return -1;

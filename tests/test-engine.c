@@ -726,7 +726,8 @@ test_helper_hygiene(void **state)
 	snprintf(path, sizeof path, "/proc/%ld/fd", (long)pid);
 	assert_non_null(d = opendir(path));
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
+		/* valgrind keeps its own fds at 1024 and up. */
+		if (de->d_name[0] == '.' || atoi(de->d_name) >= 1024)
 			continue;
 		assert_true(atoi(de->d_name) <= 4);
 		nfd++;
@@ -734,10 +735,11 @@ test_helper_hygiene(void **state)
 	closedir(d);
 	assert_int_equal(nfd, 5);
 
+	/* Under valgrind the title area is valgrind's: nothing to see. */
 	snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
 	test_slurp(path, buf, sizeof buf);
 	snprintf(want, sizeof want, "helper first-available %.12s", m->hex);
-	if (strstr(buf, want) == NULL)
+	if (strstr(buf, "valgrind") == NULL && strstr(buf, want) == NULL)
 		fail_msg("title '%s' lacks '%s'", buf, want);
 
 	w = test_call(f->e, m, one_ready, 1, 0);
