@@ -110,7 +110,7 @@ cmd_route_line(struct engine *e, struct module *m, const char *line,
 	wire_free(&b);
 	if (w.result.status == ST_BAD_REQUEST &&
 	    strncmp(w.result.detail, "line ", 5) != 0) {
-		char	detail[DETAIL_MAX];
+		char	detail[DETAIL_MAX + 32];
 
 		snprintf(detail, sizeof detail, "line %lu: %s", lineno,
 		    w.result.detail);
