@@ -138,7 +138,7 @@ cmd_demo(int argc, char **argv)
 	char			 outcome[DETAIL_MAX + 64];
 	json_t			*root;
 	uint64_t		 start;
-	u_int			 counts[ST_SHUTTING_DOWN + 1] = { 0 };
+	u_int			 counts[ST_LAST + 1] = { 0 };
 	size_t			 nsteps = sizeof cmd_demo_steps /
 				    sizeof cmd_demo_steps[0];
 	int			 ch, timeout;

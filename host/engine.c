@@ -69,6 +69,7 @@ struct engine {
 	TAILQ_HEAD(, module)	 draining;	/* retired, helpers exiting */
 	TAILQ_HEAD(, module)	 deadmods;	/* to free */
 	TAILQ_HEAD(, module)	 throttled;	/* waiting to spawn */
+	TAILQ_HEAD(, module)	 capped;	/* draining under a cap */
 	struct proc_tree	 procs;		/* every unreaped helper */
 	TAILQ_HEAD(, proc)	 grace;		/* SPAWNING/STOPPING, FIFO */
 	TAILQ_HEAD(, proc)	 deadprocs;	/* reaped, to free */
@@ -133,6 +134,10 @@ engine_status_name(enum status st)
 		return "bad_request";
 	case ST_SHUTTING_DOWN:
 		return "shutting_down";
+	case ST_NO_SUCH_CHANNEL:
+		return "no_such_channel";
+	case ST_OVERLOADED:
+		return "overloaded";
 	}
 	return "unknown";
 }
@@ -191,6 +196,9 @@ engine_arm(struct engine *e)
 	TAILQ_FOREACH(m, &e->throttled, throttleentry)
 		if (next == 0 || m->spawn_not_before < next)
 			next = m->spawn_not_before;
+	TAILQ_FOREACH(m, &e->capped, capentry)
+		if (next == 0 || m->drain_by < next)
+			next = m->drain_by;
 	if (next == e->armed)
 		return;
 	memset(&its, 0, sizeof its);
@@ -222,6 +230,13 @@ engine_complete(struct engine *e, struct call *c, enum status st,
 	r.decision = st == ST_OK ? decision : ROUTE_NONE;
 	r.module = m;
 	strlcpy(r.detail, detail, sizeof r.detail);
+	if (m == NULL) {
+		/* Rejected before reaching any version. */
+		e->pending--;
+		c->cb(&r, c->arg);
+		free(c);
+		return;
+	}
 	switch (st) {
 	case ST_OK:
 		m->served++;
@@ -545,6 +560,36 @@ engine_expire(struct engine *e, struct call *c)
 	engine_complete(e, c, ST_TIMED_OUT, ROUTE_NONE, why);
 }
 
+/*
+ * A retired version's drain cap passed: every call it still holds ends as
+ * timed out and its helpers are killed, so the version can go.
+ */
+static void
+engine_cap(struct engine *e, struct module *m)
+{
+	struct proc	*p;
+	struct call	*c;
+	char		 why[DETAIL_MAX];
+
+	TAILQ_REMOVE(&e->capped, m, capentry);
+	m->drain_by = 0;
+	snprintf(why, sizeof why, "version retired and its %d ms drain cap "
+	    "passed", m->drain_ms);
+	/* Each completion may drop the last reference: hold one. */
+	m->refs++;
+	while ((c = TAILQ_FIRST(&m->queue)) != NULL)
+		engine_complete(e, c, ST_TIMED_OUT, ROUTE_NONE, why);
+	TAILQ_FOREACH(p, &m->procs, entry) {
+		if ((c = p->call) == NULL)
+			continue;
+		p->call = NULL;
+		c->proc = NULL;
+		proc_kill(p, "drain cap");
+		engine_complete(e, c, ST_TIMED_OUT, ROUTE_NONE, why);
+	}
+	engine_unref(e, m);
+}
+
 /* The timer fired: expire calls and graces, wake throttled modules. */
 static void
 engine_timer(struct watch *w, uint32_t events)
@@ -570,6 +615,13 @@ engine_timer(struct watch *w, uint32_t events)
 	TAILQ_FOREACH_SAFE(m, &e->throttled, throttleentry, next)
 		if (m->spawn_not_before <= now)
 			engine_kick(e, m);
+again:
+	TAILQ_FOREACH(m, &e->capped, capentry)
+		if (m->drain_by <= now) {
+			/* Completions may change the list: start over. */
+			engine_cap(e, m);
+			goto again;
+		}
 }
 
 /* Create an engine; NULL with err set on failure. */
@@ -598,6 +650,7 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 	TAILQ_INIT(&e->draining);
 	TAILQ_INIT(&e->deadmods);
 	TAILQ_INIT(&e->throttled);
+	TAILQ_INIT(&e->capped);
 	TAILQ_INIT(&e->grace);
 	TAILQ_INIT(&e->deadprocs);
 	TAILQ_INIT(&e->early);
@@ -802,6 +855,10 @@ engine_unref(struct engine *e, struct module *m)
 	RB_REMOVE(module_tree, &e->modules, m);
 	m->listed = false;
 	engine_unthrottle(e, m);
+	if (m->drain_by != 0) {
+		TAILQ_REMOVE(&e->capped, m, capentry);
+		m->drain_by = 0;
+	}
 	TAILQ_FOREACH(p, &m->procs, entry)
 		if (p->state == PROC_IDLE || p->state == PROC_SPAWNING)
 			engine_stop(e, p);
@@ -816,6 +873,43 @@ void
 engine_release(struct engine *e, struct module *m)
 {
 	engine_unref(e, m);
+}
+
+/*
+ * Release a version that is being replaced or removed: calls it accepted
+ * finish on it, but only for cap_ms; then they time out and it goes.
+ */
+void
+engine_release_drain(struct engine *e, struct module *m, int cap_ms)
+{
+	if (m->refs > 1 && cap_ms > 0 && m->drain_by == 0) {
+		m->drain_ms = cap_ms;
+		m->drain_by = engine_now() + (uint64_t)cap_ms * MS_NS;
+		TAILQ_INSERT_TAIL(&e->capped, m, capentry);
+	}
+	engine_unref(e, m);
+}
+
+/*
+ * Fail a call that never reached a version (no such channel, overloaded):
+ * cb runs from engine_run, like every other result.
+ */
+int
+engine_reject(struct engine *e, enum status st, const char *detail,
+    engine_cb cb, void *arg)
+{
+	struct call	*c;
+
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return -1;
+	c->id = ++e->nextid;
+	c->cb = cb;
+	c->arg = arg;
+	c->early.status = st;
+	strlcpy(c->early.detail, detail, sizeof c->early.detail);
+	e->pending++;
+	TAILQ_INSERT_TAIL(&e->early, c, qentry);
+	return 0;
 }
 
 /* Make a call structure carrying len bytes of body. */

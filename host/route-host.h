@@ -46,6 +46,9 @@ enum status {
 	ST_BAD_DECISION,
 	ST_BAD_REQUEST,
 	ST_SHUTTING_DOWN,
+	ST_NO_SUCH_CHANNEL,
+	ST_OVERLOADED,
+	ST_LAST = ST_OVERLOADED
 };
 
 struct engine;
@@ -82,6 +85,9 @@ int		 engine_call(struct engine *, struct module *, const void *,
 		     size_t, int, engine_cb, void *);
 int		 engine_probe(struct engine *, struct module *, engine_cb,
 		     void *);
+int		 engine_reject(struct engine *, enum status, const char *,
+		     engine_cb, void *);
+void		 engine_release_drain(struct engine *, struct module *, int);
 int		 engine_run(struct engine *, int);
 u_int		 engine_pending(const struct engine *);
 u_int		 engine_loaded(const struct engine *);
@@ -107,6 +113,50 @@ void		 engine_proc_lost(struct engine *, struct proc *,
 		     struct call *, const char *);
 void		 engine_proc_gone(struct engine *, struct proc *);
 
+/* A log line for the daemon's log; priority as syslog(3)'s. */
+typedef void	(*log_cb)(void *, int, const char *);
+
+/* channel.c: a channel's slot and its gated, draining deploys. */
+struct channel_gate;
+struct channel {
+	char			 name[PLUGIN_NAME_MAX];
+	struct engine		*engine;
+	struct module		*active;	/* NULL until deployed */
+	struct channel_gate	*gate;		/* version being loaded */
+	char			 error[DETAIL_MAX];	/* last failure */
+	int			 drain_ms;
+	u_int			 deploys;
+	log_cb			 log;
+	void			*logarg;
+};
+
+struct channel	*channel_new(struct engine *, const char *, int, log_cb,
+		     void *);
+void		 channel_free(struct channel *);
+int		 channel_deploy(struct channel *, const char *,
+		     const struct route_option *, size_t);
+int		 channel_call(struct channel *, const void *, size_t, int,
+		     engine_cb, void *);
+
+/* plugdir.c: the watched plugins directory. */
+struct plugdir;
+struct plugdir_config {
+	bool			 strict;	/* StrictModes */
+	int			 settle_ms;
+	int			 rescan_ms;
+	int			 drain_ms;
+};
+void		 plugdir_defaults(struct plugdir_config *);
+struct plugdir	*plugdir_open(struct engine *, const char *,
+		     const struct plugdir_config *, log_cb, void *, char *,
+		     size_t);
+void		 plugdir_close(struct plugdir *);
+void		 plugdir_scan(struct plugdir *);
+struct channel	*plugdir_channel(struct plugdir *, const char *);
+int		 plugdir_call(struct plugdir *, const char *, const void *,
+		     size_t, int, engine_cb, void *);
+bool		 plugdir_channel_name_ok(const char *);
+
 /* module.c: a loaded version. */
 struct module {
 	RB_ENTRY(module)	 entry;
@@ -125,6 +175,9 @@ struct module {
 	TAILQ_ENTRY(module)	 drainentry;	/* draining or dead list */
 	TAILQ_ENTRY(module)	 throttleentry;
 	bool			 throttled;
+	TAILQ_ENTRY(module)	 capentry;	/* drain cap pending */
+	uint64_t		 drain_by;	/* 0: no cap */
+	int			 drain_ms;
 
 	/* Filled by the first successful handshake. */
 	char			 name[PLUGIN_NAME_MAX];

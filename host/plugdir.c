@@ -1,0 +1,581 @@
+/*
+ * The plugins directory: each regular file NAME.so is channel NAME.
+ *
+ * Correctness never depends on inotify.  An event, SIGHUP (plugdir_scan)
+ * and a slow timer all do the same thing: an idempotent rescan comparing
+ * each file's identity (device, inode, size, mtime, owner, mode) with the
+ * one last deployed.  A changed file is deployed once it is complete: at
+ * once when the writer closed it (IN_CLOSE_WRITE) or renamed it into place
+ * (IN_MOVED_TO), otherwise once its identity has held still for settle_ms
+ * and nobody has it open for writing (a read lease would be refused).  So
+ * cp in place, rename, install, editors' save dances and slow writers all
+ * work, and a missed or overflowed event costs only the timer's delay.
+ *
+ * Trust works like sshd's StrictModes: with strict on, the directory and
+ * each plugin must be owned by root or by us and writable by nobody else,
+ * and a symbolic link must not leave the directory.
+ */
+
+#include "config.h"
+
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "route-host.h"
+
+#define PLUGDIR_IMMEDIATE_MAX	64
+
+/* What a file is, as far as deciding whether it changed. */
+struct plugdir_id {
+	dev_t		dev;
+	ino_t		ino;
+	off_t		size;
+	struct timespec	mtime;
+	uid_t		uid;
+	mode_t		mode;
+};
+
+/* One name in the directory. */
+struct plugdir_entry {
+	RB_ENTRY(plugdir_entry)	 entry;
+	char			 file[NAME_MAX + 1];
+	struct channel		*channel;
+	struct plugdir_id	 deployed;	/* last tried */
+	bool			 tried;
+	struct plugdir_id	 seen;		/* settling towards */
+	uint64_t		 seen_at;
+	bool			 settling;
+	bool			 ignored;	/* not a channel; said once */
+	char			 refusal[DETAIL_MAX];	/* said once */
+	bool			 present;
+};
+
+RB_HEAD(plugdir_tree, plugdir_entry);
+
+struct plugdir {
+	struct engine		*engine;
+	struct plugdir_config	 conf;
+	char			 path[PATH_MAX];
+	struct watch		 inw;		/* inotify */
+	struct watch		 timw;		/* settle and rescan timer */
+	dev_t			 dev;
+	ino_t			 ino;
+	char			 direrror[DETAIL_MAX];
+	struct plugdir_tree	 entries;
+	log_cb			 log;
+	void			*logarg;
+};
+
+/* Order entries by file name. */
+static int
+plugdir_cmp(struct plugdir_entry *a, struct plugdir_entry *b)
+{
+	return strcmp(a->file, b->file);
+}
+
+RB_GENERATE_STATIC(plugdir_tree, plugdir_entry, entry, plugdir_cmp);
+
+/* Log a line through the owner's callback. */
+static void __attribute__((format(printf, 3, 4)))
+plugdir_log(struct plugdir *pd, int prio, const char *fmt, ...)
+{
+	char	line[DETAIL_MAX * 2];
+	va_list	ap;
+
+	if (pd->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	pd->log(pd->logarg, prio, line);
+}
+
+/* The defaults: strict, 250 ms to settle, rescan every 5 s, drain 30 s. */
+void
+plugdir_defaults(struct plugdir_config *conf)
+{
+	memset(conf, 0, sizeof *conf);
+	conf->strict = true;
+	conf->settle_ms = 250;
+	conf->rescan_ms = 5000;
+	conf->drain_ms = 30000;
+}
+
+/* True when name (without .so) is a sane channel name. */
+bool
+plugdir_channel_name_ok(const char *name)
+{
+	size_t	n = strlen(name);
+
+	if (n == 0 || n >= PLUGIN_NAME_MAX || !isalnum((unsigned char)name[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && strchr("._-",
+		    name[i]) == NULL)
+			return false;
+	return true;
+}
+
+/* True when two identities are the same file in the same state. */
+static bool
+plugdir_same(const struct plugdir_id *a, const struct plugdir_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	    a->mtime.tv_sec == b->mtime.tv_sec &&
+	    a->mtime.tv_nsec == b->mtime.tv_nsec && a->uid == b->uid &&
+	    a->mode == b->mode;
+}
+
+/* Why strict mode refuses st (NULL when it does not). */
+static const char *
+plugdir_untrusted(const struct plugdir *pd, const struct stat *st, char *buf,
+    size_t len)
+{
+	if (!pd->conf.strict)
+		return NULL;
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		snprintf(buf, len, "owned by uid %ld, neither root nor us",
+		    (long)st->st_uid);
+		return buf;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(buf, len, "group- or world-writable (mode %04o)",
+		    (unsigned)(st->st_mode & 07777));
+		return buf;
+	}
+	return NULL;
+}
+
+/* True when someone has path open for writing: a read lease is refused. */
+static bool
+plugdir_being_written(const char *path)
+{
+	bool	busy = false;
+	int	fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+	    O_NOFOLLOW)) == -1)
+		return false;
+	if (fcntl(fd, F_SETLEASE, F_RDLCK) == -1)
+		busy = errno == EAGAIN;
+	else
+		(void)fcntl(fd, F_SETLEASE, F_UNLCK);
+	close(fd);
+	return busy;
+}
+
+/* Say (once per distinct reason) why an entry is refused. */
+static void
+plugdir_refuse(struct plugdir *pd, struct plugdir_entry *en, const char *why)
+{
+	if (strcmp(en->refusal, why) == 0)
+		return;
+	strlcpy(en->refusal, why, sizeof en->refusal);
+	plugdir_log(pd, LOG_WARNING, "%s/%s: refused: %s", pd->path, en->file,
+	    why);
+	if (en->channel != NULL)
+		strlcpy(en->channel->error, why, sizeof en->channel->error);
+}
+
+/*
+ * Find the file an entry stands for: the entry itself, or where its
+ * symbolic link points if that stays inside the directory.  Fills in path
+ * and st; returns a refusal, or NULL.
+ */
+static const char *
+plugdir_resolve(struct plugdir *pd, struct plugdir_entry *en, char *path,
+    struct stat *st, char *buf, size_t len)
+{
+	char	real[PATH_MAX], dir[PATH_MAX];
+	size_t	n;
+
+	snprintf(path, PATH_MAX, "%s/%s", pd->path, en->file);
+	if (lstat(path, st) == -1) {
+		snprintf(buf, len, "%s", strerror(errno));
+		return buf;
+	}
+	if (!S_ISLNK(st->st_mode))
+		return NULL;
+	if (realpath(path, real) == NULL || realpath(pd->path, dir) == NULL) {
+		snprintf(buf, len, "symbolic link: %s", strerror(errno));
+		return buf;
+	}
+	n = strlen(dir);
+	if (strncmp(real, dir, n) != 0 || real[n] != '/') {
+		snprintf(buf, len, "symbolic link leaves the directory (to %s)",
+		    real);
+		return buf;
+	}
+	strlcpy(path, real, PATH_MAX);
+	if (stat(path, st) == -1) {
+		snprintf(buf, len, "%s", strerror(errno));
+		return buf;
+	}
+	return NULL;
+}
+
+/* Deploy an entry's file now. */
+static void
+plugdir_deploy(struct plugdir *pd, struct plugdir_entry *en, const char *path)
+{
+	char	name[PLUGIN_NAME_MAX];
+
+	en->deployed = en->seen;
+	en->tried = true;
+	en->settling = false;
+	en->refusal[0] = '\0';
+	if (en->channel == NULL) {
+		strlcpy(name, en->file, sizeof name);
+		name[strlen(en->file) - 3] = '\0';
+		en->channel = channel_new(pd->engine, name, pd->conf.drain_ms,
+		    pd->log, pd->logarg);
+		if (en->channel == NULL) {
+			plugdir_log(pd, LOG_ERR, "%s: out of memory", en->file);
+			return;
+		}
+	}
+	(void)channel_deploy(en->channel, path, NULL, 0);
+}
+
+/* Look at one directory entry during a scan. */
+static void
+plugdir_visit(struct plugdir *pd, const char *file, bool immediate,
+    uint64_t now)
+{
+	struct plugdir_entry	 key, *en;
+	struct plugdir_id	 id;
+	struct stat		 st;
+	const char		*why;
+	char			 path[PATH_MAX], buf[DETAIL_MAX], name[NAME_MAX + 1];
+	size_t			 n = strlen(file);
+
+	if (file[0] == '.')
+		return;		/* ., .., and editors' dotfiles */
+	strlcpy(key.file, file, sizeof key.file);
+	if ((en = RB_FIND(plugdir_tree, &pd->entries, &key)) == NULL) {
+		if ((en = calloc(1, sizeof *en)) == NULL)
+			return;
+		strlcpy(en->file, file, sizeof en->file);
+		RB_INSERT(plugdir_tree, &pd->entries, en);
+		strlcpy(name, file, sizeof name);
+		if (n <= 3 || strcmp(file + n - 3, ".so") != 0) {
+			en->ignored = true;
+			plugdir_log(pd, LOG_DEBUG, "%s/%s: ignored: not "
+			    "NAME.so", pd->path, file);
+		} else if (name[n - 3] = '\0', !plugdir_channel_name_ok(name)) {
+			en->ignored = true;
+			plugdir_log(pd, LOG_WARNING, "%s/%s: refused: '%s' is "
+			    "not a channel name (1-63 of A-Z a-z 0-9 . _ -, "
+			    "starting with a letter or digit)", pd->path, file,
+			    name);
+		}
+	}
+	en->present = true;
+	if (en->ignored)
+		return;
+
+	if ((why = plugdir_resolve(pd, en, path, &st, buf, sizeof buf)) !=
+	    NULL || (!S_ISREG(st.st_mode) && (why = "not a regular file")) ||
+	    (why = plugdir_untrusted(pd, &st, buf, sizeof buf)) != NULL) {
+		plugdir_refuse(pd, en, why);
+		return;
+	}
+	memset(&id, 0, sizeof id);
+	id.dev = st.st_dev;
+	id.ino = st.st_ino;
+	id.size = st.st_size;
+	id.mtime = st.st_mtim;
+	id.uid = st.st_uid;
+	id.mode = st.st_mode;
+	if (en->tried && plugdir_same(&id, &en->deployed)) {
+		en->settling = false;
+		return;
+	}
+	if (!en->settling || !plugdir_same(&id, &en->seen)) {
+		en->seen = id;
+		en->seen_at = now;
+		en->settling = true;
+	}
+	if (!immediate &&
+	    now - en->seen_at < (uint64_t)pd->conf.settle_ms * MS_NS)
+		return;
+	if (plugdir_being_written(path)) {
+		en->seen_at = now;	/* look again after another settle */
+		return;
+	}
+	plugdir_deploy(pd, en, path);
+}
+
+/* Arm the timer: the earliest settling file, else the slow rescan. */
+static void
+plugdir_arm(struct plugdir *pd, uint64_t now)
+{
+	struct plugdir_entry	*en;
+	struct itimerspec	 its;
+	uint64_t		 next = now + (uint64_t)pd->conf.rescan_ms * MS_NS;
+	uint64_t		 at;
+
+	RB_FOREACH(en, plugdir_tree, &pd->entries) {
+		if (!en->settling)
+			continue;
+		at = en->seen_at + (uint64_t)pd->conf.settle_ms * MS_NS;
+		if (at < next)
+			next = at;
+	}
+	if (next <= now)
+		next = now + 1;
+	memset(&its, 0, sizeof its);
+	its.it_value.tv_sec = (time_t)(next / 1000000000ULL);
+	its.it_value.tv_nsec = (long)(next % 1000000000ULL);
+	(void)timerfd_settime(pd->timw.fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+/* Say (once per distinct reason) what is wrong with the directory. */
+static void
+plugdir_dir_error(struct plugdir *pd, const char *why)
+{
+	if (strcmp(pd->direrror, why) == 0)
+		return;
+	strlcpy(pd->direrror, why, sizeof pd->direrror);
+	if (why[0] != '\0')
+		plugdir_log(pd, LOG_ERR, "%s: %s; channels keep their current "
+		    "versions", pd->path, why);
+}
+
+/* Rescan, treating the names in immediate as complete files. */
+static void
+plugdir_rescan(struct plugdir *pd, char immediate[][NAME_MAX + 1],
+    size_t nimmediate)
+{
+	struct plugdir_entry	*en, *next;
+	struct dirent		*de;
+	struct stat		 st;
+	const char		*why;
+	char			 buf[DETAIL_MAX];
+	uint64_t		 now = engine_now();
+	bool			 imm;
+	DIR			*d;
+	int			 fd;
+
+	fd = open(pd->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		snprintf(buf, sizeof buf, "cannot read: %s", strerror(errno));
+		if (fd != -1)
+			close(fd);
+		plugdir_dir_error(pd, buf);
+		plugdir_arm(pd, now);
+		return;
+	}
+	if ((why = plugdir_untrusted(pd, &st, buf, sizeof buf)) != NULL) {
+		close(fd);
+		plugdir_dir_error(pd, why);
+		plugdir_arm(pd, now);
+		return;
+	}
+	plugdir_dir_error(pd, "");
+	if (st.st_dev != pd->dev || st.st_ino != pd->ino) {
+		/* A new directory at the path: watch it instead. */
+		(void)inotify_add_watch(pd->inw.fd, pd->path, IN_CLOSE_WRITE |
+		    IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
+		    IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF |
+		    IN_ONLYDIR | IN_EXCL_UNLINK);
+		pd->dev = st.st_dev;
+		pd->ino = st.st_ino;
+	}
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		plugdir_arm(pd, now);
+		return;
+	}
+	RB_FOREACH(en, plugdir_tree, &pd->entries)
+		en->present = false;
+	while ((de = readdir(d)) != NULL) {
+		imm = false;
+		for (size_t i = 0; i < nimmediate && !imm; i++)
+			imm = strcmp(immediate[i], de->d_name) == 0;
+		plugdir_visit(pd, de->d_name, imm, now);
+	}
+	closedir(d);
+
+	RB_FOREACH_SAFE(en, plugdir_tree, &pd->entries, next) {
+		if (en->present)
+			continue;
+		if (en->channel != NULL)
+			plugdir_log(pd, LOG_INFO, "%s/%s: removed", pd->path,
+			    en->file);
+		channel_free(en->channel);
+		RB_REMOVE(plugdir_tree, &pd->entries, en);
+		free(en);
+	}
+	plugdir_arm(pd, now);
+}
+
+/* Rescan everything now (SIGHUP, or a caller that knows better). */
+void
+plugdir_scan(struct plugdir *pd)
+{
+	plugdir_rescan(pd, NULL, 0);
+}
+
+/* inotify has news: note which files are complete, then rescan. */
+static void
+plugdir_inotify(struct watch *w, uint32_t events)
+{
+	struct plugdir			*pd = w->arg;
+	char				 buf[65536]
+					    __attribute__((aligned(8)));
+	char				 immediate[PLUGDIR_IMMEDIATE_MAX]
+					    [NAME_MAX + 1];
+	const struct inotify_event	*ev;
+	size_t				 nimm = 0;
+	ssize_t				 n;
+	bool				 any = false;
+
+	(void)events;
+	while ((n = read(w->fd, buf, sizeof buf)) > 0) {
+		any = true;
+		for (char *p = buf; p < buf + n; p += sizeof *ev + ev->len) {
+			ev = (const struct inotify_event *)p;
+			if (ev->len == 0 || nimm == PLUGDIR_IMMEDIATE_MAX ||
+			    (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) == 0)
+				continue;
+			strlcpy(immediate[nimm++], ev->name, NAME_MAX + 1);
+		}
+	}
+	if (any)
+		plugdir_rescan(pd, immediate, nimm);
+}
+
+/* A file settled, or the slow rescan is due. */
+static void
+plugdir_timer(struct watch *w, uint32_t events)
+{
+	struct plugdir	*pd = w->arg;
+	uint64_t	 ticks;
+
+	(void)events;
+	while (read(w->fd, &ticks, sizeof ticks) == (ssize_t)sizeof ticks)
+		;
+	plugdir_scan(pd);
+}
+
+/*
+ * Watch the directory at path and deploy every channel in it.  The first
+ * scan happens before this returns; the loads it starts finish in
+ * engine_run.  NULL with err set on failure.
+ */
+struct plugdir *
+plugdir_open(struct engine *e, const char *path,
+    const struct plugdir_config *conf, log_cb log, void *logarg, char *err,
+    size_t errlen)
+{
+	struct plugdir	*pd;
+
+	if ((pd = calloc(1, sizeof *pd)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pd->engine = e;
+	pd->conf = *conf;
+	pd->log = log;
+	pd->logarg = logarg;
+	pd->inw.fd = pd->timw.fd = -1;
+	RB_INIT(&pd->entries);
+	if (strlcpy(pd->path, path, sizeof pd->path) >= sizeof pd->path) {
+		snprintf(err, errlen, "%s: path too long", path);
+		goto fail;
+	}
+	pd->inw.cb = plugdir_inotify;
+	pd->inw.arg = pd;
+	pd->timw.cb = plugdir_timer;
+	pd->timw.arg = pd;
+	if ((pd->inw.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1 ||
+	    (pd->timw.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK |
+	    TFD_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (inotify_add_watch(pd->inw.fd, path, IN_ONLYDIR) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (engine_watch(e, &pd->inw, EPOLLIN) == -1 ||
+	    engine_watch(e, &pd->timw, EPOLLIN) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	plugdir_scan(pd);
+	return pd;
+
+fail:
+	plugdir_close(pd);
+	return NULL;
+}
+
+/* Stop watching; every channel retires (calls in flight still finish). */
+void
+plugdir_close(struct plugdir *pd)
+{
+	struct plugdir_entry	*en;
+
+	if (pd == NULL)
+		return;
+	while ((en = RB_ROOT(&pd->entries)) != NULL) {
+		channel_free(en->channel);
+		RB_REMOVE(plugdir_tree, &pd->entries, en);
+		free(en);
+	}
+	if (pd->inw.fd != -1) {
+		engine_unwatch(pd->engine, &pd->inw);
+		close(pd->inw.fd);
+	}
+	if (pd->timw.fd != -1) {
+		engine_unwatch(pd->engine, &pd->timw);
+		close(pd->timw.fd);
+	}
+	free(pd);
+}
+
+/* The channel called name, or NULL. */
+struct channel *
+plugdir_channel(struct plugdir *pd, const char *name)
+{
+	struct plugdir_entry	key, *en;
+
+	if (snprintf(key.file, sizeof key.file, "%s.so", name) >=
+	    (int)sizeof key.file)
+		return NULL;
+	en = RB_FIND(plugdir_tree, &pd->entries, &key);
+	return en == NULL ? NULL : en->channel;
+}
+
+/* Route a call to the channel called name. */
+int
+plugdir_call(struct plugdir *pd, const char *name, const void *body,
+    size_t len, int timeout_ms, engine_cb cb, void *arg)
+{
+	struct channel	*ch = plugdir_channel(pd, name);
+	char		 why[DETAIL_MAX];
+
+	if (ch == NULL || ch->active == NULL) {
+		snprintf(why, sizeof why, "no channel '%.64s' in %s", name,
+		    pd->path);
+		return engine_reject(pd->engine, ST_NO_SUCH_CHANNEL, why, cb,
+		    arg);
+	}
+	return channel_call(ch, body, len, timeout_ms, cb, arg);
+}
