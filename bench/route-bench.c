@@ -1,0 +1,517 @@
+/*
+ * route-bench: what route-host costs, measured against the floor of this
+ * machine in the same run, so the ratios hold on a noisy shared machine.
+ * It prints; it never fails on a figure.
+ *
+ *	route-bench [-d SHIPPED_PLUGIN_DIR] [-t TEST_PLUGIN_DIR] [-q]
+ *
+ * -q runs fewer iterations (a smoke run).
+ */
+
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "route-host.h"
+
+static const char	*bench_shipped = "plugins/.libs";
+static const char	*bench_tests = "tests/plugins/.libs";
+static int		 bench_scale = 1;	/* divides iteration counts */
+
+/* Order u64s. */
+static int
+bench_cmp(const void *a, const void *b)
+{
+	const uint64_t	*x = a, *y = b;
+
+	return *x < *y ? -1 : *x > *y;
+}
+
+/* Print one row: median, p99, min and max of n samples in ns. */
+static void
+bench_row(const char *what, uint64_t *ns, size_t n, const char *extra)
+{
+	qsort(ns, n, sizeof *ns, bench_cmp);
+	printf("  %-44s %9.1f %9.1f %9.1f %9.1f  %s\n", what,
+	    ns[n / 2] / 1e3, ns[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] /
+	    1e3, ns[0] / 1e3, ns[n - 1] / 1e3, extra != NULL ? extra : "");
+}
+
+/* Path of a plugin. */
+static const char *
+bench_plugin(const char *name, bool shipped)
+{
+	static char	buf[4][4096];
+	static int	next;
+	char		*p = buf[next++ % 4];
+
+	snprintf(p, 4096, "%s/%s.so", shipped ? bench_shipped : bench_tests,
+	    name);
+	return p;
+}
+
+/* A realistic body: three fields, three consumers with tags. */
+static void
+bench_body(struct wire_buf *b)
+{
+	static const char *const	tags[] = { "eu", "fast" };
+	struct route_value		v;
+	struct route_consumer		c[3] = {
+		{ "consumer-a", 3, 4, 0, tags, 2 },
+		{ "consumer-b", 0, 2, 1, tags, 1 },
+		{ "consumer-c", 1, 8, 5, NULL, 0 },
+	};
+
+	wire_init(b);
+	wire_body_begin(b, 3, 3);
+	v.type = ROUTE_INTEGER;
+	v.integer = 5000;
+	wire_body_field(b, "amount", &v);
+	v.type = ROUTE_TEXT;
+	v.text = "eu-west";
+	v.len = 7;
+	wire_body_field(b, "region", &v);
+	v.type = ROUTE_BOOLEAN;
+	v.boolean = true;
+	wire_body_field(b, "vip", &v);
+	for (int i = 0; i < 3; i++)
+		wire_body_consumer(b, &c[i]);
+}
+
+/* One call's end. */
+struct bench_wait {
+	bool		done;
+	struct result	r;
+	uint64_t	at;
+};
+
+/* Engine callback. */
+static void
+bench_done(const struct result *r, void *arg)
+{
+	struct bench_wait	*w = arg;
+
+	w->r = *r;
+	w->at = engine_now();
+	w->done = true;
+}
+
+/* Make a call and run the loop until it ends. */
+static struct bench_wait
+bench_call(struct engine *e, struct module *m, const struct wire_buf *b,
+    int timeout_ms)
+{
+	struct bench_wait	w;
+
+	memset(&w, 0, sizeof w);
+	if (engine_call(e, m, b->data, b->len, timeout_ms, bench_done,
+	    &w) == -1)
+		err(1, "engine_call");
+	while (!w.done)
+		engine_run(e, -1);
+	return w;
+}
+
+/* Load a plugin or die. */
+static struct module *
+bench_load(struct engine *e, const char *path, const char *opt)
+{
+	struct route_option	o = { "bench", opt };
+	struct module		*m;
+	char			 errbuf[DETAIL_MAX];
+
+	if (engine_load(e, path, NULL, &o, opt != NULL ? 1 : 0, &m, errbuf,
+	    sizeof errbuf) == -1)
+		errx(1, "%s", errbuf);
+	return m;
+}
+
+/*
+ * Floor B: a plain socketpair round trip between two processes carrying
+ * exactly the bytes a real call carries (its frame, and a result frame).
+ */
+static uint64_t
+bench_floor_b(const struct wire_buf *body, size_t n)
+{
+	uint64_t	*ns = calloc(n, sizeof *ns), med;
+	unsigned char	 req[4096], rep[64];
+	size_t		 reqlen = WIRE_HEADER + 4 + body->len, replen = 16;
+	pid_t		 pid;
+	int		 sv[2];
+
+	memset(req, 'x', sizeof req);
+	memset(rep, 'y', sizeof rep);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		err(1, "socketpair");
+	if ((pid = fork()) == 0) {
+		close(sv[0]);
+		for (;;) {
+			size_t	got = 0;
+			ssize_t	r;
+
+			while (got < reqlen) {
+				if ((r = read(sv[1], req, reqlen - got)) <= 0)
+					_exit(0);
+				got += (size_t)r;
+			}
+			if (write(sv[1], rep, replen) != (ssize_t)replen)
+				_exit(0);
+		}
+	}
+	close(sv[1]);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t	t = engine_now();
+		size_t		got = 0;
+		ssize_t		r;
+
+		if (write(sv[0], req, reqlen) != (ssize_t)reqlen)
+			err(1, "write");
+		while (got < replen) {
+			if ((r = read(sv[0], rep, replen - got)) <= 0)
+				err(1, "read");
+			got += (size_t)r;
+		}
+		ns[i] = engine_now() - t;
+	}
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	bench_row("floor B: socketpair round trip", ns, n, "");
+	med = ns[n / 2];
+	free(ns);
+	return med;
+}
+
+/* Engine, one call in flight, warm helper. */
+static uint64_t
+bench_engine(struct engine *e, const struct wire_buf *b, size_t n,
+    uint64_t floor_median)
+{
+	struct module	*m = bench_load(e, bench_plugin("first-available",
+			    true), NULL);
+	uint64_t	*ns = calloc(n, sizeof *ns), med;
+	char		 extra[64];
+
+	for (int i = 0; i < 100; i++)
+		bench_call(e, m, b, 0);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t		t = engine_now();
+		struct bench_wait	w = bench_call(e, m, b, 0);
+
+		if (w.r.status != ST_OK)
+			errx(1, "engine call: %s", w.r.detail);
+		ns[i] = w.at - t;
+	}
+	qsort(ns, n, sizeof *ns, bench_cmp);
+	med = ns[n / 2];
+	snprintf(extra, sizeof extra, "%.2fx floor B", floor_median ?
+	    (double)med / (double)floor_median : 0.0);
+	bench_row("engine: one call in flight", ns, n, extra);
+	engine_release(e, m);
+	free(ns);
+	return med;
+}
+
+/* Cold start: a version never loaded, from file to first answer. */
+static void
+bench_cold(struct engine *e, const struct wire_buf *b, size_t n)
+{
+	uint64_t	*ns = calloc(n, sizeof *ns);
+	char		 opt[32];
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t		t = engine_now();
+		struct module		*m;
+		struct bench_wait	w;
+
+		/* Distinct options: a distinct module, never deduped. */
+		snprintf(opt, sizeof opt, "%zu", i);
+		m = bench_load(e, bench_plugin("first-available", true), opt);
+		w = bench_call(e, m, b, 0);
+		ns[i] = w.at - t;
+		engine_release(e, m);
+		while (engine_procs(e) > 0)
+			engine_run(e, 10);
+	}
+	bench_row("cold start: file to first answer", ns, n, "");
+	free(ns);
+}
+
+/* Crash recovery: from a crashed call to the next answered call. */
+static void
+bench_crash(struct engine *e, const struct wire_buf *b, size_t n)
+{
+	struct module	*m = bench_load(e, bench_plugin("demo-crashy", true),
+			    NULL);
+	struct wire_buf	 poison;
+	struct route_value v = { .type = ROUTE_BOOLEAN, .boolean = true };
+	uint64_t	*ns = calloc(n, sizeof *ns);
+
+	wire_init(&poison);
+	wire_body_begin(&poison, 1, 0);
+	wire_body_field(&poison, "poison", &v);
+	bench_call(e, m, b, 0);
+	for (size_t i = 0; i < n; i++) {
+		struct bench_wait	c = bench_call(e, m, &poison, 0);
+		struct bench_wait	w = bench_call(e, m, b, 0);
+
+		if (c.r.status != ST_CRASHED || w.r.status != ST_OK)
+			errx(1, "crash recovery: %s / %s", c.r.detail,
+			    w.r.detail);
+		ns[i] = w.at - c.at;
+		/* Keep clear of the crash-loop throttle. */
+		for (int k = 0; k < 2; k++)
+			bench_call(e, m, b, 0);
+	}
+	bench_row("crash recovery: crashed call to next answer", ns, n, "");
+	wire_free(&poison);
+	engine_release(e, m);
+	free(ns);
+}
+
+/* Timeout overshoot: result delivered past the deadline. */
+static void
+bench_overshoot(struct engine *e, int deadline_ms, size_t n)
+{
+	struct module	*m = bench_load(e, bench_plugin("demo-sleepy", true),
+			    NULL);
+	struct wire_buf	 spin, ok;
+	struct route_value v = { .type = ROUTE_INTEGER, .integer = -1 };
+	uint64_t	*ns = calloc(n, sizeof *ns);
+	char		 what[64];
+
+	wire_init(&spin);
+	wire_body_begin(&spin, 1, 0);
+	wire_body_field(&spin, "sleep_ms", &v);
+	wire_init(&ok);
+	wire_body_begin(&ok, 0, 0);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t		t;
+		struct bench_wait	w;
+
+		/* A warm helper, so the deadline meets the plugin. */
+		bench_call(e, m, &ok, 0);
+		t = engine_now();
+		w = bench_call(e, m, &spin, deadline_ms);
+		if (w.r.status != ST_TIMED_OUT)
+			errx(1, "overshoot: %s", w.r.detail);
+		ns[i] = w.at - t - (uint64_t)deadline_ms * MS_NS;
+	}
+	snprintf(what, sizeof what, "timeout overshoot, %d ms deadline",
+	    deadline_ms);
+	bench_row(what, ns, n, "");
+	wire_free(&spin);
+	wire_free(&ok);
+	engine_release(e, m);
+	free(ns);
+}
+
+/* Copy src into dir/name.so by write-to-temp and rename; returns when. */
+static uint64_t
+bench_put(const char *src, const char *dir, const char *name)
+{
+	char	tmp[4200], dst[4200], buf[65536];
+	ssize_t	n;
+	int	in, out;
+	uint64_t t;
+
+	snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+	snprintf(dst, sizeof dst, "%s/%s.so", dir, name);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (in == -1 || out == -1)
+		err(1, "%s", src);
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			err(1, "write");
+	close(in);
+	close(out);
+	t = engine_now();
+	if (rename(tmp, dst) == -1)
+		err(1, "rename");
+	return t;
+}
+
+/*
+ * Hot deploy (rename to first answer by the new version) and drain (the
+ * old version's last in-flight call ending, to its helpers reaped).
+ */
+static void
+bench_deploy(struct engine *e, const struct wire_buf *b, size_t n)
+{
+	struct plugdir_config	 conf;
+	struct plugdir		*pd;
+	struct channel		*ch;
+	char			 dir[] = "/tmp/route-bench-XXXXXX";
+	char			 sig[] = "/tmp/route-bench-sig-XXXXXX";
+	char			 errbuf[DETAIL_MAX], path[4200], cmd[128];
+	const char		*src[2];
+	uint64_t		*dep = calloc(n, sizeof *dep);
+	uint64_t		*drain = calloc(n, sizeof *drain);
+	struct wire_buf		 blk;
+	struct route_value	 v;
+	struct stat		 st;
+
+	if (mkdtemp(dir) == NULL || mkdtemp(sig) == NULL)
+		err(1, "mkdtemp");
+	src[0] = bench_plugin("block-v1", false);
+	src[1] = bench_plugin("block-v2", false);
+	plugdir_defaults(&conf);
+	bench_put(src[0], dir, "bench");
+	if ((pd = plugdir_open(e, dir, &conf, NULL, NULL, errbuf,
+	    sizeof errbuf)) == NULL)
+		errx(1, "%s", errbuf);
+	while ((ch = plugdir_channel(pd, "bench")) == NULL ||
+	    ch->active == NULL)
+		engine_run(e, 10);
+
+	wire_init(&blk);
+	wire_body_begin(&blk, 1, 2);
+	v.type = ROUTE_TEXT;
+	v.text = sig;
+	v.len = strlen(sig);
+	wire_body_field(&blk, "dir", &v);
+	{
+		struct route_consumer	c[2] = { { .id = "old" },
+		    { .id = "new" } };
+
+		wire_body_consumer(&blk, &c[0]);
+		wire_body_consumer(&blk, &c[1]);
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		struct module		*old = ch->active, *m;
+		struct bench_wait	 hold, w;
+		uint64_t		 t, end;
+		u_int			 loaded;
+
+		/* A call held inside the old version. */
+		memset(&hold, 0, sizeof hold);
+		snprintf(path, sizeof path, "%s/release", sig);
+		unlink(path);
+		snprintf(path, sizeof path, "%s/entered", sig);
+		unlink(path);
+		if (channel_call(ch, blk.data, blk.len, 60000, bench_done,
+		    &hold) == -1)
+			err(1, "call");
+		while (stat(path, &st) == -1)
+			engine_run(e, 1);
+
+		t = bench_put(src[(i + 1) % 2], dir, "bench");
+		for (;;) {
+			engine_run(e, 1);
+			if ((m = ch->active) == old)
+				continue;
+			w = bench_call(e, m, b, 0);
+			if (w.r.status == ST_OK)
+				break;
+		}
+		dep[i] = w.at - t;
+
+		/* Release the held call; time its end to the old helpers' reaping. */
+		loaded = engine_loaded(e);
+		snprintf(path, sizeof path, "%s/release", sig);
+		close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+		while (!hold.done)
+			engine_run(e, 1);
+		while (engine_loaded(e) >= loaded)
+			engine_run(e, 1);
+		end = engine_now();
+		drain[i] = end - hold.at;
+	}
+	bench_row("hot deploy: rename to first answer by new", dep, n, "");
+	bench_row("drain: last old call to old helpers reaped", drain, n, "");
+	plugdir_close(pd);
+	wire_free(&blk);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, sig);
+	if (system(cmd) != 0)
+		warnx("could not remove %s", dir);
+	free(dep);
+	free(drain);
+}
+
+/* Print the machine line. */
+static void
+bench_machine(void)
+{
+	struct utsname	u;
+	char		line[256], model[256] = "unknown CPU";
+	FILE		*f;
+
+	if ((f = fopen("/proc/cpuinfo", "r")) != NULL) {
+		while (fgets(line, sizeof line, f) != NULL)
+			if (strncmp(line, "model name", 10) == 0) {
+				strlcpy(model, strchr(line, ':') + 2,
+				    sizeof model);
+				model[strcspn(model, "\n")] = '\0';
+				break;
+			}
+		fclose(f);
+	}
+	uname(&u);
+	printf("machine: %s, %ld cores, Linux %s\n", model,
+	    sysconf(_SC_NPROCESSORS_ONLN), u.release);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct engine_config	 conf;
+	struct engine		*e;
+	struct wire_buf		 b;
+	char			 errbuf[DETAIL_MAX];
+	int			 ch;
+
+	while ((ch = getopt(argc, argv, "d:t:q")) != -1) {
+		switch (ch) {
+		case 'd':
+			bench_shipped = optarg;
+			break;
+		case 't':
+			bench_tests = optarg;
+			break;
+		case 'q':
+			bench_scale = 10;
+			break;
+		default:
+			fprintf(stderr, "usage: route-bench [-q] [-d DIR] "
+			    "[-t DIR]\n");
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	bench_machine();
+	engine_defaults(&conf);
+	if ((e = engine_new(&conf, errbuf, sizeof errbuf)) == NULL)
+		errx(1, "%s", errbuf);
+	bench_body(&b);
+	printf("call frame %zu bytes, result frame 16 bytes\n\n",
+	    WIRE_HEADER + 4 + b.len);
+	printf("  %-44s %9s %9s %9s %9s\n", "latency (us)", "median", "p99",
+	    "min", "max");
+	/* Floor B, then the engine carrying the same bytes, side by side. */
+	bench_engine(e, &b, 20000 / (size_t)bench_scale,
+	    bench_floor_b(&b, 20000 / (size_t)bench_scale));
+	printf("\n  %-44s %9s %9s %9s %9s\n", "lifecycle (us)", "median", "p99",
+	    "min", "max");
+	bench_cold(e, &b, 200 / (size_t)bench_scale);
+	bench_crash(e, &b, 200 / (size_t)bench_scale);
+	bench_overshoot(e, 1, 100 / (size_t)bench_scale);
+	bench_overshoot(e, 10, 100 / (size_t)bench_scale);
+	bench_overshoot(e, 100, 20 / (size_t)bench_scale + 1);
+	bench_deploy(e, &b, 50 / (size_t)bench_scale);
+	wire_free(&b);
+	engine_free(e);
+	return 0;
+}
