@@ -62,6 +62,45 @@ channel_new(struct engine *e, const char *name, int drain_ms, log_cb log,
 	return ch;
 }
 
+/* Drop the channel's copy of its plugin options. */
+static void
+channel_free_options(struct channel *ch)
+{
+	for (size_t i = 0; i < ch->nopts; i++) {
+		free((char *)ch->opts[i].key);
+		free((char *)ch->opts[i].value);
+	}
+	free(ch->opts);
+	ch->opts = NULL;
+	ch->nopts = 0;
+}
+
+/*
+ * Take new settings; they apply from the next deploy (options, helpers)
+ * or the next call (timeout).  -1 when out of memory.
+ */
+int
+channel_configure(struct channel *ch, const struct channel_conf *cc)
+{
+	channel_free_options(ch);
+	ch->timeout_ms = cc->timeout_ms;
+	ch->helpers = cc->helpers;
+	if (cc->drain_ms > 0)
+		ch->drain_ms = cc->drain_ms;
+	if (cc->nopts == 0)
+		return 0;
+	if ((ch->opts = calloc(cc->nopts, sizeof *ch->opts)) == NULL)
+		return -1;
+	for (size_t i = 0; i < cc->nopts; i++) {
+		ch->opts[i].key = strdup(cc->opts[i].key);
+		ch->opts[i].value = strdup(cc->opts[i].value);
+		ch->nopts = i + 1;
+		if (ch->opts[i].key == NULL || ch->opts[i].value == NULL)
+			return -1;
+	}
+	return 0;
+}
+
 /* Forget a gate that has not answered yet; its result is then ignored. */
 static void
 channel_drop_gate(struct channel *ch)
@@ -86,6 +125,7 @@ channel_free(struct channel *ch)
 		channel_log(ch, LOG_INFO, "retired %.12s", ch->active->hex);
 		engine_release_drain(ch->engine, ch->active, ch->drain_ms);
 	}
+	channel_free_options(ch);
 	free(ch);
 }
 
@@ -129,25 +169,25 @@ channel_gate_done(const struct result *r, void *arg)
 }
 
 /*
- * Deploy the plugin file at path (with options) to the channel: load it,
+ * Deploy the plugin file at path, with the channel's options: load it,
  * and swap once a helper has loaded it.  Same bytes as the active version
  * (or the one already at the gate): nothing to do.  Returns -1 with
  * ch->error set when the file cannot even be read.
  */
 int
-channel_deploy(struct channel *ch, const char *path,
-    const struct route_option *opts, size_t nopts)
+channel_deploy(struct channel *ch, const char *path)
 {
 	struct channel_gate	*g;
 	struct module		*m;
 	char			 err[DETAIL_MAX];
 
-	if (engine_load(ch->engine, path, ch->name, opts, nopts, &m, err,
-	    sizeof err) == -1) {
+	if (engine_load(ch->engine, path, ch->name, ch->opts, ch->nopts, &m,
+	    err, sizeof err) == -1) {
 		snprintf(ch->error, sizeof ch->error, "not deployed: %s", err);
 		channel_log(ch, LOG_ERR, "%s", ch->error);
 		return -1;
 	}
+	m->max_helpers = ch->helpers;
 	if (m == ch->active || (ch->gate != NULL && m == ch->gate->module)) {
 		engine_release(ch->engine, m);
 		return 0;
@@ -186,6 +226,6 @@ channel_call(struct channel *ch, const void *body, size_t len, int timeout_ms,
 	if (ch->active == NULL)
 		return engine_reject(ch->engine, ST_NO_SUCH_CHANNEL,
 		    "channel has no deployed version", cb, arg);
-	return engine_call(ch->engine, ch->active, body, len, timeout_ms, cb,
-	    arg);
+	return engine_call(ch->engine, ch->active, body, len, timeout_ms > 0 ?
+	    timeout_ms : ch->timeout_ms, cb, arg);
 }

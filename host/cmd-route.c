@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <poll.h>
 #include <err.h>
 #include <errno.h>
 #include <stdio.h>
@@ -72,7 +73,8 @@ cmd_route_print(const struct result *r, json_t *root)
 {
 	char	*s;
 
-	if ((s = request_format(r, root)) == NULL)
+	if ((s = request_format(r, r->module != NULL ? r->module->hex : NULL,
+	    root)) == NULL)
 		errx(1, "out of memory formatting a result");
 	puts(s);
 	fflush(stdout);
@@ -121,6 +123,180 @@ cmd_route_line(struct engine *e, struct module *m, const char *line,
 	return w.result.status == ST_OK;
 }
 
+/* A line sent to the daemon, waiting for its result to print in order. */
+struct cmd_route_pending {
+	json_t		*root;
+	unsigned long	 lineno;
+	bool		 done;
+	struct result	 result;
+	char		 version[VERSION_HEX_LEN + 1];
+};
+
+/* Take one result frame from the daemon into the pending ring. */
+static void
+cmd_route_take(struct cmd_route_pending *ring, size_t size, uint64_t head,
+    uint64_t tail, const unsigned char *p, size_t len)
+{
+	struct proto_result		 pr;
+	struct cmd_route_pending	*q;
+	static const unsigned char	 zero[VERSION_LEN];
+
+	if (proto_decode_result(p, len, &pr) == -1)
+		errx(1, "route: malformed result from the daemon");
+	if (pr.id < head || pr.id >= tail)
+		errx(1, "route: result for unknown request %llu",
+		    (unsigned long long)pr.id);
+	q = &ring[pr.id % size];
+	q->done = true;
+	q->result.status = (enum status)pr.status;
+	q->result.decision = pr.decision;
+	if (pr.status == ST_BAD_REQUEST)
+		snprintf(q->result.detail, sizeof q->result.detail,
+		    "line %lu: %.200s", q->lineno, pr.detail);
+	else
+		strlcpy(q->result.detail, pr.detail, sizeof q->result.detail);
+	if (memcmp(pr.version, zero, VERSION_LEN) != 0)
+		version_hex(pr.version, q->version);
+}
+
+/*
+ * route -s SOCKET -c CHANNEL: the same JSON lines, through the daemon,
+ * pipelined up to its window; results print in input order.
+ */
+static int
+cmd_route_daemon(const char *path, const char *channel, int timeout_ms)
+{
+	struct cmd_route_pending	*ring, *q;
+	struct client_conn		 cc;
+	struct wire_buf			 out;
+	struct pollfd			 pfd[2];
+	const unsigned char		*p;
+	char				 errbuf[DETAIL_MAX], why[DETAIL_MAX - 32];
+	char				*in = NULL, *nl, *s;
+	size_t				 inlen = 0, incap = 0, size, len;
+	uint64_t			 head = 0, tail = 0;
+	unsigned long			 lineno = 0;
+	ssize_t				 n;
+	uint8_t				 type;
+	bool				 eof = false;
+	int				 rc = 0, line_timeout;
+
+	if (!plugdir_channel_name_ok(channel))
+		errx(2, "route: '%s' is not a channel name", channel);
+	if (client_connect(&cc, path, errbuf, sizeof errbuf) == -1)
+		errx(2, "route: %s", errbuf);
+	size = cc.window < 1024 ? cc.window : 1024;
+	if ((ring = calloc(size, sizeof *ring)) == NULL)
+		err(2, NULL);
+	wire_init(&out);
+	out.max = SIZE_MAX / 2;
+
+	while (!eof || head < tail) {
+		/* Print what is done, in order. */
+		while (head < tail && ring[head % size].done) {
+			q = &ring[head % size];
+			if ((s = request_format(&q->result, q->version[0] !=
+			    '\0' ? q->version : NULL, q->root)) == NULL)
+				errx(1, "out of memory");
+			puts(s);
+			free(s);
+			if (q->result.status != ST_OK)
+				rc = 1;
+			json_decref(q->root);
+			memset(q, 0, sizeof *q);
+			head++;
+		}
+		fflush(stdout);
+		if (eof && head == tail)
+			break;
+
+		/* Turn complete input lines into requests, within the window. */
+		while (tail - head < size && (nl = memchr(in, '\n',
+		    inlen)) != NULL) {
+			struct wire_buf	b;
+
+			*nl = '\0';
+			lineno++;
+			q = &ring[tail % size];
+			memset(q, 0, sizeof *q);
+			q->lineno = lineno;
+			if (strspn(in, " \t\r") != (size_t)(nl - in)) {
+				if (request_parse(in, &b, &q->root,
+				    &line_timeout, why, sizeof why) == -1) {
+					q->done = true;
+					q->result.status = ST_BAD_REQUEST;
+					snprintf(q->result.detail,
+					    sizeof q->result.detail,
+					    "line %lu: %s", lineno, why);
+				} else {
+					struct wire_buf	f;
+
+					wire_init(&f);
+					proto_route(&f, tail, (uint32_t)
+					    (line_timeout > 0 ? line_timeout :
+					    timeout_ms), channel, b.data,
+					    b.len);
+					wire_bytes(&out, f.data, f.len);
+					wire_free(&f);
+				}
+				wire_free(&b);
+				tail++;
+			}
+			len = (size_t)(nl - in) + 1;
+			memmove(in, nl + 1, inlen - len);
+			inlen -= len;
+		}
+		if (out.len > 0) {
+			if (client_send(&cc, &out) == -1)
+				errx(1, "route: %s: %s", path, strerror(errno));
+			out.len = 0;
+		}
+
+		pfd[0].fd = eof || tail - head >= size ? -1 : STDIN_FILENO;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = cc.fd;
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, -1) == -1 && errno != EINTR)
+			err(1, "route: poll");
+		if (pfd[0].revents != 0) {
+			if (incap - inlen < 65536) {
+				incap += 65536;
+				if (incap > CMD_ROUTE_LINE_MAX + 65536)
+					errx(1, "route: line %lu over %u bytes",
+					    lineno + 1, CMD_ROUTE_LINE_MAX);
+				if ((in = realloc(in, incap)) == NULL)
+					err(1, NULL);
+			}
+			n = read(STDIN_FILENO, in + inlen, incap - inlen - 1);
+			if (n > 0)
+				inlen += (size_t)n;
+			else if (n == 0 || errno != EINTR) {
+				eof = true;
+				if (inlen > 0 && in[inlen - 1] != '\n')
+					in[inlen++] = '\n';
+			}
+		}
+		if (pfd[1].revents != 0) {
+			int	got;
+
+			while ((got = client_frame(&cc, false, &type, &p, &len,
+			    errbuf, sizeof errbuf)) == 1) {
+				if (type != PROTO_RESULT)
+					errx(1, "route: unexpected frame type "
+					    "%#x from the daemon", type);
+				cmd_route_take(ring, size, head, tail, p, len);
+			}
+			if (got == -1)
+				errx(1, "route: %s", errbuf);
+		}
+	}
+	free(in);
+	free(ring);
+	wire_free(&out);
+	client_close(&cc);
+	return rc;
+}
+
 /* route-host route --plugin FILE [--timeout MS] [--option KEY=VALUE]... */
 int
 cmd_route(int argc, char **argv)
@@ -129,8 +305,11 @@ cmd_route(int argc, char **argv)
 		{ "plugin", required_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "option", required_argument, NULL, 'o' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "channel", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char		*socket = NULL, *channel = NULL;
 	struct engine_config	 conf;
 	struct engine		*e;
 	struct module		*m;
@@ -144,8 +323,15 @@ cmd_route(int argc, char **argv)
 
 	engine_defaults(&conf);
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "p:t:o:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:t:o:s:c:", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
+		case 's':
+			socket = optarg;
+			break;
+		case 'c':
+			channel = optarg;
+			break;
 		case 'p':
 			plugin = optarg;
 			break;
@@ -164,7 +350,15 @@ cmd_route(int argc, char **argv)
 			goto usage;
 		}
 	}
-	if (plugin == NULL || optind != argc)
+	if (optind != argc)
+		goto usage;
+	if (socket != NULL || channel != NULL) {
+		if (socket == NULL || channel == NULL || plugin != NULL ||
+		    nopts != 0)
+			goto usage;
+		return cmd_route_daemon(socket, channel, timeout_ms);
+	}
+	if (plugin == NULL)
 		goto usage;
 	if (timeout_ms > 0)
 		conf.timeout_ms = timeout_ms;
@@ -216,6 +410,7 @@ cmd_route(int argc, char **argv)
 
 usage:
 	fprintf(stderr, "usage: route-host route --plugin FILE [--timeout MS] "
-	    "[--option KEY=VALUE]...\n");
+	    "[--option KEY=VALUE]...\n"
+	    "       route-host route -s SOCKET -c CHANNEL [--timeout MS]\n");
 	return 2;
 }

@@ -352,8 +352,9 @@ engine_kick(struct engine *e, struct module *m)
 {
 	struct call	*c;
 	struct proc	*p;
-	u_int		 idle, spawning, live, want;
+	u_int		 idle, spawning, live, want, max;
 
+	max = m->max_helpers != 0 ? m->max_helpers : e->conf.helpers;
 again:
 	if (e->closing)
 		return;
@@ -378,7 +379,7 @@ again:
 		return;
 	}
 	engine_pool(m, &idle, &spawning, &live);
-	if (m->nqueued <= spawning || live >= e->conf.helpers)
+	if (m->nqueued <= spawning || live >= max)
 		return;
 	if (engine_now() < m->spawn_not_before) {
 		if (!m->throttled) {
@@ -389,8 +390,8 @@ again:
 	}
 	engine_unthrottle(e, m);
 	want = m->nqueued - spawning;
-	if (want > e->conf.helpers - live)
-		want = e->conf.helpers - live;
+	if (want > max - live)
+		want = max - live;
 	while (want-- > 0 && engine_spawn(e, m))
 		;
 }
@@ -1036,6 +1037,19 @@ u_int
 engine_pending(const struct engine *e)
 {
 	return e->pending;
+}
+
+/* Call fn for every module alive, loaded or draining. */
+void
+engine_foreach(struct engine *e, void (*fn)(struct module *, void *),
+    void *arg)
+{
+	struct module	*m;
+
+	RB_FOREACH(m, module_tree, &e->modules)
+		fn(m, arg);
+	TAILQ_FOREACH(m, &e->draining, drainentry)
+		fn(m, arg);
 }
 
 /* Modules alive: loaded, or retired with helpers still exiting. */

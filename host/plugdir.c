@@ -248,7 +248,19 @@ plugdir_deploy(struct plugdir *pd, struct plugdir_entry *en, const char *path)
 			return;
 		}
 	}
-	(void)channel_deploy(en->channel, path, NULL, 0);
+	if (pd->conf.configure != NULL) {
+		struct channel_conf	cc;
+
+		memset(&cc, 0, sizeof cc);
+		cc.drain_ms = pd->conf.drain_ms;
+		pd->conf.configure(pd->conf.configure_arg, en->channel->name,
+		    &cc);
+		if (channel_configure(en->channel, &cc) == -1) {
+			plugdir_log(pd, LOG_ERR, "%s: out of memory", en->file);
+			return;
+		}
+	}
+	(void)channel_deploy(en->channel, path);
 }
 
 /* Look at one directory entry during a scan. */
@@ -424,6 +436,27 @@ plugdir_rescan(struct plugdir *pd, char immediate[][NAME_MAX + 1],
 	plugdir_arm(pd, now);
 }
 
+/*
+ * New settings (a reloaded configuration): every channel deploys again
+ * with them; a channel whose settings did not change finds its version
+ * already active, and nothing happens.
+ */
+void
+plugdir_reconfigure(struct plugdir *pd, const struct plugdir_config *conf)
+{
+	struct plugdir_entry	*en;
+
+	pd->conf = *conf;
+	RB_FOREACH(en, plugdir_tree, &pd->entries)
+		if (en->tried) {
+			en->tried = false;
+			en->seen = en->deployed;
+			en->seen_at = 0;
+			en->settling = true;
+		}
+	plugdir_scan(pd);
+}
+
 /* Rescan everything now (SIGHUP, or a caller that knows better). */
 void
 plugdir_scan(struct plugdir *pd)
@@ -578,4 +611,23 @@ plugdir_call(struct plugdir *pd, const char *name, const void *body,
 		    arg);
 	}
 	return channel_call(ch, body, len, timeout_ms, cb, arg);
+}
+
+/* Call fn for every channel with a slot, in name order. */
+void
+plugdir_foreach(struct plugdir *pd, void (*fn)(struct channel *, void *),
+    void *arg)
+{
+	struct plugdir_entry	*en;
+
+	RB_FOREACH(en, plugdir_tree, &pd->entries)
+		if (en->channel != NULL)
+			fn(en->channel, arg);
+}
+
+/* The directory's path. */
+const char *
+plugdir_path(const struct plugdir *pd)
+{
+	return pd->path;
 }

@@ -293,12 +293,14 @@ request_parse(const char *line, struct wire_buf *b, json_t **root,
 	return 0;
 }
 
-/* Format a result as one JSON line (no newline); the caller frees it. */
+/*
+ * Format a result as one JSON line (no newline); the caller frees it.
+ * version is the answering version's hex, or NULL.
+ */
 char *
-request_format(const struct result *r, json_t *root)
+request_format(const struct result *r, const char *version, json_t *root)
 {
 	json_t		*out, *id = NULL, *cons, *c;
-	const char	*version = r->module != NULL ? r->module->hex : NULL;
 	char		*s;
 
 	if (root != NULL && json_is_object(root))

@@ -26,6 +26,9 @@ static const struct {
 	{ "route", cmd_route, "route --plugin FILE [--timeout MS] "
 	    "[--option KEY=VALUE]..." },
 	{ "demo", cmd_demo, "demo [-d PLUGIN_LIBDIR]" },
+	{ "serve", cmd_serve, "serve [-fv] [-c CONFIG] [-d PLUGIN_DIR] "
+	    "[-s SOCKET] [-t DEFAULT_TIMEOUT_MS]" },
+	{ "status", cmd_status, "status [-s SOCKET] [--json]" },
 };
 
 /* Print the usage summary. */

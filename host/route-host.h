@@ -92,6 +92,8 @@ int		 engine_run(struct engine *, int);
 u_int		 engine_pending(const struct engine *);
 u_int		 engine_loaded(const struct engine *);
 u_int		 engine_procs(const struct engine *);
+void		 engine_foreach(struct engine *,
+		     void (*)(struct module *, void *), void *);
 const char	*engine_status_name(enum status);
 uint64_t	 engine_now(void);
 
@@ -117,8 +119,20 @@ void		 engine_proc_gone(struct engine *, struct proc *);
 typedef void	(*log_cb)(void *, int, const char *);
 
 /* channel.c: a channel's slot and its gated, draining deploys. */
+struct channel_conf {
+	int			 timeout_ms;	/* 0: the engine's */
+	u_int			 helpers;	/* 0: the engine's */
+	int			 drain_ms;
+	const struct route_option *opts;
+	size_t			 nopts;
+};
+
 struct channel_gate;
 struct channel {
+	int			 timeout_ms;
+	u_int			 helpers;
+	struct route_option	*opts;
+	size_t			 nopts;
 	char			 name[PLUGIN_NAME_MAX];
 	struct engine		*engine;
 	struct module		*active;	/* NULL until deployed */
@@ -133,8 +147,9 @@ struct channel {
 struct channel	*channel_new(struct engine *, const char *, int, log_cb,
 		     void *);
 void		 channel_free(struct channel *);
-int		 channel_deploy(struct channel *, const char *,
-		     const struct route_option *, size_t);
+int		 channel_configure(struct channel *,
+		     const struct channel_conf *);
+int		 channel_deploy(struct channel *, const char *);
 int		 channel_call(struct channel *, const void *, size_t, int,
 		     engine_cb, void *);
 
@@ -145,6 +160,10 @@ struct plugdir_config {
 	int			 settle_ms;
 	int			 rescan_ms;
 	int			 drain_ms;
+	/* Per-channel settings, asked for at each deploy (may be NULL). */
+	void			(*configure)(void *, const char *,
+				    struct channel_conf *);
+	void			*configure_arg;
 };
 void		 plugdir_defaults(struct plugdir_config *);
 struct plugdir	*plugdir_open(struct engine *, const char *,
@@ -152,10 +171,15 @@ struct plugdir	*plugdir_open(struct engine *, const char *,
 		     size_t);
 void		 plugdir_close(struct plugdir *);
 void		 plugdir_scan(struct plugdir *);
+void		 plugdir_reconfigure(struct plugdir *,
+		     const struct plugdir_config *);
 struct channel	*plugdir_channel(struct plugdir *, const char *);
 int		 plugdir_call(struct plugdir *, const char *, const void *,
 		     size_t, int, engine_cb, void *);
 bool		 plugdir_channel_name_ok(const char *);
+void		 plugdir_foreach(struct plugdir *,
+		     void (*)(struct channel *, void *), void *);
+const char	*plugdir_path(const struct plugdir *);
 
 /* module.c: a loaded version. */
 struct module {
@@ -188,6 +212,7 @@ struct module {
 	TAILQ_HEAD(, call)	 queue;
 	u_int			 nqueued;
 	u_int			 nprocs;
+	u_int			 max_helpers;	/* 0: the engine's */
 
 	/* Load failures fail calls fast until spawn_retry. */
 	char			 spawn_error[DETAIL_MAX];
@@ -299,6 +324,7 @@ struct wire_buf {
 	unsigned char		*data;
 	size_t			 len;
 	size_t			 size;
+	size_t			 max;		/* 0: one frame */
 	bool			 failed;	/* allocation or limit */
 };
 
@@ -331,7 +357,7 @@ int		 wire_decode_call(const void *, size_t, struct wire_call *,
 		     char *, size_t);
 void		 wire_call_free(struct wire_call *);
 
-void		 wire_frame_begin(struct wire_buf *, enum wire_type);
+void		 wire_frame_begin(struct wire_buf *, uint8_t);
 void		 wire_frame_end(struct wire_buf *);
 
 struct wire_reader {
@@ -350,17 +376,116 @@ bool		 wire_reader_done(const struct wire_reader *);
 
 #define MS_NS	1000000ULL
 
-/* request.c: the command line's JSON lines. */
 typedef struct json_t json_t;
+
+/* proto.c: the broker protocol, route-host-protocol(7). */
+#define PROTO_VERSION		1
+#define PROTO_FRAME_MAX		(WIRE_FRAME_MAX + 512)
+#define PROTO_CHANNEL_MAX	(PLUGIN_NAME_MAX - 1)
+
+enum proto_type {
+	PROTO_HELLO = 0x01,	/* u16 min version, u16 max version */
+	PROTO_ROUTE = 0x02,	/* u64 id, u32 timeout_ms, str8 channel, body */
+	PROTO_STATUS = 0x03,	/* u64 id */
+	PROTO_WELCOME = 0x81,	/* u16 version, u32 max frame, u32 window,
+				   str8 server */
+	PROTO_RESULT = 0x82,	/* u64 id, u8 status, i32 decision,
+				   32 bytes version, str16 detail */
+	PROTO_STATUS_REPLY = 0x83, /* u64 id, u32 length, JSON */
+	PROTO_ERROR = 0xff,	/* str16 reason; the connection closes */
+};
+
+struct proto_result {
+	uint64_t		 id;
+	uint8_t			 status;
+	int32_t			 decision;
+	unsigned char		 version[VERSION_LEN];
+	char			 detail[DETAIL_MAX];
+};
+
+void		 proto_hello(struct wire_buf *);
+void		 proto_welcome(struct wire_buf *, uint32_t);
+void		 proto_route(struct wire_buf *, uint64_t, uint32_t,
+		     const char *, const void *, size_t);
+void		 proto_result(struct wire_buf *, uint64_t,
+		     const struct result *);
+void		 proto_error(struct wire_buf *, const char *);
+int		 proto_decode_result(const unsigned char *, size_t,
+		     struct proto_result *);
+
+/* server.c: the daemon's listening socket and clients. */
+struct server;
+struct server_config {
+	const char		*socket;
+	mode_t			 socket_mode;
+	u_int			 window;	/* calls per connection */
+	u_int			 max_in_flight;	/* calls in all */
+};
+struct server	*server_open(struct engine *, struct plugdir *,
+		     const struct server_config *, log_cb, void *, char *,
+		     size_t);
+void		 server_flush(struct server *);
+void		 server_stop(struct server *);
+void		 server_free(struct server *);
+u_int		 server_in_flight(const struct server *);
+void		 server_set_plugdir(struct server *, struct plugdir *);
+json_t		*server_status(struct server *);
+
+/* client.c: talking to a running daemon. */
+struct client_conn {
+	int			 fd;
+	unsigned char		*in;
+	size_t			 inlen;
+	size_t			 insize;
+	size_t			 consumed;	/* by the last frame */
+	uint32_t		 window;
+};
+int		 client_connect(struct client_conn *, const char *, char *,
+		     size_t);
+int		 client_send(struct client_conn *, const struct wire_buf *);
+int		 client_frame(struct client_conn *, bool, uint8_t *,
+		     const unsigned char **, size_t *, char *, size_t);
+void		 client_close(struct client_conn *);
+
+/* conf.c: route-host.conf(5). */
+struct conf_channel {
+	char			 name[PLUGIN_NAME_MAX];
+	int			 timeout_ms;
+	u_int			 helpers;
+	int			 drain_ms;
+	struct route_option	*opts;
+	size_t			 nopts;
+};
+struct conf {
+	char			 plugins[4096];
+	char			 socket[108];
+	int			 timeout_ms;
+	u_int			 helpers;
+	int			 drain_ms;
+	bool			 strict;
+	u_int			 window;
+	u_int			 max_in_flight;
+	struct conf_channel	*channels;
+	size_t			 nchannels;
+};
+void		 conf_defaults(struct conf *);
+int		 conf_load(struct conf *, const char *, char *, size_t);
+void		 conf_free(struct conf *);
+const struct conf_channel *conf_channel(const struct conf *, const char *);
+
+/* request.c: the command line's JSON lines. */
 int		 request_parse(const char *, struct wire_buf *, json_t **,
 		     int *, char *, size_t);
-char		*request_format(const struct result *, json_t *);
+char		*request_format(const struct result *, const char *,
+		     json_t *);
 
 /* Commands (cmd-*.c), called by main with argv after the command name. */
 int		 cmd_hash(int, char **);
 int		 cmd_check(int, char **);
 int		 cmd_route(int, char **);
 int		 cmd_demo(int, char **);
+int		 cmd_serve(int, char **);
+int		 cmd_status(int, char **);
 int		 cmd_options(struct route_option **, size_t *, const char *);
 
 #endif /* ROUTE_HOST_H */

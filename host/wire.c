@@ -46,11 +46,11 @@ wire_reserve(struct wire_buf *b, size_t n)
 {
 	size_t		 size;
 	unsigned char	*p;
+	size_t		 max = b->max != 0 ? b->max : WIRE_FRAME_MAX + WIRE_HEADER;
 
 	if (b->failed)
 		return false;
-	if (n > WIRE_FRAME_MAX + WIRE_HEADER ||
-	    b->len + n > WIRE_FRAME_MAX + WIRE_HEADER) {
+	if (n > max || b->len + n > max) {
 		b->failed = true;
 		return false;
 	}
@@ -155,7 +155,7 @@ wire_str8(struct wire_buf *b, const char *s)
 
 /* Start a frame of the given type; wire_frame_end fills in its length. */
 void
-wire_frame_begin(struct wire_buf *b, enum wire_type type)
+wire_frame_begin(struct wire_buf *b, uint8_t type)
 {
 	b->len = 0;
 	b->failed = false;

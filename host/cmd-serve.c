@@ -1,0 +1,344 @@
+/*
+ * route-host serve: the daemon brokers talk to.  It serves every channel
+ * of the plugins directory on a Unix socket, deploys what lands there,
+ * and answers SIGHUP (rescan, reread the configuration) and SIGTERM or
+ * SIGINT (stop accepting, finish calls in flight within a bound, reap
+ * every helper, remove the socket, exit 0).
+ */
+
+#include "config.h"
+
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+
+#include <err.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+#define sd_notify(unset, state)	((void)0)
+#endif
+
+#include "route-host.h"
+
+#define CMD_SERVE_CONF		SYSCONFDIR "/route-host.conf"
+#define CMD_SERVE_STOP_MS	5000	/* for calls in flight at SIGTERM */
+
+/* Everything the daemon holds. */
+struct cmd_serve {
+	struct conf		 conf;
+	const char		*conf_path;
+	bool			 conf_given;
+	const char		*flag_plugins, *flag_socket;
+	int			 flag_timeout;
+	bool			 foreground;
+	bool			 verbose;
+	struct engine		*engine;
+	struct plugdir		*plugdir;
+	struct server		*server;
+	struct watch		 sigw;
+	bool			 stopping;
+	uint64_t		 stop_by;
+};
+
+/* Write a log line: to stderr in the foreground, else to syslog. */
+static void
+cmd_serve_log(void *arg, int prio, const char *line)
+{
+	static const char *const names[] = { "emerg", "alert", "crit",
+	    "error", "warning", "notice", "info", "debug" };
+	struct cmd_serve	*d = arg;
+
+	if (prio == LOG_DEBUG && !d->verbose)
+		return;
+	if (d->foreground)
+		fprintf(stderr, "route-host[%ld]: %s: %s\n", (long)getpid(),
+		    names[prio & 7], line);
+	else
+		syslog(prio, "%s", line);
+}
+
+/* Give a channel its settings from the configuration. */
+static void
+cmd_serve_configure(void *arg, const char *name, struct channel_conf *cc)
+{
+	struct cmd_serve		*d = arg;
+	const struct conf_channel	*ch = conf_channel(&d->conf, name);
+
+	cc->timeout_ms = d->conf.timeout_ms;
+	cc->helpers = d->conf.helpers;
+	cc->drain_ms = d->conf.drain_ms;
+	if (ch == NULL)
+		return;
+	if (ch->timeout_ms != 0)
+		cc->timeout_ms = ch->timeout_ms;
+	if (ch->helpers != 0)
+		cc->helpers = ch->helpers;
+	if (ch->drain_ms != 0)
+		cc->drain_ms = ch->drain_ms;
+	cc->opts = ch->opts;
+	cc->nopts = ch->nopts;
+}
+
+/* Settings from the file (if any) with the flags on top; -1 with err. */
+static int
+cmd_serve_read_conf(struct cmd_serve *d, struct conf *c, char *err,
+    size_t errlen)
+{
+	conf_defaults(c);
+	if ((d->conf_given || access(d->conf_path, F_OK) == 0) &&
+	    conf_load(c, d->conf_path, err, errlen) == -1)
+		return -1;
+	if (d->flag_plugins != NULL)
+		strlcpy(c->plugins, d->flag_plugins, sizeof c->plugins);
+	if (d->flag_socket != NULL &&
+	    strlcpy(c->socket, d->flag_socket, sizeof c->socket) >=
+	    sizeof c->socket) {
+		snprintf(err, errlen, "%s: socket path too long",
+		    d->flag_socket);
+		return -1;
+	}
+	if (d->flag_timeout > 0)
+		c->timeout_ms = d->flag_timeout;
+	return 0;
+}
+
+/* The plugins directory settings the configuration implies. */
+static void
+cmd_serve_plugdir_conf(struct cmd_serve *d, struct plugdir_config *pc)
+{
+	plugdir_defaults(pc);
+	pc->strict = d->conf.strict;
+	pc->drain_ms = d->conf.drain_ms;
+	pc->configure = cmd_serve_configure;
+	pc->configure_arg = d;
+}
+
+/* SIGHUP: reread the configuration (keeping the old one if it is bad). */
+static void
+cmd_serve_reload(struct cmd_serve *d)
+{
+	struct plugdir_config	 pc;
+	struct plugdir		*pd;
+	struct conf		 c;
+	char			 err[512];
+
+	sd_notify(0, "RELOADING=1");
+	if (cmd_serve_read_conf(d, &c, err, sizeof err) == -1) {
+		cmd_serve_log(d, LOG_ERR, err);
+		cmd_serve_log(d, LOG_WARNING, "reload: keeping the running "
+		    "configuration");
+		conf_free(&c);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	if (strcmp(c.socket, d->conf.socket) != 0)
+		cmd_serve_log(d, LOG_WARNING, "reload: a new socket path "
+		    "takes a restart; still listening on the old one");
+	strlcpy(c.socket, d->conf.socket, sizeof c.socket);
+	if (strcmp(c.plugins, d->conf.plugins) != 0) {
+		struct conf	old = d->conf;
+
+		d->conf = c;
+		cmd_serve_plugdir_conf(d, &pc);
+		if ((pd = plugdir_open(d->engine, c.plugins, &pc,
+		    cmd_serve_log, d, err, sizeof err)) == NULL) {
+			cmd_serve_log(d, LOG_ERR, err);
+			cmd_serve_log(d, LOG_WARNING, "reload: keeping the "
+			    "running configuration");
+			d->conf = old;
+			conf_free(&c);
+			sd_notify(0, "READY=1");
+			return;
+		}
+		plugdir_close(d->plugdir);
+		d->plugdir = pd;
+		server_set_plugdir(d->server, pd);
+		conf_free(&old);
+	} else {
+		conf_free(&d->conf);
+		d->conf = c;
+		cmd_serve_plugdir_conf(d, &pc);
+		plugdir_reconfigure(d->plugdir, &pc);
+	}
+	cmd_serve_log(d, LOG_INFO, "reloaded the configuration and rescanned "
+	    "the plugins directory");
+	sd_notify(0, "READY=1");
+}
+
+/* Start stopping: no new connections; calls in flight get a bound. */
+static void
+cmd_serve_stop(struct cmd_serve *d, const char *why)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	d->stop_by = engine_now() + CMD_SERVE_STOP_MS * MS_NS;
+	sd_notify(0, "STOPPING=1");
+	cmd_serve_log(d, LOG_INFO, why);
+	server_stop(d->server);
+}
+
+/* Signals, read from a signalfd in the loop. */
+static void
+cmd_serve_signal(struct watch *w, uint32_t events)
+{
+	struct cmd_serve	*d = w->arg;
+	struct signalfd_siginfo	 si;
+
+	(void)events;
+	while (read(w->fd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGHUP)
+			cmd_serve_reload(d);
+		else
+			cmd_serve_stop(d, si.ssi_signo == SIGTERM ?
+			    "SIGTERM: stopping" : "SIGINT: stopping");
+	}
+}
+
+/* Print usage; exit 2. */
+static int
+cmd_serve_usage(void)
+{
+	fprintf(stderr, "usage: route-host serve [-fv] [-c CONFIG] "
+	    "[-d PLUGIN_DIR] [-s SOCKET] [-t DEFAULT_TIMEOUT_MS]\n");
+	return 2;
+}
+
+/* route-host serve */
+int
+cmd_serve(int argc, char **argv)
+{
+	struct cmd_serve	 d;
+	struct engine_config	 ec;
+	struct plugdir_config	 pc;
+	struct server_config	 sc;
+	sigset_t		 set;
+	const char		*errstr;
+	char			 err[512];
+	int			 ch;
+
+	memset(&d, 0, sizeof d);
+	d.conf_path = CMD_SERVE_CONF;
+	optind = 1;
+	while ((ch = getopt(argc, argv, "c:d:fs:t:v")) != -1) {
+		switch (ch) {
+		case 'c':
+			d.conf_path = optarg;
+			d.conf_given = true;
+			break;
+		case 'd':
+			d.flag_plugins = optarg;
+			break;
+		case 'f':
+			d.foreground = true;
+			break;
+		case 's':
+			d.flag_socket = optarg;
+			break;
+		case 't':
+			d.flag_timeout = (int)strtonum(optarg, 1, 3600000,
+			    &errstr);
+			if (errstr != NULL)
+				errx(2, "serve: -t %s: %s (1 to 3600000 ms)",
+				    optarg, errstr);
+			break;
+		case 'v':
+			d.verbose = true;
+			break;
+		default:
+			return cmd_serve_usage();
+		}
+	}
+	if (optind != argc)
+		return cmd_serve_usage();
+	if (cmd_serve_read_conf(&d, &d.conf, err, sizeof err) == -1)
+		errx(1, "serve: %s", err);
+
+	if (!d.foreground) {
+		openlog("route-host", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		if (daemon(0, 0) == -1)
+			errx(1, "serve: daemon: %s", strerror(errno));
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	engine_defaults(&ec);
+	ec.timeout_ms = d.conf.timeout_ms;
+	ec.helpers = d.conf.helpers;
+	if ((d.engine = engine_new(&ec, err, sizeof err)) == NULL)
+		goto fatal;
+	d.sigw.arg = &d;
+	d.sigw.cb = cmd_serve_signal;
+	if ((d.sigw.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) ==
+	    -1 || engine_watch(d.engine, &d.sigw, EPOLLIN) == -1) {
+		snprintf(err, sizeof err, "signalfd: %s", strerror(errno));
+		goto fatal;
+	}
+	cmd_serve_plugdir_conf(&d, &pc);
+	if ((d.plugdir = plugdir_open(d.engine, d.conf.plugins, &pc,
+	    cmd_serve_log, &d, err, sizeof err)) == NULL)
+		goto fatal;
+	memset(&sc, 0, sizeof sc);
+	sc.socket = d.conf.socket;
+	sc.socket_mode = 0660;
+	sc.window = d.conf.window;
+	sc.max_in_flight = d.conf.max_in_flight;
+	if ((d.server = server_open(d.engine, d.plugdir, &sc, cmd_serve_log,
+	    &d, err, sizeof err)) == NULL)
+		goto fatal;
+	snprintf(err, sizeof err, "listening on %s, plugins in %s, %u "
+	    "helpers per version, %d ms default deadline", d.conf.socket,
+	    d.conf.plugins, d.conf.helpers, d.conf.timeout_ms);
+	cmd_serve_log(&d, LOG_INFO, err);
+	sd_notify(0, "READY=1");
+
+	for (;;) {
+		if (engine_run(d.engine, d.stopping ? 50 : -1) == -1) {
+			snprintf(err, sizeof err, "event loop: %s",
+			    strerror(errno));
+			goto fatal;
+		}
+		server_flush(d.server);
+		if (d.stopping && (server_in_flight(d.server) == 0 ||
+		    engine_now() >= d.stop_by))
+			break;
+	}
+	if (server_in_flight(d.server) > 0) {
+		snprintf(err, sizeof err, "%u calls still in flight after "
+		    "%d ms: answering shutting_down", server_in_flight(d.server),
+		    CMD_SERVE_STOP_MS);
+		cmd_serve_log(&d, LOG_WARNING, err);
+	}
+	plugdir_close(d.plugdir);
+	engine_unwatch(d.engine, &d.sigw);
+	close(d.sigw.fd);
+	engine_free(d.engine);
+	server_free(d.server);
+	cmd_serve_log(&d, LOG_INFO, "stopped");
+	conf_free(&d.conf);
+	return 0;
+
+fatal:
+	cmd_serve_log(&d, LOG_ERR, err);
+	if (d.server != NULL)
+		server_stop(d.server);
+	plugdir_close(d.plugdir);
+	engine_free(d.engine);
+	server_free(d.server);
+	conf_free(&d.conf);
+	return 1;
+}

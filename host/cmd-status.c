@@ -1,0 +1,181 @@
+/*
+ * route-host status: a running daemon's channels, versions and helpers,
+ * as a table for people or, with --json, as the daemon's JSON.
+ */
+
+#include "config.h"
+
+#include <err.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "route-host.h"
+
+#define CMD_STATUS_SOCKET	RUNSTATEDIR "/route-host.sock"
+
+/* Ask the daemon at path for its status; NULL with err set. */
+static json_t *
+cmd_status_fetch(const char *path, char *err, size_t errlen)
+{
+	struct client_conn	 cc;
+	struct wire_buf		 b;
+	struct wire_reader	 r;
+	const unsigned char	*p;
+	const char		*text;
+	size_t			 len;
+	uint32_t		 n;
+	uint8_t			 type;
+	json_error_t		 je;
+	json_t			*j;
+
+	if (client_connect(&cc, path, err, errlen) == -1)
+		return NULL;
+	wire_init(&b);
+	wire_frame_begin(&b, PROTO_STATUS);
+	wire_u64(&b, 1);
+	wire_frame_end(&b);
+	if (client_send(&cc, &b) == -1 ||
+	    client_frame(&cc, true, &type, &p, &len, err, errlen) != 1) {
+		if (errno != 0 && err[0] == '\0')
+			snprintf(err, errlen, "%s", strerror(errno));
+		wire_free(&b);
+		client_close(&cc);
+		return NULL;
+	}
+	wire_free(&b);
+	wire_reader_init(&r, p, len);
+	(void)wire_read_u64(&r);
+	n = wire_read_u32(&r);
+	text = wire_read_bytes(&r, n);
+	if (type != PROTO_STATUS_REPLY || text == NULL ||
+	    !wire_reader_done(&r)) {
+		snprintf(err, errlen, "%s: malformed status reply", path);
+		client_close(&cc);
+		return NULL;
+	}
+	j = json_loadb(text, n, 0, &je);
+	client_close(&cc);
+	if (j == NULL)
+		snprintf(err, errlen, "%s: status is not JSON: %s", path,
+		    je.text);
+	return j;
+}
+
+/* Print the status as a table. */
+static void
+cmd_status_table(json_t *j)
+{
+	json_t		*chs = json_object_get(j, "channels"), *ch, *vs, *v;
+	json_t		*hs, *h;
+	size_t		 i, k, x;
+
+	printf("%s, pid %lld, socket %s\nplugins %s: %lld versions loaded, "
+	    "%lld helpers, %lld clients, %lld calls in flight\n\n",
+	    json_string_value(json_object_get(j, "server")),
+	    json_integer_value(json_object_get(j, "pid")),
+	    json_string_value(json_object_get(j, "socket")),
+	    json_string_value(json_object_get(j, "plugins")),
+	    json_integer_value(json_object_get(j, "versions_loaded")),
+	    json_integer_value(json_object_get(j, "helpers")),
+	    json_integer_value(json_object_get(j, "clients")),
+	    json_integer_value(json_object_get(j, "in_flight")));
+	printf("%-16s %-12s %8s %9s %8s %9s %6s %8s %8s  %s\n", "CHANNEL",
+	    "ACTIVE", "DRAINING", "SERVED", "CRASHED", "TIMED_OUT", "IN_FL",
+	    "P50_US", "P99_US", "HELPERS");
+	json_array_foreach(chs, i, ch) {
+		const char	*active = json_string_value(json_object_get(ch,
+				    "active"));
+		char		 pids[256] = "";
+		int		 draining = 0;
+
+		vs = json_object_get(ch, "versions");
+		json_array_foreach(vs, k, v) {
+			const char	*state = json_string_value(
+					    json_object_get(v, "state"));
+
+			if (strcmp(state, "draining") == 0)
+				draining++;
+			hs = json_object_get(v, "helpers");
+			json_array_foreach(hs, x, h) {
+				char	one[32];
+
+				snprintf(one, sizeof one, "%s%lld%s",
+				    pids[0] != '\0' ? " " : "",
+				    json_integer_value(json_object_get(h,
+				    "pid")), strcmp(state, "active") == 0 ?
+				    "" : "*");
+				strlcat(pids, one, sizeof pids);
+			}
+		}
+		printf("%-16s %-12.12s %8d %9lld %8lld %9lld %6lld %8.0f %8.0f"
+		    "  %s\n", json_string_value(json_object_get(ch, "channel")),
+		    active != NULL ? active : "-", draining,
+		    json_integer_value(json_object_get(ch, "served")),
+		    json_integer_value(json_object_get(ch, "crashed")),
+		    json_integer_value(json_object_get(ch, "timed_out")),
+		    json_integer_value(json_object_get(ch, "in_flight")),
+		    json_real_value(json_object_get(ch, "p50_us")),
+		    json_real_value(json_object_get(ch, "p99_us")),
+		    pids[0] != '\0' ? pids : "-");
+		if (json_is_string(json_object_get(ch, "error")))
+			printf("%16s last deploy: %s\n", "",
+			    json_string_value(json_object_get(ch, "error")));
+	}
+	if (json_array_size(chs) == 0)
+		printf("(no channels: put NAME.so files in the plugins "
+		    "directory)\n");
+	else
+		printf("\n* a draining version's helper\n");
+}
+
+/* route-host status [-s SOCKET] [--json] */
+int
+cmd_status(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char	*path = CMD_STATUS_SOCKET;
+	char		 errbuf[512] = "";
+	bool		 as_json = false;
+	json_t		*j;
+	int		 ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "s:j", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			path = optarg;
+			break;
+		case 'j':
+			as_json = true;
+			break;
+		default:
+			fprintf(stderr, "usage: route-host status [-s SOCKET] "
+			    "[--json]\n");
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "usage: route-host status [-s SOCKET] "
+		    "[--json]\n");
+		return 2;
+	}
+	errno = 0;
+	if ((j = cmd_status_fetch(path, errbuf, sizeof errbuf)) == NULL)
+		errx(1, "status: %s", errbuf);
+	if (as_json) {
+		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+	} else
+		cmd_status_table(j);
+	json_decref(j);
+	return 0;
+}

@@ -1,0 +1,312 @@
+/*
+ * route-host.conf(5): the daemon's settings and per-channel options.
+ *
+ *	plugins /etc/route-host/plugins
+ *	channel orders {
+ *		timeout 200
+ *		option field=region
+ *	}
+ *
+ * One setting per line, # starts a comment.  An error names the file, the
+ * line and what is wrong; a bad file is refused whole.
+ */
+
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "route-host.h"
+
+/* Built-in settings, before any file or flag. */
+void
+conf_defaults(struct conf *c)
+{
+	long	n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(c, 0, sizeof *c);
+	strlcpy(c->plugins, PLUGINDIR, sizeof c->plugins);
+	strlcpy(c->socket, RUNSTATEDIR "/route-host.sock", sizeof c->socket);
+	c->timeout_ms = DEFAULT_TIMEOUT_MS;
+	c->helpers = n < 1 ? 1 : n > 16 ? 16 : (u_int)n;
+	c->drain_ms = 30000;
+	c->strict = true;
+	c->window = 1024;
+	c->max_in_flight = 65536;
+}
+
+/* Free what conf_load allocated. */
+void
+conf_free(struct conf *c)
+{
+	for (size_t i = 0; i < c->nchannels; i++) {
+		for (size_t k = 0; k < c->channels[i].nopts; k++) {
+			free((char *)c->channels[i].opts[k].key);
+			free((char *)c->channels[i].opts[k].value);
+		}
+		free(c->channels[i].opts);
+	}
+	free(c->channels);
+	c->channels = NULL;
+	c->nchannels = 0;
+}
+
+/* Parse a number in [lo, hi]; -1 with err set. */
+static int
+conf_number(const char *s, long long lo, long long hi, long long *out,
+    char *err, size_t errlen)
+{
+	const char	*errstr;
+
+	if (s == NULL) {
+		snprintf(err, errlen, "missing number");
+		return -1;
+	}
+	*out = strtonum(s, lo, hi, &errstr);
+	if (errstr != NULL) {
+		snprintf(err, errlen, "'%s' is %s (%lld to %lld)", s, errstr,
+		    lo, hi);
+		return -1;
+	}
+	return 0;
+}
+
+/* Apply a setting valid both globally and in a channel block. */
+static int
+conf_common(const char *key, const char *val, int *timeout, u_int *helpers,
+    int *drain, char *err, size_t errlen)
+{
+	long long	n;
+
+	if (strcmp(key, "timeout") == 0) {
+		if (conf_number(val, 1, 3600000, &n, err, errlen) == -1)
+			return -1;
+		*timeout = (int)n;
+	} else if (strcmp(key, "helpers") == 0) {
+		if (conf_number(val, 1, 256, &n, err, errlen) == -1)
+			return -1;
+		*helpers = (u_int)n;
+	} else if (strcmp(key, "drain") == 0) {
+		if (conf_number(val, 1, 86400000, &n, err, errlen) == -1)
+			return -1;
+		*drain = (int)n;
+	} else
+		return 1;
+	return 0;
+}
+
+/* Add KEY=VALUE to a channel's options. */
+static int
+conf_option(struct conf_channel *ch, const char *kv, char *err,
+    size_t errlen)
+{
+	struct route_option	*o;
+	const char		*eq = strchr(kv, '=');
+
+	if (eq == NULL || eq == kv) {
+		snprintf(err, errlen, "option '%s': expected KEY=VALUE", kv);
+		return -1;
+	}
+	if ((o = reallocarray(ch->opts, ch->nopts + 1, sizeof *o)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	ch->opts = o;
+	o[ch->nopts].key = strndup(kv, (size_t)(eq - kv));
+	o[ch->nopts].value = strdup(eq + 1);
+	ch->nopts++;
+	if (o[ch->nopts - 1].key == NULL || o[ch->nopts - 1].value == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Start a channel block. */
+static struct conf_channel *
+conf_new_channel(struct conf *c, const char *name, char *err, size_t errlen)
+{
+	struct conf_channel	*ch;
+
+	if (name == NULL || !plugdir_channel_name_ok(name)) {
+		snprintf(err, errlen, "'%s' is not a channel name",
+		    name != NULL ? name : "");
+		return NULL;
+	}
+	if (conf_channel(c, name) != NULL) {
+		snprintf(err, errlen, "channel %s is configured twice", name);
+		return NULL;
+	}
+	if ((ch = reallocarray(c->channels, c->nchannels + 1,
+	    sizeof *ch)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->channels = ch;
+	ch = &c->channels[c->nchannels++];
+	memset(ch, 0, sizeof *ch);
+	strlcpy(ch->name, name, sizeof ch->name);
+	return ch;
+}
+
+/* Handle one line: its words, and the rest of it after the first word. */
+static int
+conf_line(struct conf *c, struct conf_channel **in, char **w, size_t nw,
+    const char *rest, char *err, size_t errlen)
+{
+	long long	n;
+	int		rc;
+
+	if (nw == 0)
+		return 0;
+	if (*in != NULL) {
+		struct conf_channel	*ch = *in;
+
+		if (strcmp(w[0], "}") == 0 && nw == 1) {
+			*in = NULL;
+			return 0;
+		}
+		if (strcmp(w[0], "option") == 0)
+			return conf_option(ch, rest, err, errlen);
+		if (nw != 2) {
+			snprintf(err, errlen, "expected '%s VALUE'", w[0]);
+			return -1;
+		}
+		rc = conf_common(w[0], w[1], &ch->timeout_ms, &ch->helpers,
+		    &ch->drain_ms, err, errlen);
+		if (rc == 1)
+			snprintf(err, errlen, "unknown channel setting '%s'",
+			    w[0]);
+		return rc == 0 ? 0 : -1;
+	}
+	if (strcmp(w[0], "channel") == 0) {
+		if (nw != 3 || strcmp(w[2], "{") != 0) {
+			snprintf(err, errlen, "expected 'channel NAME {'");
+			return -1;
+		}
+		*in = conf_new_channel(c, w[1], err, errlen);
+		return *in == NULL ? -1 : 0;
+	}
+	if (nw != 2) {
+		snprintf(err, errlen, "expected '%s VALUE'", w[0]);
+		return -1;
+	}
+	if (strcmp(w[0], "plugins") == 0) {
+		if (strlcpy(c->plugins, w[1], sizeof c->plugins) >=
+		    sizeof c->plugins) {
+			snprintf(err, errlen, "path too long");
+			return -1;
+		}
+	} else if (strcmp(w[0], "socket") == 0) {
+		if (strlcpy(c->socket, w[1], sizeof c->socket) >=
+		    sizeof c->socket) {
+			snprintf(err, errlen, "socket path over %zu bytes",
+			    sizeof c->socket - 1);
+			return -1;
+		}
+	} else if (strcmp(w[0], "strict") == 0) {
+		if (strcmp(w[1], "yes") != 0 && strcmp(w[1], "no") != 0) {
+			snprintf(err, errlen, "strict takes yes or no");
+			return -1;
+		}
+		c->strict = strcmp(w[1], "yes") == 0;
+	} else if (strcmp(w[0], "window") == 0) {
+		if (conf_number(w[1], 1, 65536, &n, err, errlen) == -1)
+			return -1;
+		c->window = (u_int)n;
+	} else if (strcmp(w[0], "max-in-flight") == 0) {
+		if (conf_number(w[1], 1, 1 << 24, &n, err, errlen) == -1)
+			return -1;
+		c->max_in_flight = (u_int)n;
+	} else {
+		rc = conf_common(w[0], w[1], &c->timeout_ms, &c->helpers,
+		    &c->drain_ms, err, errlen);
+		if (rc == 1)
+			snprintf(err, errlen, "unknown setting '%s'", w[0]);
+		return rc == 0 ? 0 : -1;
+	}
+	return 0;
+}
+
+/*
+ * Read path into c (which holds defaults or flags already).  On error, c
+ * is unchanged and err says "path:line: what".
+ */
+int
+conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	struct conf		 new = *c;
+	struct conf_channel	*in = NULL;
+	FILE			*f;
+	char			*line = NULL, *p, *w[8], why[256];
+	char			 rest[1024];
+	size_t			 cap = 0, nw;
+	unsigned long		 lineno = 0;
+	int			 rc = 0;
+
+	new.channels = NULL;
+	new.nchannels = 0;
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && getline(&line, &cap, f) != -1) {
+		lineno++;
+		if ((p = strchr(line, '#')) != NULL)
+			*p = '\0';
+		p = line;
+		while (isspace((unsigned char)*p))
+			p++;
+		/* What follows the first word, kept whole for option. */
+		{
+			const char	*r = p + strcspn(p, " \t");
+			size_t		 n;
+
+			while (isspace((unsigned char)*r))
+				r++;
+			n = strlcpy(rest, r, sizeof rest);
+			while (n > 0 && isspace((unsigned char)rest[n - 1]))
+				rest[--n] = '\0';
+		}
+		for (nw = 0; nw < 8 && (w[nw] = strsep(&p, " \t\r\n")) != NULL;)
+			if (*w[nw] != '\0')
+				nw++;
+		if (nw == 8) {
+			snprintf(why, sizeof why, "too many words");
+			rc = -1;
+		} else
+			rc = conf_line(&new, &in, w, nw, rest, why, sizeof why);
+	}
+	if (rc == 0 && ferror(f)) {
+		snprintf(why, sizeof why, "%s", strerror(errno));
+		rc = -1;
+	}
+	if (rc == 0 && in != NULL) {
+		snprintf(why, sizeof why, "channel %s: missing '}'", in->name);
+		rc = -1;
+	}
+	free(line);
+	fclose(f);
+	if (rc == -1) {
+		snprintf(err, errlen, "%s:%lu: %s", path, lineno, why);
+		conf_free(&new);
+		return -1;
+	}
+	conf_free(c);
+	*c = new;
+	return 0;
+}
+
+/* The settings of channel name, or NULL. */
+const struct conf_channel *
+conf_channel(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->nchannels; i++)
+		if (strcmp(c->channels[i].name, name) == 0)
+			return &c->channels[i];
+	return NULL;
+}

@@ -1,0 +1,852 @@
+/*
+ * The daemon's side of the broker protocol: the listening socket, its
+ * clients, and the calls they make.
+ *
+ * Everything runs in the engine's loop.  A client's bytes are read in
+ * large chunks and every complete frame in them is handled at once; its
+ * results collect in an output buffer that server_flush writes in one go
+ * after each turn of the loop, so one read and one write carry many calls
+ * whenever many are queued.  The daemon reads only the frame header (id,
+ * channel, deadline) and hands the body to the channel untouched: the
+ * helper decodes it.  A client that pipelines past its window, or stops
+ * reading its answers, is simply not read from until it catches up.
+ */
+
+#include "config.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "route-host.h"
+
+#define SERVER_READ		65536
+#define SERVER_OUT_HIGH		(1u << 20)	/* stop reading past this */
+#define SERVER_HIST		48		/* latency buckets */
+
+/* Counters for one channel name. */
+struct server_stats {
+	RB_ENTRY(server_stats)	 entry;
+	char			 name[PLUGIN_NAME_MAX];
+	uint64_t		 served;
+	uint64_t		 crashed;
+	uint64_t		 timed_out;
+	uint64_t		 errors;
+	u_int			 in_flight;
+	uint64_t		 hist[SERVER_HIST];	/* by log2(us) */
+};
+RB_HEAD(server_stats_tree, server_stats);
+
+/* One connection. */
+struct server_client {
+	TAILQ_ENTRY(server_client) entry;
+	TAILQ_ENTRY(server_client) dirtyentry;
+	struct server		*server;
+	struct watch		 watch;
+	unsigned char		*in;
+	size_t			 inlen;
+	size_t			 insize;
+	struct wire_buf		 out;
+	size_t			 outoff;
+	u_int			 in_flight;
+	bool			 hello;
+	bool			 dirty;
+	bool			 closed;	/* fd gone, calls pending */
+	bool			 paused;	/* not reading */
+	uint32_t		 events;
+};
+
+/* One call made for a client. */
+struct server_call {
+	struct server_client	*client;
+	struct server_stats	*stats;
+	uint64_t		 id;
+	uint64_t		 start;
+};
+
+struct server {
+	struct engine		*engine;
+	struct plugdir		*plugdir;
+	struct server_config	 conf;
+	struct watch		 listen;
+	char			 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	TAILQ_HEAD(, server_client) clients;
+	TAILQ_HEAD(, server_client) dirty;
+	struct server_stats_tree stats;
+	u_int			 nclients;
+	u_int			 in_flight;
+	bool			 stopping;
+	log_cb			 log;
+	void			*logarg;
+};
+
+/* Order stats by channel name. */
+static int
+server_stats_cmp(struct server_stats *a, struct server_stats *b)
+{
+	return strcmp(a->name, b->name);
+}
+
+RB_GENERATE_STATIC(server_stats_tree, server_stats, entry, server_stats_cmp);
+
+static void	server_client_event(struct watch *, uint32_t);
+static void	server_read(struct server_client *);
+
+/* Log through the owner. */
+static void __attribute__((format(printf, 3, 4)))
+server_log(struct server *s, int prio, const char *fmt, ...)
+{
+	char	line[512];
+	va_list	ap;
+
+	if (s->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	s->log(s->logarg, prio, line);
+}
+
+/* The stats of channel name, made on first use. */
+static struct server_stats *
+server_stats_get(struct server *s, const char *name)
+{
+	struct server_stats	key, *st;
+
+	strlcpy(key.name, name, sizeof key.name);
+	if ((st = RB_FIND(server_stats_tree, &s->stats, &key)) != NULL)
+		return st;
+	if ((st = calloc(1, sizeof *st)) == NULL)
+		return NULL;
+	strlcpy(st->name, name, sizeof st->name);
+	RB_INSERT(server_stats_tree, &s->stats, st);
+	return st;
+}
+
+/* Set which events a client's socket waits for. */
+static void
+server_client_watch(struct server_client *c)
+{
+	uint32_t	ev = 0;
+
+	if (c->closed)
+		return;
+	if (!c->paused)
+		ev |= EPOLLIN;
+	if (c->out.len > c->outoff)
+		ev |= EPOLLOUT;
+	if (ev != c->events) {
+		engine_rewatch(c->server->engine, &c->watch, ev);
+		c->events = ev;
+	}
+}
+
+/* Free a client once its socket is closed and no call is pending. */
+static void
+server_client_gc(struct server_client *c)
+{
+	struct server	*s = c->server;
+
+	if (!c->closed || c->in_flight > 0)
+		return;
+	if (c->dirty)
+		TAILQ_REMOVE(&s->dirty, c, dirtyentry);
+	TAILQ_REMOVE(&s->clients, c, entry);
+	s->nclients--;
+	wire_free(&c->out);
+	free(c->in);
+	free(c);
+}
+
+/* Close a client's socket (after a last frame, perhaps). */
+static void
+server_client_close(struct server_client *c, const char *why)
+{
+	if (c->closed)
+		return;
+	if (why != NULL)
+		server_log(c->server, LOG_NOTICE, "client fd %d: %s; closing",
+		    c->watch.fd, why);
+	engine_unwatch(c->server->engine, &c->watch);
+	close(c->watch.fd);
+	c->watch.fd = -1;
+	c->closed = true;
+	server_client_gc(c);
+}
+
+/* Queue c for the next flush. */
+static void
+server_dirty(struct server_client *c)
+{
+	if (!c->dirty && !c->closed) {
+		c->dirty = true;
+		TAILQ_INSERT_TAIL(&c->server->dirty, c, dirtyentry);
+	}
+}
+
+/* Send a protocol error, then close. */
+static void
+server_client_fail(struct server_client *c, const char *why)
+{
+	struct wire_buf	b;
+
+	wire_init(&b);
+	proto_error(&b, why);
+	if (!b.failed)
+		(void)send(c->watch.fd, b.data, b.len, MSG_NOSIGNAL |
+		    MSG_DONTWAIT);
+	wire_free(&b);
+	server_client_close(c, why);
+}
+
+/* Write what the client will take; false if it went away. */
+static bool
+server_write(struct server_client *c)
+{
+	ssize_t	n;
+
+	while (c->outoff < c->out.len) {
+		n = send(c->watch.fd, c->out.data + c->outoff,
+		    c->out.len - c->outoff, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n == -1) {
+			server_client_close(c, strerror(errno));
+			return false;
+		}
+		c->outoff += (size_t)n;
+	}
+	if (c->outoff == c->out.len)
+		c->out.len = c->outoff = 0;
+	else if (c->outoff > SERVER_OUT_HIGH) {
+		memmove(c->out.data, c->out.data + c->outoff,
+		    c->out.len - c->outoff);
+		c->out.len -= c->outoff;
+		c->outoff = 0;
+	}
+	return true;
+}
+
+/* Resume reading a paused client once it is under its limits again. */
+static void
+server_resume(struct server_client *c)
+{
+	if (!c->paused || c->closed)
+		return;
+	if (c->in_flight >= c->server->conf.window ||
+	    c->out.len - c->outoff > SERVER_OUT_HIGH)
+		return;
+	c->paused = false;
+	server_read(c);
+}
+
+/* Write every client with results waiting: one write each. */
+void
+server_flush(struct server *s)
+{
+	struct server_client	*c;
+
+	while ((c = TAILQ_FIRST(&s->dirty)) != NULL) {
+		TAILQ_REMOVE(&s->dirty, c, dirtyentry);
+		c->dirty = false;
+		if (c->closed)
+			continue;
+		if (!server_write(c))
+			continue;
+		server_client_watch(c);
+		server_resume(c);
+	}
+}
+
+/* A call ended: queue its result for the client. */
+static void
+server_done(const struct result *r, void *arg)
+{
+	struct server_call	*sc = arg;
+	struct server_client	*c = sc->client;
+	struct server_stats	*st = sc->stats;
+	struct server		*s = c->server;
+	uint64_t		 us;
+	int			 b = 0;
+
+	if (st != NULL) {
+		st->in_flight--;
+		switch (r->status) {
+		case ST_OK:
+			st->served++;
+			us = (engine_now() - sc->start) / 1000;
+			while (us > 1 && b < SERVER_HIST - 1) {
+				us >>= 1;
+				b++;
+			}
+			st->hist[b]++;
+			break;
+		case ST_CRASHED:
+			st->crashed++;
+			break;
+		case ST_TIMED_OUT:
+			st->timed_out++;
+			break;
+		default:
+			st->errors++;
+			break;
+		}
+	}
+	s->in_flight--;
+	c->in_flight--;
+	if (!c->closed) {
+		proto_result(&c->out, sc->id, r);
+		server_dirty(c);
+	}
+	free(sc);
+	server_client_gc(c);
+}
+
+/* Answer a request at once, without a call. */
+static void
+server_answer(struct server_client *c, uint64_t id, enum status st,
+    const char *detail)
+{
+	struct result	r;
+
+	memset(&r, 0, sizeof r);
+	r.status = st;
+	r.decision = ROUTE_NONE;
+	strlcpy(r.detail, detail, sizeof r.detail);
+	proto_result(&c->out, id, &r);
+	server_dirty(c);
+}
+
+/* Handle a ROUTE frame's payload. */
+static void
+server_route(struct server_client *c, const unsigned char *p, size_t len)
+{
+	struct server		*s = c->server;
+	struct server_call	*sc;
+	struct wire_reader	 r;
+	const unsigned char	*name;
+	char			 channel[PLUGIN_NAME_MAX], why[128];
+	uint64_t		 id;
+	uint32_t		 timeout;
+	uint8_t			 n;
+
+	wire_reader_init(&r, p, len);
+	id = wire_read_u64(&r);
+	timeout = wire_read_u32(&r);
+	n = wire_read_u8(&r);
+	name = wire_read_bytes(&r, n);
+	if (r.bad || n == 0 || n > PROTO_CHANNEL_MAX) {
+		server_client_fail(c, "malformed ROUTE frame header");
+		return;
+	}
+	memcpy(channel, name, n);
+	channel[n] = '\0';
+	if (s->stopping) {
+		server_answer(c, id, ST_SHUTTING_DOWN, "route-host is "
+		    "shutting down");
+		return;
+	}
+	if (s->in_flight >= s->conf.max_in_flight) {
+		snprintf(why, sizeof why, "%u calls in flight, the daemon's "
+		    "limit", s->in_flight);
+		server_answer(c, id, ST_OVERLOADED, why);
+		return;
+	}
+	if (timeout > 3600000) {
+		server_answer(c, id, ST_BAD_REQUEST, "timeout over 3600000 ms");
+		return;
+	}
+	if ((sc = calloc(1, sizeof *sc)) == NULL) {
+		server_answer(c, id, ST_OVERLOADED, "out of memory");
+		return;
+	}
+	sc->client = c;
+	sc->id = id;
+	sc->start = engine_now();
+	if (plugdir_channel(s->plugdir, channel) != NULL &&
+	    (sc->stats = server_stats_get(s, channel)) != NULL)
+		sc->stats->in_flight++;
+	c->in_flight++;
+	s->in_flight++;
+	if (plugdir_call(s->plugdir, channel, r.p, r.left, (int)timeout,
+	    server_done, sc) == -1) {
+		if (sc->stats != NULL)
+			sc->stats->in_flight--;
+		c->in_flight--;
+		s->in_flight--;
+		free(sc);
+		server_answer(c, id, ST_BAD_REQUEST, errno == E2BIG ?
+		    "body too large" : "cannot make the call");
+	}
+}
+
+/* Handle a STATUS frame's payload. */
+static void
+server_status_frame(struct server_client *c, const unsigned char *p,
+    size_t len)
+{
+	struct wire_reader	 r;
+	json_t			*j;
+	char			*text;
+	uint64_t		 id;
+	size_t			 start;
+
+	wire_reader_init(&r, p, len);
+	id = wire_read_u64(&r);
+	if (!wire_reader_done(&r)) {
+		server_client_fail(c, "malformed STATUS frame");
+		return;
+	}
+	j = server_status(c->server);
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (text == NULL) {
+		server_client_fail(c, "out of memory");
+		return;
+	}
+	start = c->out.len;
+	wire_u32(&c->out, 0);
+	wire_u8(&c->out, PROTO_STATUS_REPLY);
+	wire_u64(&c->out, id);
+	wire_u32(&c->out, (uint32_t)strlen(text));
+	wire_bytes(&c->out, text, strlen(text));
+	if (!c->out.failed)
+		wire_put_u32(c->out.data + start,
+		    (uint32_t)(c->out.len - start - 4));
+	free(text);
+	server_dirty(c);
+}
+
+/* Handle a HELLO frame's payload. */
+static void
+server_hello(struct server_client *c, const unsigned char *p, size_t len)
+{
+	struct wire_reader	r;
+	uint16_t		lo, hi;
+	char			why[96];
+
+	wire_reader_init(&r, p, len);
+	lo = wire_read_u16(&r);
+	hi = wire_read_u16(&r);
+	if (!wire_reader_done(&r)) {
+		server_client_fail(c, "malformed HELLO frame");
+		return;
+	}
+	if (lo > PROTO_VERSION || hi < PROTO_VERSION) {
+		snprintf(why, sizeof why, "client speaks versions %u-%u, "
+		    "route-host speaks %u", lo, hi, PROTO_VERSION);
+		server_client_fail(c, why);
+		return;
+	}
+	c->hello = true;
+	{
+		struct wire_buf	b;
+
+		wire_init(&b);
+		proto_welcome(&b, c->server->conf.window);
+		wire_bytes(&c->out, b.data, b.len);
+		wire_free(&b);
+	}
+	server_dirty(c);
+}
+
+/* Handle every complete frame in the input, within the client's window. */
+static void
+server_frames(struct server_client *c)
+{
+	struct server	*s = c->server;
+	char		 why[96];
+	uint32_t	 len;
+	size_t		 off = 0;
+	uint8_t		 type;
+
+	while (!c->closed && c->inlen - off >= 4) {
+		if (c->in_flight >= s->conf.window ||
+		    c->out.len - c->outoff > SERVER_OUT_HIGH) {
+			c->paused = true;
+			break;
+		}
+		len = wire_get_u32(c->in + off);
+		if (len < 1 || len > PROTO_FRAME_MAX) {
+			snprintf(why, sizeof why, "frame of %u bytes (at most "
+			    "%u)", len, PROTO_FRAME_MAX);
+			server_client_fail(c, why);
+			return;
+		}
+		if (c->inlen - off - 4 < len)
+			break;
+		type = c->in[off + 4];
+		if (!c->hello && type != PROTO_HELLO) {
+			server_client_fail(c, "expected HELLO first");
+			return;
+		}
+		switch (type) {
+		case PROTO_HELLO:
+			if (c->hello) {
+				server_client_fail(c, "second HELLO");
+				return;
+			}
+			server_hello(c, c->in + off + 5, len - 1);
+			break;
+		case PROTO_ROUTE:
+			server_route(c, c->in + off + 5, len - 1);
+			break;
+		case PROTO_STATUS:
+			server_status_frame(c, c->in + off + 5, len - 1);
+			break;
+		default:
+			snprintf(why, sizeof why, "unknown frame type %#x",
+			    type);
+			server_client_fail(c, why);
+			return;
+		}
+		off += 4 + len;
+	}
+	if (c->closed)
+		return;
+	memmove(c->in, c->in + off, c->inlen - off);
+	c->inlen -= off;
+	server_client_watch(c);
+}
+
+/* Read what the client sent, and handle it. */
+static void
+server_read(struct server_client *c)
+{
+	unsigned char	*p;
+	ssize_t		 n;
+	size_t		 want;
+
+	while (!c->closed && !c->paused) {
+		/* Room for a whole maximal frame, read in big chunks. */
+		want = c->inlen + SERVER_READ;
+		if (want > c->insize) {
+			if (want > PROTO_FRAME_MAX + 4 + SERVER_READ)
+				want = PROTO_FRAME_MAX + 4 + SERVER_READ;
+			if ((p = realloc(c->in, want)) == NULL) {
+				server_client_close(c, "out of memory");
+				return;
+			}
+			c->in = p;
+			c->insize = want;
+		}
+		if (c->inlen == c->insize) {
+			server_frames(c);
+			if (c->inlen == c->insize && !c->paused)
+				server_client_fail(c, "frame too large");
+			continue;
+		}
+		n = read(c->watch.fd, c->in + c->inlen, c->insize - c->inlen);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			if (c->inlen > 0)
+				server_log(c->server, LOG_INFO, "client fd %d: "
+				    "closed mid-frame (%zu bytes)", c->watch.fd,
+				    c->inlen);
+			server_client_close(c, NULL);
+			return;
+		}
+		c->inlen += (size_t)n;
+		server_frames(c);
+	}
+	if (!c->closed)
+		server_client_watch(c);
+}
+
+/* Socket events from a client. */
+static void
+server_client_event(struct watch *w, uint32_t events)
+{
+	struct server_client	*c = w->arg;
+
+	if (w->fd == -1 || c->closed)
+		return;
+	if (events & EPOLLOUT) {
+		if (!server_write(c))
+			return;
+		server_client_watch(c);
+		server_resume(c);
+	}
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		server_read(c);
+}
+
+/* Accept every pending connection. */
+static void
+server_accept(struct watch *w, uint32_t events)
+{
+	struct server		*s = w->arg;
+	struct server_client	*c;
+	int			 fd;
+
+	(void)events;
+	while ((fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK |
+	    SOCK_CLOEXEC)) != -1) {
+		if ((c = calloc(1, sizeof *c)) == NULL) {
+			close(fd);
+			continue;
+		}
+		c->server = s;
+		c->watch.fd = fd;
+		c->watch.cb = server_client_event;
+		c->watch.arg = c;
+		c->events = EPOLLIN;
+		wire_init(&c->out);
+		c->out.max = SIZE_MAX / 2;
+		if (engine_watch(s->engine, &c->watch, EPOLLIN) == -1) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		TAILQ_INSERT_TAIL(&s->clients, c, entry);
+		s->nclients++;
+	}
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		server_log(s, LOG_WARNING, "accept: %s", strerror(errno));
+}
+
+/* Listen on the socket path; NULL with err set. */
+struct server *
+server_open(struct engine *e, struct plugdir *pd,
+    const struct server_config *conf, log_cb log, void *logarg, char *err,
+    size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	struct server		*s;
+	int			 fd;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlcpy(sun.sun_path, conf->socket, sizeof sun.sun_path) >=
+	    sizeof sun.sun_path) {
+		snprintf(err, errlen, "%s: socket path too long", conf->socket);
+		return NULL;
+	}
+	if ((s = calloc(1, sizeof *s)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->engine = e;
+	s->plugdir = pd;
+	s->conf = *conf;
+	s->log = log;
+	s->logarg = logarg;
+	TAILQ_INIT(&s->clients);
+	TAILQ_INIT(&s->dirty);
+	RB_INIT(&s->stats);
+	strlcpy(s->path, conf->socket, sizeof s->path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		free(s);
+		return NULL;
+	}
+	/* A stale socket from a dead daemon is replaced; a live one is not. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0) {
+		snprintf(err, errlen, "%s: another route-host is listening",
+		    conf->socket);
+		close(fd);
+		free(s);
+		return NULL;
+	}
+	(void)unlink(conf->socket);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) == -1 ||
+	    listen(fd, 512) == -1) {
+		snprintf(err, errlen, "%s: %s", conf->socket, strerror(errno));
+		close(fd);
+		free(s);
+		return NULL;
+	}
+	(void)chmod(conf->socket, conf->socket_mode);
+	s->listen.fd = fd;
+	s->listen.cb = server_accept;
+	s->listen.arg = s;
+	if (engine_watch(e, &s->listen, EPOLLIN) == -1) {
+		snprintf(err, errlen, "watch: %s", strerror(errno));
+		close(fd);
+		unlink(conf->socket);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Stop accepting and remove the socket; new requests get shutting_down. */
+void
+server_stop(struct server *s)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	engine_unwatch(s->engine, &s->listen);
+	close(s->listen.fd);
+	s->listen.fd = -1;
+	(void)unlink(s->path);
+}
+
+/* Calls still in flight for clients. */
+u_int
+server_in_flight(const struct server *s)
+{
+	return s->in_flight;
+}
+
+/* Point the server at a new plugins directory (after a reload). */
+void
+server_set_plugdir(struct server *s, struct plugdir *pd)
+{
+	s->plugdir = pd;
+}
+
+/* Close every client and free the server (after the engine is done). */
+void
+server_free(struct server *s)
+{
+	struct server_client	*c;
+	struct server_stats	*st;
+
+	if (s == NULL)
+		return;
+	server_stop(s);
+	server_flush(s);
+	while ((c = TAILQ_FIRST(&s->clients)) != NULL) {
+		c->in_flight = 0;	/* the engine has ended every call */
+		if (c->closed) {
+			server_client_gc(c);
+			continue;
+		}
+		server_client_close(c, NULL);
+	}
+	while ((st = RB_ROOT(&s->stats)) != NULL) {
+		RB_REMOVE(server_stats_tree, &s->stats, st);
+		free(st);
+	}
+	free(s);
+}
+
+/* A channel's latency percentile, in microseconds, from its histogram. */
+static double
+server_percentile(const struct server_stats *st, double q)
+{
+	uint64_t	total = 0, seen = 0;
+
+	for (int i = 0; i < SERVER_HIST; i++)
+		total += st->hist[i];
+	if (total == 0)
+		return 0;
+	for (int i = 0; i < SERVER_HIST; i++) {
+		seen += st->hist[i];
+		if ((double)seen >= q * (double)total)
+			return (double)(1ULL << i);	/* bucket's upper bound */
+	}
+	return 0;
+}
+
+/* Collector for server_status: one JSON object per version. */
+struct server_versions {
+	const char	*channel;
+	const struct module *active;
+	json_t		*versions;
+};
+
+/* Add module m to the status of its channel. */
+static void
+server_version(struct module *m, void *arg)
+{
+	struct server_versions	*sv = arg;
+	struct proc		*p;
+	json_t			*v, *helpers;
+
+	if (strcmp(m->label, sv->channel) != 0)
+		return;
+	helpers = json_array();
+	TAILQ_FOREACH(p, &m->procs, entry)
+		json_array_append_new(helpers, json_pack("{s:I,s:s}", "pid",
+		    (json_int_t)p->pid, "state", proc_state_name(p->state)));
+	v = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I}", "version", m->hex,
+	    "plugin", m->name, "state", m == sv->active ? "active" :
+	    m->listed ? "loading" : "draining", "helpers", helpers,
+	    "served", (json_int_t)m->served, "crashed",
+	    (json_int_t)m->crashed, "timed_out", (json_int_t)m->timed_out);
+	json_array_append_new(sv->versions, v);
+}
+
+/* Add one channel's status. */
+static void
+server_status_channel(struct server *s, json_t *arr, struct channel *ch)
+{
+	struct server_versions	 sv;
+	struct server_stats	*st = server_stats_get(s, ch->name);
+	static const struct server_stats zero;
+
+	if (st == NULL)
+		st = (struct server_stats *)&zero;
+	sv.channel = ch->name;
+	sv.active = ch->active;
+	sv.versions = json_array();
+	engine_foreach(s->engine, server_version, &sv);
+	json_array_append_new(arr, json_pack("{s:s,s:s?,s:I,s:s?,s:o,"
+	    "s:I,s:I,s:I,s:I,s:I,s:f,s:f}",
+	    "channel", ch->name,
+	    "active", ch->active != NULL ? ch->active->hex : NULL,
+	    "deploys", (json_int_t)ch->deploys,
+	    "error", ch->error[0] != '\0' ? ch->error : NULL,
+	    "versions", sv.versions,
+	    "served", (json_int_t)st->served,
+	    "crashed", (json_int_t)st->crashed,
+	    "timed_out", (json_int_t)st->timed_out,
+	    "errors", (json_int_t)st->errors,
+	    "in_flight", (json_int_t)st->in_flight,
+	    "p50_us", server_percentile(st, 0.50),
+	    "p99_us", server_percentile(st, 0.99)));
+}
+
+/* Context for plugdir_foreach. */
+struct server_status_ctx {
+	struct server	*server;
+	json_t		*channels;
+};
+
+/* plugdir_foreach callback. */
+static void
+server_status_each(struct channel *ch, void *arg)
+{
+	struct server_status_ctx	*ctx = arg;
+
+	server_status_channel(ctx->server, ctx->channels, ch);
+}
+
+/* The daemon's state as JSON: what route-host status shows. */
+json_t *
+server_status(struct server *s)
+{
+	struct server_status_ctx	ctx = { s, json_array() };
+
+	plugdir_foreach(s->plugdir, server_status_each, &ctx);
+	return json_pack("{s:s,s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:o}",
+	    "server", "route-host " PACKAGE_VERSION,
+	    "pid", (json_int_t)getpid(),
+	    "plugins", plugdir_path(s->plugdir),
+	    "socket", s->path,
+	    "clients", (json_int_t)s->nclients,
+	    "in_flight", (json_int_t)s->in_flight,
+	    "versions_loaded", (json_int_t)engine_loaded(s->engine),
+	    "helpers", (json_int_t)engine_procs(s->engine),
+	    "channels", ctx.channels);
+}
