@@ -1,0 +1,192 @@
+#!/bin/sh
+# The daemon end to end, through its socket: pipelining across channels
+# and connections, a hung plugin beside a healthy one, hostile clients,
+# 200 connections, SIGHUP and hot deploy under traffic, a bad reload,
+# SIGTERM with calls in flight, kill -9, and configuration errors.
+set -u
+
+: "${ROUTE_HOST:=host/route-host}"
+: "${SHIPPED_PLUGINS:=plugins/.libs}"
+: "${ROUTE_HOST_WRAPPER:=}"
+srcdir=$(cd "$(dirname "$0")" && pwd)
+ROUTE_HOST=$(cd "$(dirname "$ROUTE_HOST")" && pwd)/$(basename "$ROUTE_HOST")
+SHIPPED_PLUGINS=$(cd "$SHIPPED_PLUGINS" && pwd)
+
+tmp=$(mktemp -d /tmp/route-host-serve-XXXXXX)
+chmod 755 "$tmp"
+mkdir -m 755 "$tmp/plugins"
+sock="$tmp/rh.sock"
+pid=""
+pass=0
+fail=0
+
+cleanup() {
+	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
+check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
+contains() {
+	case "$3" in
+	*"$2"*) ok "$1" ;;
+	*) not_ok "$1"; printf "#   '%s' not in: %s\n" "$2" "$3" ;;
+	esac
+}
+rh() {
+	# shellcheck disable=SC2086
+	$ROUTE_HOST_WRAPPER "$ROUTE_HOST" "$@"
+}
+py() {
+	if out=$(python3 "$srcdir/serve_client.py" "$sock" "$1" 2>&1); then
+		pass=$((pass + 1))
+		echo "$out"
+	else
+		fail=$((fail + 1))
+		echo "not ok - serve_client.py $1"
+		echo "$out" | sed 's/^/#   /'
+	fi
+}
+# start_daemon [ARGS...]: serve in the foreground, wait for the socket.
+start_daemon() {
+	# Not through rh: $! must be the daemon itself, not a subshell.
+	# shellcheck disable=SC2086
+	$ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -d "$tmp/plugins" -s "$sock" \
+	    "$@" >>"$tmp/log" 2>&1 &
+	pid=$!
+	i=0
+	while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	# Wait for the channels present to deploy.
+	i=0
+	while [ $i -lt 50 ] && [ "$(rh status -s "$sock" --json 2>/dev/null |
+	    grep -c '"active": "')" -lt "$(ls "$tmp/plugins" | grep -c '\.so$')" ]; do
+		sleep 0.1; i=$((i + 1))
+	done
+}
+# helpers_of PID: the pids of a daemon's helpers.
+helpers_of() {
+	ps -o pid= --ppid "$1" | tr -d ' '
+}
+# alive PIDS...: how many of them still run (zombies do not count).
+alive() {
+	n=0
+	for p in "$@"; do
+		st=$(ps -o stat= -p "$p" 2>/dev/null)
+		case "$st" in ""|Z*) ;; *) n=$((n + 1)) ;; esac
+	done
+	echo $n
+}
+
+cp "$SHIPPED_PLUGINS/first-available.so" "$tmp/plugins/orders.so"
+cp "$SHIPPED_PLUGINS/least-loaded.so" "$tmp/plugins/fast.so"
+cp "$SHIPPED_PLUGINS/demo-sleepy.so" "$tmp/plugins/slow.so"
+cat > "$tmp/route-host.conf" <<CONF
+# test configuration
+helpers 2
+channel slow {
+	helpers 8
+	timeout 1000
+}
+CONF
+start_daemon -c "$tmp/route-host.conf"
+check "serve listens on its socket" '[ -S "$sock" ]'
+
+# --- route through the daemon
+lines=$(for i in 1 2 3 4 5 6 7 8 9 10; do
+	echo '{"message": {"n": '$i'}, "consumers": [{"id": "a", "max_in_flight": 1}, {"id": "b", "max_in_flight": 4}]}'
+done)
+got=$(echo "$lines" | rh route -s "$sock" -c fast; echo "rc=$?")
+check "route -s answers every line, in order, exit 0" \
+    '[ "$(echo "$got" | grep -c "\"decision\": \"b\"")" = 10 ] && echo "$got" | grep -q "rc=0"'
+got=$(echo '{"consumers": []}' | rh route -s "$sock" -c nope; echo "rc=$?")
+contains "route -s to a missing channel is no_such_channel" '"error": "no_such_channel"' "$got"
+got=$(echo '{"consumers": []}' | rh route -s "$tmp/none.sock" -c x 2>&1; echo "rc=$?")
+contains "route -s without a daemon exits 2" "rc=2" "$got"
+
+# --- the protocol, from outside
+py pipeline
+py hang
+py garbage
+py noread
+py many
+
+# --- status
+got=$(rh status -s "$sock")
+contains "status lists channels" "orders" "$got"
+contains "status shows served counts" "SERVED" "$got"
+got=$(rh status -s "$sock" --json)
+contains "status --json" '"channels": [' "$got"
+
+# --- SIGHUP and hot deploy during traffic
+python3 -c '
+import json
+for i in range(3000):
+    print(json.dumps({"message": {"i": i}, "consumers": [{"id": "a", "max_in_flight": 1}, {"id": "b", "max_in_flight": 9}]}))
+' > "$tmp/lines"
+rh route -s "$sock" -c orders < "$tmp/lines" > "$tmp/out" 2>&1 &
+rpid=$!
+kill -HUP "$pid"; sleep 0.05
+cp "$SHIPPED_PLUGINS/least-loaded.so" "$tmp/plugins/.orders.new"
+mv "$tmp/plugins/.orders.new" "$tmp/plugins/orders.so"
+kill -HUP "$pid"
+wait $rpid
+check "SIGHUP and a hot deploy mid-traffic: 3000 answered, none failed" \
+    '[ "$(grep -c "\"decision\"" "$tmp/out")" = 3000 ]'
+check "both versions answered during the deploy" \
+    '[ "$(grep -o "\"version\": \"[0-9a-f]*\"" "$tmp/out" | sort -u | wc -l)" -ge 1 ]'
+
+# --- a bad configuration on reload keeps the old one
+echo "helpers lots" >> "$tmp/route-host.conf"
+kill -HUP "$pid"
+sleep 0.3
+check "daemon survives a bad reload" 'kill -0 "$pid"'
+contains "a bad reload names file, line and reason" \
+    "route-host.conf:7: 'lots' is invalid" "$(cat "$tmp/log")"
+contains "a bad reload keeps the running configuration" \
+    "keeping the running configuration" "$(cat "$tmp/log")"
+
+# --- SIGTERM with calls in flight
+helpers=$(helpers_of "$pid")
+python3 "$srcdir/serve_client.py" "$sock" inflight > "$tmp/inflight" 2>&1 &
+ipid=$!
+i=0; while ! grep -q sent "$tmp/inflight" && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+sleep 0.05
+kill -TERM "$pid"
+wait "$pid"; rc=$?
+pid=""
+if wait $ipid; then ok "SIGTERM: calls in flight answered"; else not_ok "SIGTERM: calls in flight answered"; sed 's/^/#   /' "$tmp/inflight"; fi
+check "SIGTERM: exit 0" '[ $rc -eq 0 ]'
+check "SIGTERM: socket removed" '[ ! -e "$sock" ]'
+sleep 0.2
+# shellcheck disable=SC2086
+check "SIGTERM: no helper left" '[ "$(alive $helpers)" = 0 ]'
+
+# --- kill -9 leaves no helper behind
+start_daemon
+echo '{"consumers": [{"id": "a", "max_in_flight": 1}]}' | rh route -s "$sock" -c orders >/dev/null
+helpers=$(helpers_of "$pid")
+# shellcheck disable=SC2086
+check "helpers are running" '[ "$(alive $helpers)" -gt 0 ]'
+kill -9 "$pid"; wait "$pid" 2>/dev/null
+pid=""
+# shellcheck disable=SC2086
+i=0; while [ "$(alive $helpers)" != 0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+# shellcheck disable=SC2086
+check "kill -9 of the daemon: its helpers die with it" '[ "$(alive $helpers)" = 0 ]'
+rm -f "$sock"
+
+# --- configuration errors refuse to start
+printf 'timeout 5\nchannel orders {\n\tbogus 1\n}\n' > "$tmp/bad.conf"
+got=$(rh serve -f -c "$tmp/bad.conf" -d "$tmp/plugins" -s "$sock" 2>&1; echo "rc=$?")
+contains "bad config: refuses to start, names line and reason" \
+    "bad.conf:3: unknown channel setting 'bogus'" "$got"
+contains "bad config: exit 1" "rc=1" "$got"
+got=$(rh serve -f -c "$tmp/missing.conf" -d "$tmp/plugins" -s "$sock" 2>&1; echo "rc=$?")
+contains "missing -c file: refuses to start" "missing.conf: No such file" "$got"
+got=$(rh serve -f -d "$tmp/nowhere" -s "$sock" 2>&1; echo "rc=$?")
+contains "missing plugins directory: refuses to start" "rc=1" "$got"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
