@@ -64,6 +64,7 @@ struct server_client {
 	bool			 dirty;
 	bool			 closed;	/* fd gone, calls pending */
 	bool			 paused;	/* not reading */
+	bool			 dead;		/* on the dead list */
 	uint32_t		 events;
 };
 
@@ -83,6 +84,7 @@ struct server {
 	char			 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	TAILQ_HEAD(, server_client) clients;
 	TAILQ_HEAD(, server_client) dirty;
+	TAILQ_HEAD(, server_client) dead;	/* to free */
 	struct server_stats_tree stats;
 	u_int			 nclients;
 	u_int			 in_flight;
@@ -152,21 +154,39 @@ server_client_watch(struct server_client *c)
 	}
 }
 
-/* Free a client once its socket is closed and no call is pending. */
+/*
+ * Once a client's socket is closed and no call is pending, queue it to be
+ * freed after this turn of the loop, when nothing still points at it.
+ */
 static void
 server_client_gc(struct server_client *c)
 {
 	struct server	*s = c->server;
 
-	if (!c->closed || c->in_flight > 0)
+	if (!c->closed || c->in_flight > 0 || c->dead)
 		return;
-	if (c->dirty)
+	if (c->dirty) {
 		TAILQ_REMOVE(&s->dirty, c, dirtyentry);
+		c->dirty = false;
+	}
 	TAILQ_REMOVE(&s->clients, c, entry);
 	s->nclients--;
-	wire_free(&c->out);
-	free(c->in);
-	free(c);
+	c->dead = true;
+	TAILQ_INSERT_TAIL(&s->dead, c, entry);
+}
+
+/* Free the clients server_client_gc queued. */
+static void
+server_reap(struct server *s)
+{
+	struct server_client	*c;
+
+	while ((c = TAILQ_FIRST(&s->dead)) != NULL) {
+		TAILQ_REMOVE(&s->dead, c, entry);
+		wire_free(&c->out);
+		free(c->in);
+		free(c);
+	}
 }
 
 /* Close a client's socket (after a last frame, perhaps). */
@@ -269,6 +289,7 @@ server_flush(struct server *s)
 		server_client_watch(c);
 		server_resume(c);
 	}
+	server_reap(s);
 }
 
 /* A call ended: queue its result for the client. */
@@ -649,6 +670,7 @@ server_open(struct engine *e, struct plugdir *pd,
 	s->logarg = logarg;
 	TAILQ_INIT(&s->clients);
 	TAILQ_INIT(&s->dirty);
+	TAILQ_INIT(&s->dead);
 	RB_INIT(&s->stats);
 	strlcpy(s->path, conf->socket, sizeof s->path);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -733,6 +755,7 @@ server_free(struct server *s)
 		}
 		server_client_close(c, NULL);
 	}
+	server_reap(s);
 	while ((st = RB_ROOT(&s->stats)) != NULL) {
 		RB_REMOVE(server_stats_tree, &s->stats, st);
 		free(st);
