@@ -3,14 +3,21 @@
  * plugins and two deliberately broken ones from the package's plugin
  * directory, routes a stream of messages through them, and shows the
  * decisions, a crash contained to its call, a hung call killed at its
- * deadline, and a summary.  It builds nothing at run time.
+ * deadline, and a summary.  Then it starts the real daemon on a
+ * temporary socket and deploys a new version under live traffic.  It
+ * builds nothing at run time.
  */
 
 #include "config.h"
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+
 #include <err.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +131,189 @@ cmd_demo_outcome(const struct result *r, json_t *root, char *buf,
 	}
 }
 
+/* Copy src to dir/name by write-to-temp and rename, as an operator would. */
+static void
+cmd_demo_install(const char *src, const char *dir, const char *name)
+{
+	char	tmp[4200], dst[4200], buf[65536];
+	ssize_t	n;
+	int	in, out;
+
+	snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+	snprintf(dst, sizeof dst, "%s/%s", dir, name);
+	if ((in = open(src, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    (out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0644)) == -1)
+		err(1, "demo: %s", src);
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			err(1, "demo: %s", tmp);
+	close(in);
+	close(out);
+	if (rename(tmp, dst) == -1)
+		err(1, "demo: rename %s", dst);
+}
+
+/* Send batch calls to channel orders and count answers by version. */
+static void
+cmd_demo_batch(struct client_conn *cc, const struct wire_buf *body,
+    uint64_t *next, int batch, char seen[][VERSION_HEX_LEN + 1],
+    u_int *counts, u_int *failed)
+{
+	struct proto_result	 pr;
+	struct wire_buf		 out, f;
+	const unsigned char	*p;
+	char			 hex[VERSION_HEX_LEN + 1], errbuf[DETAIL_MAX];
+	size_t			 len;
+	uint8_t			 type;
+
+	wire_init(&out);
+	out.max = SIZE_MAX / 2;
+	for (int i = 0; i < batch; i++) {
+		wire_init(&f);
+		proto_route(&f, (*next)++, 0, "orders", body->data, body->len);
+		wire_bytes(&out, f.data, f.len);
+		wire_free(&f);
+	}
+	if (client_send(cc, &out) == -1)
+		err(1, "demo: send");
+	wire_free(&out);
+	for (int i = 0; i < batch; i++) {
+		if (client_frame(cc, true, &type, &p, &len, errbuf,
+		    sizeof errbuf) != 1 || type != PROTO_RESULT ||
+		    proto_decode_result(p, len, &pr) == -1)
+			errx(1, "demo: %s", errbuf);
+		if (pr.status != ST_OK) {
+			(*failed)++;
+			continue;
+		}
+		version_hex(pr.version, hex);
+		for (int k = 0; k < 2; k++) {
+			if (seen[k][0] == '\0')
+				strlcpy(seen[k], hex, sizeof seen[k]);
+			if (strcmp(seen[k], hex) == 0) {
+				counts[k]++;
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * Part two: the real daemon on a temporary socket, with live traffic,
+ * and a new version of a channel dropped into its plugins directory.
+ */
+static int
+cmd_demo_daemon(const char *dir)
+{
+	struct client_conn	 cc;
+	struct wire_buf		 body;
+	struct route_consumer	 c[3] = {
+		{ "a", 3, 4, 0, NULL, 0 }, { "b", 0, 2, 0, NULL, 0 },
+		{ "c", 1, 8, 5, NULL, 0 },
+	};
+	char			 tmp[] = "/tmp/route-host-demo-XXXXXX";
+	char			 plugins[64], sock[64], src[4200], self[4200];
+	char			 errbuf[DETAIL_MAX], cmd[256];
+	char			 seen[2][VERSION_HEX_LEN + 1] = { "", "" };
+	u_int			 counts[2] = { 0, 0 }, failed = 0;
+	uint64_t		 next = 1;
+	ssize_t			 n;
+	pid_t			 pid;
+	int			 status;
+
+	if (mkdtemp(tmp) == NULL || chmod(tmp, 0755) == -1)
+		err(1, "demo: mkdtemp");
+	snprintf(plugins, sizeof plugins, "%s/plugins", tmp);
+	snprintf(sock, sizeof sock, "%s/route-host.sock", tmp);
+	if (mkdir(plugins, 0755) == -1)
+		err(1, "demo: %s", plugins);
+	snprintf(src, sizeof src, "%s/first-available.so", dir);
+	cmd_demo_install(src, plugins, "orders.so");
+	if ((n = readlink("/proc/self/exe", self, sizeof self - 1)) == -1)
+		err(1, "demo: /proc/self/exe");
+	self[n] = '\0';
+
+	printf("\nPart two: the daemon.  route-host serve runs on %s with "
+	    "plugins in\n%s; orders.so there is channel orders "
+	    "(first-available).\n\n", sock, plugins);
+	fflush(stdout);
+	switch (pid = fork()) {
+	case -1:
+		err(1, "demo: fork");
+	case 0:
+		/* Its log goes to a file, shown at the end. */
+		snprintf(src, sizeof src, "%s/log", tmp);
+		if ((n = open(src, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0644)) == -1 || dup2((int)n, STDERR_FILENO) == -1)
+			_exit(127);
+		execl(self, "route-host", "serve", "-f", "-d", plugins, "-s",
+		    sock, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100; i++) {
+		if (client_connect(&cc, sock, errbuf, sizeof errbuf) == 0)
+			break;
+		if (i == 99)
+			errx(1, "demo: the daemon did not start: %s", errbuf);
+		usleep(20000);
+	}
+	wire_init(&body);
+	wire_body_begin(&body, 0, 3);
+	for (int i = 0; i < 3; i++)
+		wire_body_consumer(&body, &c[i]);
+	/* Wait for the first deploy: a call answers once it is there. */
+	for (int i = 0; i < 250; i++) {
+		u_int	none[2] = { 0, 0 }, bad = 0;
+
+		cmd_demo_batch(&cc, &body, &next, 1, seen, none, &bad);
+		if (bad == 0)
+			break;
+		usleep(20000);
+	}
+	memset(seen, 0, sizeof seen);
+	next = 1;
+	printf("  %-6s %-40s %s\n", "batch", "answers by version", "");
+	for (int b = 1; b <= 8; b++) {
+		if (b == 4) {
+			snprintf(src, sizeof src, "%s/least-loaded.so", dir);
+			cmd_demo_install(src, plugins, "orders.so");
+			printf("  %-6s %s\n", "", "(least-loaded.so renamed over "
+			    "orders.so while calls run)");
+		}
+		memset(counts, 0, sizeof counts);
+		cmd_demo_batch(&cc, &body, &next, 500, seen, counts, &failed);
+		printf("  %-6d %.12s: %4u   %.12s: %4u\n", b, seen[0][0] ?
+		    seen[0] : "-", counts[0], seen[1][0] ? seen[1] : "-",
+		    counts[1]);
+		fflush(stdout);
+		usleep(30000);
+	}
+	printf("\n%llu calls, %u failed.  The daemon's own view "
+	    "(route-host status):\n\n", (unsigned long long)next - 1, failed);
+	fflush(stdout);
+	client_close(&cc);
+	wire_free(&body);
+	snprintf(cmd, sizeof cmd, "'%s' status -s '%s'", self, sock);
+	if (system(cmd) != 0)
+		warnx("demo: status failed");
+	kill(pid, SIGTERM);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	printf("\nSIGTERM: the daemon exited %d, its helpers reaped, socket "
+	    "removed.  Its log:\n\n", WIFEXITED(status) ?
+	    WEXITSTATUS(status) : -1);
+	fflush(stdout);
+	snprintf(cmd, sizeof cmd, "sed 's/^/  /' '%s/log'", tmp);
+	if (system(cmd) != 0)
+		warnx("demo: no log");
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+	if (system(cmd) != 0)
+		warnx("demo: could not remove %s", tmp);
+	return failed == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ?
+	    0 : 1;
+}
+
 /* route-host demo [-d PLUGIN_LIBDIR] */
 int
 cmd_demo(int argc, char **argv)
@@ -219,5 +409,6 @@ cmd_demo(int argc, char **argv)
 	for (int i = 0; i < 4; i++)
 		engine_release(e, mods[i]);
 	engine_free(e);
-	return 0;
+	fflush(stdout);
+	return cmd_demo_daemon(dir);
 }

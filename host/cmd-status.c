@@ -73,6 +73,7 @@ cmd_status_table(json_t *j)
 	json_t		*chs = json_object_get(j, "channels"), *ch, *vs, *v;
 	json_t		*hs, *h;
 	size_t		 i, k, x;
+	bool		 any_draining = false;
 
 	printf("%s, pid %lld, socket %s\nplugins %s: %lld versions loaded, "
 	    "%lld helpers, %lld clients, %lld calls in flight\n\n",
@@ -98,8 +99,10 @@ cmd_status_table(json_t *j)
 			const char	*state = json_string_value(
 					    json_object_get(v, "state"));
 
-			if (strcmp(state, "draining") == 0)
+			if (strcmp(state, "draining") == 0) {
 				draining++;
+				any_draining = true;
+			}
 			hs = json_object_get(v, "helpers");
 			json_array_foreach(hs, x, h) {
 				char	one[32];
@@ -129,7 +132,7 @@ cmd_status_table(json_t *j)
 	if (json_array_size(chs) == 0)
 		printf("(no channels: put NAME.so files in the plugins "
 		    "directory)\n");
-	else
+	else if (any_draining)
 		printf("\n* a draining version's helper\n");
 }
 
