@@ -3,7 +3,8 @@
  * machine in the same run, so the ratios hold on a noisy shared machine.
  * It prints; it never fails on a figure.
  *
- *	route-bench [-d SHIPPED_PLUGIN_DIR] [-t TEST_PLUGIN_DIR] [-q]
+ *	route-bench [-q] [-d SHIPPED_PLUGIN_DIR] [-t TEST_PLUGIN_DIR]
+ *	    [-r ROUTE_HOST]
  *
  * -q runs fewer iterations (a smoke run).
  */
@@ -28,6 +29,7 @@
 
 static const char	*bench_shipped = "plugins/.libs";
 static const char	*bench_tests = "tests/plugins/.libs";
+static const char	*bench_route_host = "host/route-host";
 static int		 bench_scale = 1;	/* divides iteration counts */
 
 /* Order u64s. */
@@ -441,6 +443,243 @@ bench_deploy(struct engine *e, const struct wire_buf *b, size_t n)
 	free(drain);
 }
 
+/* Start route-host serve on a temporary directory; returns its pid. */
+static pid_t
+bench_daemon(char *dir, const char *sock)
+{
+	char		plugins[256], src[4200];
+	pid_t		pid;
+	int		fd;
+
+	snprintf(plugins, sizeof plugins, "%s/plugins", dir);
+	if (mkdir(plugins, 0755) == -1)
+		err(1, "%s", plugins);
+	snprintf(src, sizeof src, "%s", bench_plugin("first-available", true));
+	bench_put(src, plugins, "orders");
+	if ((pid = fork()) == 0) {
+		if ((fd = open("/dev/null", O_WRONLY)) != -1)
+			dup2(fd, STDERR_FILENO);
+		execl(bench_route_host, "route-host", "serve", "-f", "-d",
+		    plugins, "-s", sock, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Connect, waiting for the daemon and its channel. */
+static void
+bench_connect(struct client_conn *cc, const char *sock,
+    const struct wire_buf *b)
+{
+	struct proto_result	 pr;
+	struct wire_buf		 f;
+	const unsigned char	*p;
+	char			 errbuf[DETAIL_MAX];
+	size_t			 len;
+	uint8_t			 type;
+
+	for (int i = 0;; i++) {
+		if (client_connect(cc, sock, errbuf, sizeof errbuf) == 0)
+			break;
+		if (i == 200)
+			errx(1, "daemon: %s", errbuf);
+		usleep(20000);
+	}
+	for (int i = 0;; i++) {
+		wire_init(&f);
+		proto_route(&f, 0, 0, "orders", b->data, b->len);
+		client_send(cc, &f);
+		wire_free(&f);
+		if (client_frame(cc, true, &type, &p, &len, errbuf,
+		    sizeof errbuf) != 1 || proto_decode_result(p, len,
+		    &pr) == -1)
+			errx(1, "daemon: %s", errbuf);
+		if (pr.status == ST_OK)
+			return;
+		if (i == 200)
+			errx(1, "daemon: channel never came up: %s", pr.detail);
+		usleep(20000);
+	}
+}
+
+/* One connection's pipelined run: depth calls outstanding, n in all. */
+static void
+bench_pipeline(const char *sock, const struct wire_buf *b, size_t n,
+    size_t depth)
+{
+	struct client_conn	 cc;
+	struct wire_buf		 f, out;
+	const unsigned char	*p;
+	char			 errbuf[DETAIL_MAX];
+	size_t			 sent = 0, got = 0, len;
+	uint8_t			 type;
+
+	bench_connect(&cc, sock, b);
+	wire_init(&f);
+	proto_route(&f, 1, 0, "orders", b->data, b->len);
+	wire_init(&out);
+	out.max = SIZE_MAX / 2;
+	while (got < n) {
+		out.len = 0;
+		while (sent < n && sent - got < depth) {
+			wire_bytes(&out, f.data, f.len);
+			sent++;
+		}
+		if (out.len > 0 && client_send(&cc, &out) == -1)
+			err(1, "send");
+		/* Take every answer already here, at least one. */
+		if (client_frame(&cc, true, &type, &p, &len, errbuf,
+		    sizeof errbuf) != 1)
+			errx(1, "%s", errbuf);
+		got++;
+		while (client_frame(&cc, false, &type, &p, &len, errbuf,
+		    sizeof errbuf) == 1)
+			got++;
+	}
+	wire_free(&f);
+	wire_free(&out);
+	client_close(&cc);
+}
+
+/*
+ * Floor C: raw pipelined echo between two processes over a stream socket,
+ * the same frames batched the same way; messages per second.
+ */
+static double
+bench_floor_c(const struct wire_buf *b, size_t n, size_t depth)
+{
+	struct wire_buf	 f, out;
+	unsigned char	*buf;
+	size_t		 sent = 0, got = 0, flen, have = 0;
+	uint64_t	 t;
+	pid_t		 pid;
+	ssize_t		 r;
+	int		 sv[2];
+
+	wire_init(&f);
+	proto_route(&f, 1, 0, "orders", b->data, b->len);
+	flen = f.len;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		err(1, "socketpair");
+	if ((pid = fork()) == 0) {
+		/* Echo a 60-byte answer per whole request read. */
+		unsigned char	in[65536], ans[64 * 1024];
+		size_t		part = 0;
+
+		memset(ans, 'r', sizeof ans);
+		close(sv[0]);
+		while ((r = read(sv[1], in, sizeof in)) > 0) {
+			size_t	k = (part + (size_t)r) / flen;
+
+			part = (part + (size_t)r) % flen;
+			if (k > 0 && write(sv[1], ans, k * 60) < 0)
+				_exit(0);
+		}
+		_exit(0);
+	}
+	close(sv[1]);
+	buf = malloc(1 << 20);
+	wire_init(&out);
+	out.max = SIZE_MAX / 2;
+	t = engine_now();
+	while (got < n) {
+		out.len = 0;
+		while (sent < n && sent - got < depth) {
+			wire_bytes(&out, f.data, flen);
+			sent++;
+		}
+		if (out.len > 0 && write(sv[0], out.data, out.len) !=
+		    (ssize_t)out.len)
+			err(1, "write");
+		if ((r = read(sv[0], buf, 1 << 20)) <= 0)
+			err(1, "read");
+		have += (size_t)r;
+		got = have / 60;
+	}
+	t = engine_now() - t;
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	free(buf);
+	wire_free(&f);
+	wire_free(&out);
+	return (double)n / ((double)t / 1e9);
+}
+
+/*
+ * The daemon end to end: one call in flight from a client (latency, with
+ * floor B beside it), then pipelined at depth 64 on 1 and 8 connections
+ * (decisions per second, with floor C beside them).
+ */
+static void
+bench_serve(const struct wire_buf *b, size_t n)
+{
+	struct client_conn	 cc;
+	struct wire_buf		 f;
+	const unsigned char	*p;
+	char			 dir[] = "/tmp/route-bench-serve-XXXXXX";
+	char			 sock[128], errbuf[DETAIL_MAX], extra[64];
+	char			 cmd[128];
+	uint64_t		*ns = calloc(n, sizeof *ns), t, floor_b;
+	double			 floor_c, rate;
+	size_t			 len, total;
+	uint8_t			 type;
+	pid_t			 pid, kids[8];
+
+	if (mkdtemp(dir) == NULL || chmod(dir, 0755) == -1)
+		err(1, "mkdtemp");
+	snprintf(sock, sizeof sock, "%s/rh.sock", dir);
+	pid = bench_daemon(dir, sock);
+	bench_connect(&cc, sock, b);
+
+	printf("\n  %-44s %9s %9s %9s %9s\n", "daemon (us)", "median", "p99",
+	    "min", "max");
+	floor_b = bench_floor_b(b, n);
+	wire_init(&f);
+	proto_route(&f, 1, 0, "orders", b->data, b->len);
+	for (size_t i = 0; i < n; i++) {
+		t = engine_now();
+		if (client_send(&cc, &f) == -1 || client_frame(&cc, true,
+		    &type, &p, &len, errbuf, sizeof errbuf) != 1)
+			errx(1, "daemon: %s", errbuf);
+		ns[i] = engine_now() - t;
+	}
+	qsort(ns, n, sizeof *ns, bench_cmp);
+	snprintf(extra, sizeof extra, "%.2fx floor B",
+	    (double)ns[n / 2] / (double)floor_b);
+	bench_row("daemon: one call in flight, end to end", ns, n, extra);
+	client_close(&cc);
+	wire_free(&f);
+
+	total = n * 10;
+	floor_c = bench_floor_c(b, total, 64);
+	printf("\n  %-44s %12s\n", "throughput", "per second");
+	printf("  %-44s %12.0f\n", "floor C: raw pipelined echo, depth 64",
+	    floor_c);
+	t = engine_now();
+	bench_pipeline(sock, b, total, 64);
+	rate = (double)total / ((double)(engine_now() - t) / 1e9);
+	printf("  %-44s %12.0f  %.2fx floor C\n", "daemon: 1 connection, "
+	    "depth 64", rate, rate / floor_c);
+	t = engine_now();
+	for (int k = 0; k < 8; k++)
+		if ((kids[k] = fork()) == 0) {
+			bench_pipeline(sock, b, total / 8, 64);
+			_exit(0);
+		}
+	for (int k = 0; k < 8; k++)
+		waitpid(kids[k], NULL, 0);
+	rate = (double)(total / 8 * 8) / ((double)(engine_now() - t) / 1e9);
+	printf("  %-44s %12.0f  %.2fx floor C\n", "daemon: 8 connections, "
+	    "depth 64 each", rate, rate / floor_c);
+
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		warnx("could not remove %s", dir);
+	free(ns);
+}
+
 /* Print the machine line. */
 static void
 bench_machine(void)
@@ -473,8 +712,11 @@ main(int argc, char **argv)
 	char			 errbuf[DETAIL_MAX];
 	int			 ch;
 
-	while ((ch = getopt(argc, argv, "d:t:q")) != -1) {
+	while ((ch = getopt(argc, argv, "d:r:t:q")) != -1) {
 		switch (ch) {
+		case 'r':
+			bench_route_host = optarg;
+			break;
 		case 'd':
 			bench_shipped = optarg;
 			break;
@@ -511,6 +753,7 @@ main(int argc, char **argv)
 	bench_overshoot(e, 10, 100 / (size_t)bench_scale);
 	bench_overshoot(e, 100, 20 / (size_t)bench_scale + 1);
 	bench_deploy(e, &b, 50 / (size_t)bench_scale);
+	bench_serve(&b, 20000 / (size_t)bench_scale);
 	wire_free(&b);
 	engine_free(e);
 	return 0;

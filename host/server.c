@@ -89,6 +89,7 @@ struct server {
 	u_int			 nclients;
 	u_int			 in_flight;
 	bool			 stopping;
+	bool			 detached;	/* the engine is gone */
 	log_cb			 log;
 	void			*logarg;
 };
@@ -142,7 +143,7 @@ server_client_watch(struct server_client *c)
 {
 	uint32_t	ev = 0;
 
-	if (c->closed)
+	if (c->closed || c->server->detached)
 		return;
 	if (!c->paused)
 		ev |= EPOLLIN;
@@ -198,7 +199,8 @@ server_client_close(struct server_client *c, const char *why)
 	if (why != NULL)
 		server_log(c->server, LOG_NOTICE, "client fd %d: %s; closing",
 		    c->watch.fd, why);
-	engine_unwatch(c->server->engine, &c->watch);
+	if (!c->server->detached)
+		engine_unwatch(c->server->engine, &c->watch);
 	close(c->watch.fd);
 	c->watch.fd = -1;
 	c->closed = true;
@@ -716,7 +718,8 @@ server_stop(struct server *s)
 	if (s->stopping)
 		return;
 	s->stopping = true;
-	engine_unwatch(s->engine, &s->listen);
+	if (!s->detached)
+		engine_unwatch(s->engine, &s->listen);
 	close(s->listen.fd);
 	s->listen.fd = -1;
 	(void)unlink(s->path);
@@ -736,7 +739,11 @@ server_set_plugdir(struct server *s, struct plugdir *pd)
 	s->plugdir = pd;
 }
 
-/* Close every client and free the server (after the engine is done). */
+/*
+ * Free the server after engine_free, which ended every call: write the
+ * last results, close every client.  The engine's loop is gone, so
+ * nothing here touches it.
+ */
 void
 server_free(struct server *s)
 {
@@ -745,6 +752,7 @@ server_free(struct server *s)
 
 	if (s == NULL)
 		return;
+	s->detached = true;
 	server_stop(s);
 	server_flush(s);
 	while ((c = TAILQ_FIRST(&s->clients)) != NULL) {

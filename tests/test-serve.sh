@@ -158,6 +158,7 @@ wait "$pid"; rc=$?
 pid=""
 if wait $ipid; then ok "SIGTERM: calls in flight answered"; else not_ok "SIGTERM: calls in flight answered"; sed 's/^/#   /' "$tmp/inflight"; fi
 check "SIGTERM: exit 0" '[ $rc -eq 0 ]'
+[ $rc -eq 0 ] || grep -v "route-host\[" "$tmp/log" | head -60 | sed 's/^/#   /'
 check "SIGTERM: socket removed" '[ ! -e "$sock" ]'
 sleep 0.2
 # shellcheck disable=SC2086
