@@ -229,3 +229,10 @@ channel_call(struct channel *ch, const void *body, size_t len, int timeout_ms,
 	return engine_call(ch->engine, ch->active, body, len, timeout_ms > 0 ?
 	    timeout_ms : ch->timeout_ms, cb, arg);
 }
+
+/* The version at the gate, loading, or NULL. */
+const struct module *
+channel_loading(const struct channel *ch)
+{
+	return ch->gate != NULL ? ch->gate->module : NULL;
+}

@@ -211,8 +211,8 @@ cmd_route_daemon(const char *path, const char *channel, int timeout_ms)
 			break;
 
 		/* Turn complete input lines into requests, within the window. */
-		while (tail - head < size && (nl = memchr(in, '\n',
-		    inlen)) != NULL) {
+		while (tail - head < size && inlen > 0 && (nl = memchr(in,
+		    '\n', inlen)) != NULL) {
 			struct wire_buf	b;
 
 			*nl = '\0';
@@ -220,7 +220,14 @@ cmd_route_daemon(const char *path, const char *channel, int timeout_ms)
 			q = &ring[tail % size];
 			memset(q, 0, sizeof *q);
 			q->lineno = lineno;
-			if (strspn(in, " \t\r") != (size_t)(nl - in)) {
+			if (strlen(in) != (size_t)(nl - in)) {
+				q->done = true;
+				q->result.status = ST_BAD_REQUEST;
+				snprintf(q->result.detail,
+				    sizeof q->result.detail, "line %lu: holds "
+				    "a NUL byte", lineno);
+				tail++;
+			} else if (strspn(in, " \t\r") != (size_t)(nl - in)) {
 				if (request_parse(in, &b, &q->root,
 				    &line_timeout, why, sizeof why) == -1) {
 					q->done = true;

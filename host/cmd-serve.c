@@ -144,6 +144,12 @@ cmd_serve_reload(struct cmd_serve *d)
 	if (strcmp(c.socket, d->conf.socket) != 0)
 		cmd_serve_log(d, LOG_WARNING, "reload: a new socket path "
 		    "takes a restart; still listening on the old one");
+	if (c.window != d->conf.window ||
+	    c.max_in_flight != d->conf.max_in_flight)
+		cmd_serve_log(d, LOG_WARNING, "reload: window and "
+		    "max-in-flight take a restart; keeping the running ones");
+	c.window = d->conf.window;
+	c.max_in_flight = d->conf.max_in_flight;
 	strlcpy(c.socket, d->conf.socket, sizeof c.socket);
 	if (strcmp(c.plugins, d->conf.plugins) != 0) {
 		struct conf	old = d->conf;
@@ -265,6 +271,18 @@ cmd_serve(int argc, char **argv)
 		errx(1, "serve: %s", err);
 
 	if (!d.foreground) {
+		/* daemon() moves to /: keep relative paths meaning the same. */
+		static char	confabs[4096];
+
+		if (d.conf_path[0] != '/' && realpath(d.conf_path,
+		    confabs) != NULL)
+			d.conf_path = confabs;
+		if (d.conf.plugins[0] != '/' && realpath(d.conf.plugins,
+		    err) != NULL)
+			strlcpy(d.conf.plugins, err, sizeof d.conf.plugins);
+		if (d.conf.socket[0] != '/')
+			errx(1, "serve: socket %s: give an absolute path "
+			    "without -f", d.conf.socket);
 		openlog("route-host", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		if (daemon(0, 0) == -1)
 			errx(1, "serve: daemon: %s", strerror(errno));

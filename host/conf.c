@@ -242,8 +242,8 @@ conf_load(struct conf *c, const char *path, char *err, size_t errlen)
 	struct conf		 new = *c;
 	struct conf_channel	*in = NULL;
 	FILE			*f;
-	char			*line = NULL, *p, *w[8], why[256];
-	char			 rest[1024];
+	char			*line = NULL, *p, *w[64], why[256];
+	char			 rest[4096];
 	size_t			 cap = 0, nw;
 	unsigned long		 lineno = 0;
 	int			 rc = 0;
@@ -272,10 +272,10 @@ conf_load(struct conf *c, const char *path, char *err, size_t errlen)
 			while (n > 0 && isspace((unsigned char)rest[n - 1]))
 				rest[--n] = '\0';
 		}
-		for (nw = 0; nw < 8 && (w[nw] = strsep(&p, " \t\r\n")) != NULL;)
+		for (nw = 0; nw < 64 && (w[nw] = strsep(&p, " \t\r\n")) != NULL;)
 			if (*w[nw] != '\0')
 				nw++;
-		if (nw == 8) {
+		if (nw == 64) {
 			snprintf(why, sizeof why, "too many words");
 			rc = -1;
 		} else

@@ -239,7 +239,8 @@ engine_complete(struct engine *e, struct call *c, enum status st,
 	}
 	switch (st) {
 	case ST_OK:
-		m->served++;
+		if (!c->probe)
+			m->served++;
 		break;
 	case ST_CRASHED:
 		m->crashed++;

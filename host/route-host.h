@@ -150,6 +150,7 @@ void		 channel_free(struct channel *);
 int		 channel_configure(struct channel *,
 		     const struct channel_conf *);
 int		 channel_deploy(struct channel *, const char *);
+const struct module *channel_loading(const struct channel *);
 int		 channel_call(struct channel *, const void *, size_t, int,
 		     engine_cb, void *);
 

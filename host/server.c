@@ -105,6 +105,7 @@ RB_GENERATE_STATIC(server_stats_tree, server_stats, entry, server_stats_cmp);
 
 static void	server_client_event(struct watch *, uint32_t);
 static void	server_read(struct server_client *);
+static bool	server_write(struct server_client *);
 
 /* Log through the owner. */
 static void __attribute__((format(printf, 3, 4)))
@@ -217,7 +218,10 @@ server_dirty(struct server_client *c)
 	}
 }
 
-/* Send a protocol error, then close. */
+/*
+ * Send a protocol error after whatever results are already queued (as
+ * far as the socket takes them now), then close.
+ */
 static void
 server_client_fail(struct server_client *c, const char *why)
 {
@@ -225,11 +229,10 @@ server_client_fail(struct server_client *c, const char *why)
 
 	wire_init(&b);
 	proto_error(&b, why);
-	if (!b.failed)
-		(void)send(c->watch.fd, b.data, b.len, MSG_NOSIGNAL |
-		    MSG_DONTWAIT);
+	wire_bytes(&c->out, b.data, b.len);
 	wire_free(&b);
-	server_client_close(c, why);
+	if (server_write(c))
+		server_client_close(c, why);
 }
 
 /* Write what the client will take; false if it went away. */
@@ -377,6 +380,11 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 	}
 	memcpy(channel, name, n);
 	channel[n] = '\0';
+	if (!plugdir_channel_name_ok(channel)) {
+		server_answer(c, id, ST_BAD_REQUEST, "channel name must be 1-63 "
+		    "of A-Z a-z 0-9 . _ -, starting with a letter or digit");
+		return;
+	}
 	if (s->stopping) {
 		server_answer(c, id, ST_SHUTTING_DOWN, "route-host is "
 		    "shutting down");
@@ -784,7 +792,7 @@ server_percentile(const struct server_stats *st, double q)
 	for (int i = 0; i < SERVER_HIST; i++) {
 		seen += st->hist[i];
 		if ((double)seen >= q * (double)total)
-			return (double)(1ULL << i);	/* bucket's upper bound */
+			return (double)(1ULL << i);	/* bucket's lower bound */
 	}
 	return 0;
 }
@@ -793,6 +801,7 @@ server_percentile(const struct server_stats *st, double q)
 struct server_versions {
 	const char	*channel;
 	const struct module *active;
+	const struct module *loading;
 	json_t		*versions;
 };
 
@@ -812,7 +821,7 @@ server_version(struct module *m, void *arg)
 		    (json_int_t)p->pid, "state", proc_state_name(p->state)));
 	v = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I}", "version", m->hex,
 	    "plugin", m->name, "state", m == sv->active ? "active" :
-	    m->listed ? "loading" : "draining", "helpers", helpers,
+	    m == sv->loading ? "loading" : "draining", "helpers", helpers,
 	    "served", (json_int_t)m->served, "crashed",
 	    (json_int_t)m->crashed, "timed_out", (json_int_t)m->timed_out);
 	json_array_append_new(sv->versions, v);
@@ -830,6 +839,7 @@ server_status_channel(struct server *s, json_t *arr, struct channel *ch)
 		st = (struct server_stats *)&zero;
 	sv.channel = ch->name;
 	sv.active = ch->active;
+	sv.loading = channel_loading(ch);
 	sv.versions = json_array();
 	engine_foreach(s->engine, server_version, &sv);
 	json_array_append_new(arr, json_pack("{s:s,s:s?,s:I,s:s?,s:o,"
