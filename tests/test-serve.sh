@@ -112,6 +112,14 @@ py garbage
 py noread
 py many
 
+# --- a client written in Python from route-host-protocol(7) alone
+if out=$(python3 "$srcdir/proto_client.py" "$sock" orders 2>&1); then
+	ok "the protocol page's own client: handshake, pipelined calls, status, error"
+else
+	not_ok "the protocol page's own client"
+	echo "$out" | sed 's/^/#   /'
+fi
+
 # --- status
 got=$(rh status -s "$sock")
 contains "status lists channels" "orders" "$got"
