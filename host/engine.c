@@ -34,24 +34,6 @@
 #define ENGINE_THROTTLE_MAX_MS	500
 #define ENGINE_DRAIN_MS		500	/* for fini at shutdown */
 
-struct call {
-	TAILQ_ENTRY(call)	 qentry;	/* module queue, or early */
-	RB_ENTRY(call)		 dentry;	/* deadline tree */
-	struct module		*module;
-	struct proc		*proc;
-	uint64_t		 deadline;
-	uint64_t		 id;
-	int			 timeout_ms;
-	bool			 probe;
-	bool			 queued;
-	bool			 timed;		/* in the deadline tree */
-	engine_cb		 cb;
-	void			*arg;
-	uint32_t		 nconsumers;
-	struct result		 early;		/* failed before running */
-	size_t			 len;
-	unsigned char		 frame[];	/* WIRE_CALL frame */
-};
 
 RB_HEAD(call_tree, call);
 RB_HEAD(proc_tree, proc);
@@ -149,6 +131,7 @@ engine_defaults(struct engine_config *conf)
 	memset(conf, 0, sizeof *conf);
 	conf->timeout_ms = DEFAULT_TIMEOUT_MS;
 	conf->helpers = 1;
+	conf->depth = 16;
 	conf->grace_ms = DEFAULT_TIMEOUT_MS;
 	conf->file_max = DEFAULT_FILE_MAX;
 }
@@ -254,6 +237,12 @@ engine_complete(struct engine *e, struct call *c, enum status st,
 	e->pending--;
 	c->cb(&r, c->arg);
 	engine_unref(e, m);
+	if (c->proc != NULL) {
+		/* Still in a helper's FIFO: its answer will come, unwanted. */
+		c->ghost = true;
+		c->module = NULL;
+		return;
+	}
 	free(c);
 }
 
@@ -346,7 +335,8 @@ engine_unthrottle(struct engine *e, struct module *m)
 /*
  * Move m's queue along: give waiting calls to idle helpers, and fork
  * helpers for calls still waiting, up to the pool size, unless m is in a
- * crash loop and must wait for spawn_not_before.
+ * crash loop and must wait for spawn_not_before.  With the pool full,
+ * helpers take up to depth calls each, sent in one write.
  */
 static void
 engine_kick(struct engine *e, struct module *m)
@@ -359,11 +349,27 @@ engine_kick(struct engine *e, struct module *m)
 again:
 	if (e->closing)
 		return;
-	TAILQ_FOREACH(p, &m->procs, entry) {
-		if (p->state != PROC_IDLE)
-			continue;
-		if ((c = TAILQ_FIRST(&m->queue)) == NULL)
+	while ((c = TAILQ_FIRST(&m->queue)) != NULL) {
+		struct proc	*best = NULL;
+
+		/* The handshaken helper holding the fewest calls. */
+		TAILQ_FOREACH(p, &m->procs, entry)
+			if ((p->state == PROC_IDLE || p->state == PROC_BUSY) &&
+			    p->ncalls < e->conf.depth &&
+			    (best == NULL || p->ncalls < best->ncalls))
+				best = p;
+		if (best == NULL)
 			break;
+		/*
+		 * Send a call behind another only once the pool is full: a
+		 * slow call should delay its neighbours only when there is
+		 * no helper left to give them.
+		 */
+		if (best->ncalls > 0) {
+			engine_pool(m, &idle, &spawning, &live);
+			if (spawning > 0 || live < max)
+				break;
+		}
 		TAILQ_REMOVE(&m->queue, c, qentry);
 		m->nqueued--;
 		c->queued = false;
@@ -371,10 +377,11 @@ again:
 			engine_complete(e, c, ST_OK, ROUTE_NONE, "");
 			goto again;
 		}
-		c->proc = p;
-		wire_put_u32(c->frame + WIRE_HEADER, ++p->seq);
-		proc_dispatch(p, c, c->frame, c->len);
+		proc_dispatch(best, c);
 	}
+	TAILQ_FOREACH(p, &m->procs, entry)
+		if (p->out.len > 0)
+			proc_flush(p);
 	if (m->nqueued == 0 || !m->listed) {
 		engine_unthrottle(e, m);
 		return;
@@ -453,9 +460,10 @@ engine_proc_result(struct engine *e, struct proc *p, struct call *c,
 	struct module	*m = p->module;
 	char		 why[DETAIL_MAX];
 
-	c->proc = NULL;
 	m->crash_streak = 0;
-	if (bad_request)
+	if (c->ghost)
+		free(c);
+	else if (bad_request)
 		engine_complete(e, c, ST_BAD_REQUEST, ROUTE_NONE, detail);
 	else if (decision != ROUTE_NONE &&
 	    (decision < 0 || (uint32_t)decision >= c->nconsumers)) {
@@ -465,22 +473,50 @@ engine_proc_result(struct engine *e, struct proc *p, struct call *c,
 		engine_complete(e, c, ST_BAD_DECISION, ROUTE_NONE, why);
 	} else
 		engine_complete(e, c, ST_OK, decision, "");
-	if (p->state != PROC_IDLE)
-		return;
-	if (!m->listed)
+	if (p->state == PROC_IDLE && !m->listed)
 		engine_stop(e, p);
-	else
+	else if (p->state == PROC_IDLE || p->state == PROC_BUSY)
 		engine_kick(e, m);
 }
 
-/* A helper died (or was killed) while running call c. */
-void
-engine_proc_lost(struct engine *e, struct proc *p, struct call *c,
-    const char *cause)
+/*
+ * Take every call out of a dead or dying helper's FIFO.  The oldest was
+ * running: it ends with status st and why.  The others never started:
+ * they go back to the front of the queue, in order, for another helper.
+ */
+static void
+engine_unload(struct engine *e, struct proc *p, enum status st,
+    const char *why)
 {
-	(void)p;
-	c->proc = NULL;
-	engine_complete(e, c, ST_CRASHED, ROUTE_NONE, cause);
+	struct module	*m = p->module;
+	struct call	*c, *head = TAILQ_FIRST(&p->calls);
+
+	while ((c = TAILQ_LAST(&p->calls, call_fifo)) != NULL) {
+		TAILQ_REMOVE(&p->calls, c, qentry);
+		p->ncalls--;
+		c->proc = NULL;
+		if (c->ghost)
+			free(c);
+		else if (c == head)
+			engine_complete(e, c, st, ROUTE_NONE, why);
+		else {
+			TAILQ_INSERT_HEAD(&m->queue, c, qentry);
+			c->queued = true;
+			m->nqueued++;
+		}
+	}
+}
+
+/* A helper died (or was killed) with calls sent to it. */
+void
+engine_proc_lost(struct engine *e, struct proc *p, const char *cause)
+{
+	struct module	*m = p->module;
+
+	m->refs++;		/* the queue may be all that is left */
+	engine_unload(e, p, ST_CRASHED, cause);
+	engine_kick(e, m);
+	engine_unref(e, m);
 }
 
 /*
@@ -543,20 +579,32 @@ engine_sigchld(struct watch *w, uint32_t events)
 	}
 }
 
-/* Call c passed its deadline: kill its helper if it had one. */
+/*
+ * Call c passed its deadline.  Running in a helper: kill it, and the calls
+ * sent behind it go to another.  Waiting in a helper behind another call:
+ * end it now, and let the helper's answer find a ghost.
+ */
 static void
 engine_expire(struct engine *e, struct call *c)
 {
 	struct proc	*p = c->proc;
+	struct module	*m = c->module;
 	char		 why[DETAIL_MAX];
 
-	if (p != NULL) {
+	if (p != NULL && c == TAILQ_FIRST(&p->calls)) {
 		snprintf(why, sizeof why, "no answer within %d ms; helper "
 		    "pid %ld killed", c->timeout_ms, (long)p->pid);
-		p->call = NULL;
-		c->proc = NULL;
 		proc_kill(p, "timed out");
-	} else
+		m->refs++;
+		engine_unload(e, p, ST_TIMED_OUT, why);
+		engine_kick(e, m);
+		engine_unref(e, m);
+		return;
+	}
+	if (p != NULL)
+		snprintf(why, sizeof why, "not started within %d ms: its "
+		    "helper was still busy", c->timeout_ms);
+	else
 		snprintf(why, sizeof why, "not started within %d ms: no "
 		    "helper was ready", c->timeout_ms);
 	engine_complete(e, c, ST_TIMED_OUT, ROUTE_NONE, why);
@@ -582,12 +630,19 @@ engine_cap(struct engine *e, struct module *m)
 	while ((c = TAILQ_FIRST(&m->queue)) != NULL)
 		engine_complete(e, c, ST_TIMED_OUT, ROUTE_NONE, why);
 	TAILQ_FOREACH(p, &m->procs, entry) {
-		if ((c = p->call) == NULL)
+		if (p->ncalls == 0)
 			continue;
-		p->call = NULL;
-		c->proc = NULL;
 		proc_kill(p, "drain cap");
-		engine_complete(e, c, ST_TIMED_OUT, ROUTE_NONE, why);
+		while ((c = TAILQ_FIRST(&p->calls)) != NULL) {
+			TAILQ_REMOVE(&p->calls, c, qentry);
+			p->ncalls--;
+			c->proc = NULL;
+			if (c->ghost)
+				free(c);
+			else
+				engine_complete(e, c, ST_TIMED_OUT,
+				    ROUTE_NONE, why);
+		}
 	}
 	engine_unref(e, m);
 }
@@ -645,6 +700,8 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 	e->conf = *conf;
 	if (e->conf.helpers == 0)
 		e->conf.helpers = 1;
+	if (e->conf.depth == 0)
+		e->conf.depth = 1;
 	e->epfd = e->sigw.fd = e->timerw.fd = -1;
 	RB_INIT(&e->modules);
 	RB_INIT(&e->procs);
@@ -695,7 +752,7 @@ engine_gc(struct engine *e)
 
 	while ((p = TAILQ_FIRST(&e->deadprocs)) != NULL) {
 		TAILQ_REMOVE(&e->deadprocs, p, entry);
-		free(p);
+		proc_free(p);
 	}
 	while ((m = TAILQ_FIRST(&e->deadmods)) != NULL) {
 		TAILQ_REMOVE(&e->deadmods, m, drainentry);
@@ -764,7 +821,8 @@ engine_free(struct engine *e)
 	}
 	while ((c = RB_MIN(call_tree, &e->deadlines)) != NULL) {
 		if ((p = c->proc) != NULL) {
-			p->call = NULL;
+			TAILQ_REMOVE(&p->calls, c, qentry);
+			p->ncalls--;
 			c->proc = NULL;
 		}
 		engine_complete(e, c, ST_SHUTTING_DOWN, ROUTE_NONE,

@@ -52,24 +52,6 @@ helper_send(int sock, struct wire_buf *b)
 	}
 }
 
-/* Read exactly len bytes; false at end of file. */
-static bool
-helper_read(int sock, void *p, size_t len)
-{
-	size_t	off = 0;
-	ssize_t	n;
-
-	while (off < len) {
-		n = read(sock, (char *)p + off, len - off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		off += (size_t)n;
-	}
-	return true;
-}
-
 /* Report the handshake's outcome; a failure ends the helper. */
 static void
 helper_hello(int sock, enum wire_hello status, uint32_t abi, const char *name,
@@ -203,23 +185,45 @@ helper_main(int sock, int memfd, const struct module *m)
 {
 	const struct route_plugin	*d;
 	struct wire_buf			 out;
-	unsigned char			 hdr[WIRE_HEADER], *frame;
+	unsigned char			*buf;
+	size_t				 size, have = 0, off = 0;
+	ssize_t				 n;
 	uint32_t			 len;
 	void				*state;
 
 	setproctitle("helper %s %.12s", m->label, m->hex);
 	d = helper_load(sock, memfd, m, &state);
 
+	/*
+	 * The host may send several calls at once: read whatever is there
+	 * and answer each complete frame in turn, one reply per call, so
+	 * that a crash in one call never takes another call's answer with it.
+	 */
 	wire_init(&out);
-	if ((frame = malloc(WIRE_FRAME_MAX)) == NULL)
+	size = WIRE_HEADER + WIRE_FRAME_MAX + 65536;
+	if ((buf = malloc(size)) == NULL)
 		_exit(70);
-	while (helper_read(sock, hdr, sizeof hdr)) {
-		len = wire_get_u32(hdr);
-		if (len < 1 || len - 1 > WIRE_FRAME_MAX || hdr[4] != WIRE_CALL)
-			_exit(71);
-		if (!helper_read(sock, frame, len - 1))
+	for (;;) {
+		while (have - off >= WIRE_HEADER) {
+			len = wire_get_u32(buf + off);
+			if (len < 1 || len - 1 > WIRE_FRAME_MAX ||
+			    buf[off + 4] != WIRE_CALL)
+				_exit(71);
+			if (have - off - 4 < len)
+				break;
+			helper_call(sock, d, state, buf + off + WIRE_HEADER,
+			    len - 1, &out);
+			off += 4 + len;
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+		off = 0;
+		n = read(sock, buf + have, size - have);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
 			break;
-		helper_call(sock, d, state, frame, len - 1, &out);
+		have += (size_t)n;
 	}
 	if (d->fini != NULL)
 		d->fini(state);

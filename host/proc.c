@@ -154,6 +154,9 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		proc_child(parent, sv[1], m);
 	}
 	close(sv[1]);
+	TAILQ_INIT(&p->calls);
+	wire_init(&p->out);
+	p->out.max = SIZE_MAX / 2;
 	p->engine = e;
 	p->module = m;
 	p->state = PROC_SPAWNING;
@@ -204,7 +207,15 @@ proc_close(struct proc *p)
 	engine_unwatch(p->engine, &p->watch);
 	close(p->watch.fd);
 	p->watch.fd = -1;
-	p->out = NULL;
+	p->out.len = p->outoff = 0;
+}
+
+/* Free a reaped helper. */
+void
+proc_free(struct proc *p)
+{
+	wire_free(&p->out);
+	free(p);
 }
 
 /*
@@ -231,45 +242,53 @@ proc_stop(struct proc *p)
 	p->state = PROC_STOPPING;
 }
 
-/* Write as much of the pending frame as the socket takes. */
-static void
+/* Write as much of the pending frames as the socket takes. */
+void
 proc_flush(struct proc *p)
 {
 	ssize_t	n;
 
-	while (p->out != NULL && p->outoff < p->outlen) {
-		n = send(p->watch.fd, p->out + p->outoff, p->outlen - p->outoff,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (p->watch.fd != -1 && p->outoff < p->out.len) {
+		n = send(p->watch.fd, p->out.data + p->outoff,
+		    p->out.len - p->outoff, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			engine_rewatch(p->engine, &p->watch, EPOLLIN | EPOLLOUT);
+			if (!p->waiting_out) {
+				engine_rewatch(p->engine, &p->watch,
+				    EPOLLIN | EPOLLOUT);
+				p->waiting_out = true;
+			}
 			return;
 		}
 		if (n == -1) {
 			/* The helper is going; EOF or reaping says why. */
-			p->out = NULL;
+			p->out.len = p->outoff = 0;
 			return;
 		}
 		p->outoff += (size_t)n;
 	}
-	if (p->out != NULL) {
-		p->out = NULL;
+	p->out.len = p->outoff = 0;
+	if (p->waiting_out && p->watch.fd != -1) {
 		engine_rewatch(p->engine, &p->watch, EPOLLIN);
+		p->waiting_out = false;
 	}
 }
 
-/* IDLE -> BUSY: send call c (frame, with seq filled in) to the helper. */
+/*
+ * Queue call c for the helper, behind the calls it already holds; the
+ * frames go out together at proc_flush.
+ */
 void
-proc_dispatch(struct proc *p, struct call *c, const unsigned char *frame,
-    size_t len)
+proc_dispatch(struct proc *p, struct call *c)
 {
+	c->proc = p;
+	c->seq = ++p->seq;
+	wire_put_u32(c->frame + WIRE_HEADER, c->seq);
+	TAILQ_INSERT_TAIL(&p->calls, c, qentry);
+	p->ncalls++;
 	p->state = PROC_BUSY;
-	p->call = c;
-	p->out = frame;
-	p->outlen = len;
-	p->outoff = 0;
-	proc_flush(p);
+	wire_bytes(&p->out, c->frame, c->len);
 }
 
 /* The helper broke the protocol: kill it and fail what it held. */
@@ -277,18 +296,16 @@ static void
 proc_violation(struct proc *p, const char *what)
 {
 	char		 cause[DETAIL_MAX];
-	struct call	*c = p->call;
 	bool		 settled = p->settled;
 
 	snprintf(cause, sizeof cause, "protocol violation: %s", what);
 	p->fault = true;
-	p->call = NULL;
 	p->settled = true;
 	proc_kill(p, cause);
 	if (!settled)
 		engine_proc_spawn_failed(p->engine, p, cause);
-	else if (c != NULL)
-		engine_proc_lost(p->engine, p, c, cause);
+	else if (p->ncalls > 0)
+		engine_proc_lost(p->engine, p, cause);
 }
 
 /* Handle a HELLO frame: SPAWNING -> IDLE, or a failed handshake. */
@@ -336,12 +353,12 @@ proc_hello(struct proc *p, struct wire_reader *r)
 	engine_proc_ready(p->engine, p);
 }
 
-/* Handle a RESULT frame: BUSY -> IDLE. */
+/* Handle a RESULT frame: the answer to the oldest call sent. */
 static void
 proc_result(struct proc *p, struct wire_reader *r)
 {
 	char		 detail[DETAIL_MAX];
-	struct call	*c = p->call;
+	struct call	*c = TAILQ_FIRST(&p->calls);
 	uint32_t	 seq, decision;
 	uint8_t		 status;
 
@@ -353,13 +370,15 @@ proc_result(struct proc *p, struct wire_reader *r)
 		proc_violation(p, "malformed result");
 		return;
 	}
-	if (p->state != PROC_BUSY || c == NULL || seq != p->seq ||
-	    p->out != NULL) {
+	if (p->state != PROC_BUSY || c == NULL || seq != c->seq) {
 		proc_violation(p, "result for no call");
 		return;
 	}
-	p->call = NULL;
-	p->state = PROC_IDLE;
+	TAILQ_REMOVE(&p->calls, c, qentry);
+	p->ncalls--;
+	c->proc = NULL;
+	if (p->ncalls == 0)
+		p->state = PROC_IDLE;
 	engine_proc_result(p->engine, p, c, status == RESULT_BAD_REQUEST,
 	    (int32_t)decision, detail);
 }
@@ -459,7 +478,6 @@ void
 proc_reaped(struct proc *p, int status)
 {
 	char		 how[64], cause[DETAIL_MAX + 64];
-	struct call	*c = p->call;
 	bool		 by_us;
 
 	proc_close(p);
@@ -472,10 +490,9 @@ proc_reaped(struct proc *p, int status)
 		snprintf(cause, sizeof cause, "died while loading: %s",
 		    by_us ? p->cause : how);
 		engine_proc_spawn_failed(p->engine, p, cause);
-	} else if (c != NULL) {
-		p->call = NULL;
+	} else if (p->ncalls > 0) {
 		strlcpy(cause, by_us ? p->cause : how, sizeof cause);
-		engine_proc_lost(p->engine, p, c, cause);
+		engine_proc_lost(p->engine, p, cause);
 	}
 	p->state = PROC_KILLED;
 	engine_proc_gone(p->engine, p);

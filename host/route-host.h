@@ -69,6 +69,7 @@ typedef void	(*engine_cb)(const struct result *, void *);
 struct engine_config {
 	int			 timeout_ms;	/* default deadline */
 	u_int			 helpers;	/* max helpers per version */
+	u_int			 depth;		/* calls sent ahead per helper */
 	int			 grace_ms;	/* for init, and exit */
 	size_t			 file_max;	/* plugin size cap */
 };
@@ -112,7 +113,7 @@ void		 engine_proc_spawn_failed(struct engine *, struct proc *,
 void		 engine_proc_result(struct engine *, struct proc *,
 		     struct call *, int, int, const char *);
 void		 engine_proc_lost(struct engine *, struct proc *,
-		     struct call *, const char *);
+		     const char *);
 void		 engine_proc_gone(struct engine *, struct proc *);
 
 /* A log line for the daemon's log; priority as syslog(3)'s. */
@@ -250,6 +251,43 @@ enum proc_state {
 	PROC_KILLED,		/* SIGKILL sent, waiting to be reaped */
 };
 
+/* A growing buffer of frames (wire.c). */
+struct wire_buf {
+	unsigned char		*data;
+	size_t			 len;
+	size_t			 size;
+	size_t			 max;		/* 0: one frame */
+	bool			 failed;	/* allocation or limit */
+};
+
+/*
+ * A call: queued on its module, then sent to one helper, where it waits in
+ * that helper's FIFO until answered.  A call that ends before its helper
+ * answers (a deadline) stays in the FIFO as a ghost, without a caller,
+ * until the helper's answer or death takes it out.
+ */
+struct call {
+	TAILQ_ENTRY(call)	 qentry;	/* module queue, helper FIFO */
+	RB_ENTRY(call)		 dentry;	/* deadline tree */
+	struct module		*module;
+	struct proc		*proc;		/* in this helper's FIFO */
+	uint64_t		 deadline;
+	uint64_t		 id;
+	uint32_t		 seq;		/* in its helper */
+	int			 timeout_ms;
+	bool			 probe;
+	bool			 queued;
+	bool			 timed;		/* in the deadline tree */
+	bool			 ghost;		/* ended; awaiting its helper */
+	engine_cb		 cb;
+	void			*arg;
+	uint32_t		 nconsumers;
+	struct result		 early;		/* failed before running */
+	size_t			 len;
+	unsigned char		 frame[];	/* WIRE_CALL frame */
+};
+TAILQ_HEAD(call_fifo, call);
+
 struct proc {
 	TAILQ_ENTRY(proc)	 entry;		/* module's pool */
 	TAILQ_ENTRY(proc)	 graceentry;	/* engine's grace FIFO */
@@ -264,12 +302,13 @@ struct proc {
 	pid_t			 pid;
 	enum proc_state		 state;
 	struct watch		 watch;		/* its socket, -1 once closed */
-	struct call		*call;		/* when BUSY (or lost) */
+	struct call_fifo	 calls;		/* sent, unanswered, in order */
+	u_int			 ncalls;
 	uint32_t		 seq;
 
-	const unsigned char	*out;		/* frame being written */
-	size_t			 outlen;
+	struct wire_buf		 out;		/* frames being written */
 	size_t			 outoff;
+	bool			 waiting_out;	/* EPOLLOUT armed */
 
 	unsigned char		 in[2048];	/* reply being read */
 	size_t			 inlen;
@@ -278,8 +317,9 @@ struct proc {
 };
 
 struct proc	*proc_spawn(struct engine *, struct module *, char *, size_t);
-void		 proc_dispatch(struct proc *, struct call *,
-		     const unsigned char *, size_t);
+void		 proc_dispatch(struct proc *, struct call *);
+void		 proc_flush(struct proc *);
+void		 proc_free(struct proc *);
 void		 proc_kill(struct proc *, const char *);
 void		 proc_stop(struct proc *);
 void		 proc_expire(struct proc *, int);
@@ -321,13 +361,6 @@ enum wire_result {
 	RESULT_BAD_REQUEST = 1,
 };
 
-struct wire_buf {
-	unsigned char		*data;
-	size_t			 len;
-	size_t			 size;
-	size_t			 max;		/* 0: one frame */
-	bool			 failed;	/* allocation or limit */
-};
 
 /* A decoded call body; points into its own arena. */
 struct wire_call {
