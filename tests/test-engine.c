@@ -661,6 +661,47 @@ test_queued_calls_survive_crash(void **state)
 	engine_release(f->e, m);
 }
 
+/*
+ * A call waiting in a helper behind a slow one times out on its own
+ * deadline, without killing the helper; its late answer is dropped and
+ * the helper goes on answering.
+ */
+static void
+test_deadline_behind_slow_call(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m;
+	struct wire_buf	 b;
+	struct wait	 w[3];
+	pid_t		 before, after;
+
+	memset(w, 0, sizeof w);
+	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=sleep",
+	    "ms=300");
+	w[0] = test_call(f->e, m, one_ready, 1, 5000);	/* warm, one helper */
+	assert_int_equal(module_pids(m, &before, 1), 1);
+	memset(w, 0, sizeof w);
+	testutil_body(&b, NULL, 0, one_ready, 1);
+	assert_int_equal(engine_call(f->e, m, b.data, b.len, 5000, test_done,
+	    &w[0]), 0);
+	assert_int_equal(engine_call(f->e, m, b.data, b.len, 50, test_done,
+	    &w[1]), 0);
+	test_wait(f->e, &w[1], 1);
+	assert_int_equal(w[1].r.status, ST_TIMED_OUT);
+	assert_non_null(strstr(w[1].r.detail, "still busy"));
+	assert_false(w[0].done);
+	test_wait(f->e, &w[0], 1);
+	assert_int_equal(w[0].r.status, ST_OK);
+	assert_int_equal(engine_call(f->e, m, b.data, b.len, 5000, test_done,
+	    &w[2]), 0);
+	test_wait(f->e, &w[2], 1);
+	assert_int_equal(w[2].r.status, ST_OK);
+	assert_int_equal(module_pids(m, &after, 1), 1);
+	assert_int_equal(before, after);
+	wire_free(&b);
+	engine_release(f->e, m);
+}
+
 /* A malformed body is a bad request from the helper, which survives. */
 static void
 test_bad_request(void **state)
@@ -851,6 +892,7 @@ main(void)
 		T(test_not_plugins),
 		T(test_bad_decisions),
 		T(test_queued_calls_survive_crash),
+		T(test_deadline_behind_slow_call),
 		T(test_bad_request),
 		T(test_helper_hygiene),
 		T(test_host_single_threaded),
