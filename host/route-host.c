@@ -22,9 +22,11 @@ static const struct {
 	const char	*usage;
 } route_host_cmds[] = {
 	{ "hash", cmd_hash, "hash [FILE...]" },
-	{ "check", cmd_check, "check [--option KEY=VALUE]... FILE..." },
+	{ "check", cmd_check, "check [--option KEY=VALUE]... [--message JSON] "
+	    "[--consumers JSON] FILE..." },
 	{ "route", cmd_route, "route --plugin FILE [--timeout MS] "
 	    "[--option KEY=VALUE]..." },
+	{ "route", cmd_route, "route -s SOCKET -c CHANNEL [--timeout MS]" },
 	{ "demo", cmd_demo, "demo [-d PLUGIN_LIBDIR]" },
 	{ "serve", cmd_serve, "serve [-fv] [-c CONFIG] [-d PLUGIN_DIR] "
 	    "[-s SOCKET] [-t DEFAULT_TIMEOUT_MS]" },
