@@ -61,7 +61,8 @@ start_daemon() {
 	# Wait for the channels present to deploy.
 	i=0
 	while [ $i -lt 50 ] && [ "$(rh status -s "$sock" --json 2>/dev/null |
-	    grep -c '"active": "')" -lt "$(ls "$tmp/plugins" | grep -c '\.so$')" ]; do
+	    grep -c '"active": "')" -lt "$(ls "$tmp/plugins" | grep -v broken |
+	    grep -c '\.so$')" ]; do
 		sleep 0.1; i=$((i + 1))
 	done
 }
@@ -82,12 +83,20 @@ alive() {
 cp "$SHIPPED_PLUGINS/first-available.so" "$tmp/plugins/orders.so"
 cp "$SHIPPED_PLUGINS/least-loaded.so" "$tmp/plugins/fast.so"
 cp "$SHIPPED_PLUGINS/demo-sleepy.so" "$tmp/plugins/slow.so"
+cp "$SHIPPED_PLUGINS/sticky.so" "$tmp/plugins/users.so"
+cp "$SHIPPED_PLUGINS/sticky.so" "$tmp/plugins/broken.so"
 cat > "$tmp/route-host.conf" <<CONF
 # test configuration
 helpers 2
 channel slow {
 	helpers 8
 	timeout 1000
+}
+channel users {
+	option field=user
+}
+channel broken {
+	option feild=user
 }
 CONF
 start_daemon -c "$tmp/route-host.conf"
@@ -104,6 +113,15 @@ got=$(echo '{"consumers": []}' | rh route -s "$sock" -c nope; echo "rc=$?")
 contains "route -s to a missing channel is no_such_channel" '"error": "no_such_channel"' "$got"
 got=$(echo '{"consumers": []}' | rh route -s "$tmp/none.sock" -c x 2>&1; echo "rc=$?")
 contains "route -s without a daemon exits 2" "rc=2" "$got"
+
+# --- per-channel plugin options from route-host.conf reach init
+got=$(printf '%s\n' '{"message": {"user": "alice"}, "consumers": [{"id": "a", "max_in_flight": 9}, {"id": "b", "max_in_flight": 9}]}' \
+    '{"message": {"user": "alice"}, "consumers": [{"id": "a", "max_in_flight": 9}, {"id": "b", "max_in_flight": 9}]}' |
+    rh route -s "$sock" -c users)
+check "config options reach init: sticky keys stay put" \
+    '[ "$(echo "$got" | grep -c "\"decision\": \"[ab]\"")" = 2 ] && [ "$(echo "$got" | sort -u | wc -l)" = 1 ]'
+contains "a plugin rejecting its options fails its deploy with its message" \
+    "unknown option feild" "$(rh status -s "$sock")"
 
 # --- the protocol, from outside
 py pipeline
@@ -151,7 +169,7 @@ kill -HUP "$pid"
 sleep 0.3
 check "daemon survives a bad reload" 'kill -0 "$pid"'
 contains "a bad reload names file, line and reason" \
-    "route-host.conf:7: 'lots' is invalid" "$(cat "$tmp/log")"
+    "route-host.conf:13: 'lots' is invalid" "$(cat "$tmp/log")"
 contains "a bad reload keeps the running configuration" \
     "keeping the running configuration" "$(cat "$tmp/log")"
 
