@@ -17,7 +17,7 @@ fail=0
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
 not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
 
-if make -s -C "$TOP_BUILDDIR" install DESTDIR="$tmp/root" >"$tmp/install" 2>&1
+if env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$TOP_BUILDDIR" install DESTDIR="$tmp/root" >"$tmp/install" 2>&1
 then
 	ok "make install DESTDIR"
 else
@@ -27,7 +27,7 @@ cp -R "$srcdir/examples/plugin" "$tmp/ex"
 chmod -R u+w "$tmp/ex"
 if PKG_CONFIG_PATH="$tmp/root$LIBDIR/pkgconfig" \
     PKG_CONFIG_SYSROOT_DIR="$tmp/root" \
-    make -s -C "$tmp/ex" >"$tmp/build" 2>&1; then
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$tmp/ex" >"$tmp/build" 2>    make -s -C "$tmp/ex" >"$tmp/build" 2>&1; then1; then
 	ok "the example builds against the installed header"
 else
 	not_ok "the example builds against the installed header"
