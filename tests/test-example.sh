@@ -27,7 +27,7 @@ cp -R "$srcdir/examples/plugin" "$tmp/ex"
 chmod -R u+w "$tmp/ex"
 if PKG_CONFIG_PATH="$tmp/root$LIBDIR/pkgconfig" \
     PKG_CONFIG_SYSROOT_DIR="$tmp/root" \
-    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$tmp/ex" >"$tmp/build" 2>    make -s -C "$tmp/ex" >"$tmp/build" 2>&1; then1; then
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$tmp/ex" >"$tmp/build" 2>&1; then
 	ok "the example builds against the installed header"
 else
 	not_ok "the example builds against the installed header"
