@@ -25,11 +25,24 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
+
 #include "route-host.h"
 
 static const char	*bench_shipped = "plugins/.libs";
 static const char	*bench_tests = "tests/plugins/.libs";
 static const char	*bench_route_host = "host/route-host";
+static pid_t		 bench_daemon_pid;	/* killed if we exit early */
+
+/* At exit: never leave a daemon behind. */
+static void
+bench_cleanup(void)
+{
+	if (bench_daemon_pid > 0) {
+		kill(bench_daemon_pid, SIGTERM);
+		waitpid(bench_daemon_pid, NULL, 0);
+	}
+}
 static int		 bench_scale = 1;	/* divides iteration counts */
 
 /* Order u64s. */
@@ -629,6 +642,7 @@ bench_serve(const struct wire_buf *b, size_t n)
 		err(1, "mkdtemp");
 	snprintf(sock, sizeof sock, "%s/rh.sock", dir);
 	pid = bench_daemon(dir, sock);
+	bench_daemon_pid = pid;
 	bench_connect(&cc, sock, b);
 
 	printf("\n  %-44s %9s %9s %9s %9s\n", "daemon (us)", "median", "p99",
@@ -674,10 +688,196 @@ bench_serve(const struct wire_buf *b, size_t n)
 
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
+	bench_daemon_pid = 0;
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		warnx("could not remove %s", dir);
 	free(ns);
+}
+
+/*
+ * Floor A: the same plugin function called directly, in this process, on
+ * the same decoded message: what a call costs with no isolation at all.
+ */
+static void
+bench_floor_a(const struct wire_buf *b, size_t n)
+{
+	const struct route_plugin	*d;
+	struct wire_call		 c;
+	char				 errbuf[DETAIL_MAX];
+	uint64_t			*ns = calloc(n / 100, sizeof *ns);
+	void				*dl;
+	volatile int			 sink = 0;
+
+	if ((dl = dlopen(bench_plugin("first-available", true), RTLD_NOW)) ==
+	    NULL || (d = dlsym(dl, ROUTE_PLUGIN_SYMBOL)) == NULL)
+		errx(1, "floor A: %s", dlerror());
+	if (wire_decode_call(b->data, b->len, &c, errbuf, sizeof errbuf) == -1)
+		errx(1, "floor A: %s", errbuf);
+	/* Time batches of 100 calls: one call is below the clock's grain. */
+	for (size_t i = 0; i < n / 100; i++) {
+		uint64_t	t = engine_now();
+
+		for (int k = 0; k < 100; k++)
+			sink += d->route(NULL, &c.msg, c.consumers,
+			    c.nconsumers);
+		ns[i] = (engine_now() - t) / 100;
+	}
+	(void)sink;
+	{
+		char	extra[64];
+
+		qsort(ns, n / 100, sizeof *ns, bench_cmp);
+		snprintf(extra, sizeof extra, "%llu ns median",
+		    (unsigned long long)ns[n / 200]);
+		bench_row("floor A: direct in-process call", ns, n / 100,
+		    extra);
+	}
+	wire_call_free(&c);
+	dlclose(dl);
+	free(ns);
+}
+
+/* A process's memory from smaps_rollup: RSS, or USS (private pages). */
+static long
+bench_kib(pid_t pid, bool uss)
+{
+	char	path[64], line[256];
+	long	v, total = 0;
+	FILE	*f;
+
+	snprintf(path, sizeof path, "/proc/%ld/smaps_rollup", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (!uss && sscanf(line, "Rss: %ld kB", &v) == 1)
+			total += v;
+		if (uss && (sscanf(line, "Private_Clean: %ld kB", &v) == 1 ||
+		    sscanf(line, "Private_Dirty: %ld kB", &v) == 1))
+			total += v;
+	}
+	fclose(f);
+	return total;
+}
+
+/*
+ * Memory: the daemon's RSS with 1, 100 and 1000 channels, each a distinct
+ * version (first-available with a distinct trailer, which ELF ignores),
+ * and one helper's private memory.
+ */
+static void
+bench_memory(size_t maxch)
+{
+	struct client_conn	 cc;
+	struct wire_buf		 f, body;
+	const unsigned char	*p;
+	const size_t		 counts[] = { 1, 100, 1000 };
+	char			 dir[] = "/tmp/route-bench-mem-XXXXXX";
+	char			 plugins[128], sock[128], path[256], cmd[160];
+	char			 errbuf[DETAIL_MAX], *text;
+	size_t			 made = 0, len;
+	uint8_t			 type;
+	pid_t			 pid, helper = 0;
+	FILE			*out;
+	int			 in;
+
+	if (mkdtemp(dir) == NULL || chmod(dir, 0755) == -1)
+		err(1, "mkdtemp");
+	snprintf(plugins, sizeof plugins, "%s/plugins", dir);
+	snprintf(sock, sizeof sock, "%s/rh.sock", dir);
+	if (mkdir(plugins, 0755) == -1)
+		err(1, "%s", plugins);
+	if ((pid = fork()) == 0) {
+		if ((in = open("/dev/null", O_WRONLY)) != -1)
+			dup2(in, STDERR_FILENO);
+		execl(bench_route_host, "route-host", "serve", "-f", "-d",
+		    plugins, "-s", sock, (char *)NULL);
+		_exit(127);
+	}
+	bench_daemon_pid = pid;
+	wire_init(&body);
+	wire_body_begin(&body, 0, 0);
+	printf("\n  %-44s %12s\n", "memory", "KiB");
+	for (size_t k = 0; k < sizeof counts / sizeof counts[0] &&
+	    counts[k] <= maxch; k++) {
+		for (; made < counts[k]; made++) {
+			char	src[4200], buf[65536];
+			ssize_t	n;
+
+			snprintf(path, sizeof path, "%s/.c%zu", plugins, made);
+			snprintf(src, sizeof src, "%s",
+			    bench_plugin("first-available", true));
+			if ((in = open(src, O_RDONLY)) == -1 ||
+			    (out = fopen(path, "w")) == NULL)
+				err(1, "%s", src);
+			while ((n = read(in, buf, sizeof buf)) > 0)
+				fwrite(buf, 1, (size_t)n, out);
+			fprintf(out, "trailer %zu", made);
+			fclose(out);
+			close(in);
+			snprintf(src, sizeof src, "%s/c%zu.so", plugins, made);
+			if (rename(path, src) == -1)
+				err(1, "rename");
+		}
+		/* Wait until status shows every channel active. */
+		for (int tries = 0;; tries++) {
+			size_t	active = 0;
+
+			if (client_connect(&cc, sock, errbuf,
+			    sizeof errbuf) == 0) {
+				wire_init(&f);
+				wire_frame_begin(&f, PROTO_STATUS);
+				wire_u64(&f, 1);
+				wire_frame_end(&f);
+				if (client_send(&cc, &f) == 0 &&
+				    client_frame(&cc, true, &type, &p, &len,
+				    errbuf, sizeof errbuf) == 1 &&
+				    type == PROTO_STATUS_REPLY && len > 12) {
+					const char	*q = (const char *)p + 12;
+					const char	*end = (const char *)p + len;
+
+					while ((text = memmem(q, (size_t)(end -
+					    q), "\"active\":\"", 10)) != NULL) {
+						active++;
+						q = text + 10;
+					}
+				}
+				wire_free(&f);
+				client_close(&cc);
+			}
+			if (active >= counts[k])
+				break;
+			if (tries > 6000)
+				errx(1, "memory: %zu of %zu channels up",
+				    active, counts[k]);
+			usleep(10000);
+		}
+		snprintf(cmd, sizeof cmd, "daemon RSS, %zu channel%s loaded",
+		    counts[k], counts[k] == 1 ? "" : "s");
+		printf("  %-44s %12ld\n", cmd, bench_kib(pid, false));
+		if (helper == 0) {
+			FILE	*ps;
+			long	 h;
+
+			snprintf(cmd, sizeof cmd, "ps -o pid= --ppid %ld",
+			    (long)pid);
+			if ((ps = popen(cmd, "r")) != NULL) {
+				if (fscanf(ps, "%ld", &h) == 1)
+					helper = (pid_t)h;
+				pclose(ps);
+			}
+		}
+	}
+	if (helper != 0)
+		printf("  %-44s %12ld\n", "one helper's USS (private pages)",
+		    bench_kib(helper, true));
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	bench_daemon_pid = 0;
+	wire_free(&body);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		warnx("could not remove %s", dir);
 }
 
 /* Print the machine line. */
@@ -733,6 +933,8 @@ main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	atexit(bench_cleanup);
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	bench_machine();
 	engine_defaults(&conf);
 	if ((e = engine_new(&conf, errbuf, sizeof errbuf)) == NULL)
@@ -742,6 +944,7 @@ main(int argc, char **argv)
 	    WIRE_HEADER + 4 + b.len);
 	printf("  %-44s %9s %9s %9s %9s\n", "latency (us)", "median", "p99",
 	    "min", "max");
+	bench_floor_a(&b, 1000000 / (size_t)bench_scale);
 	/* Floor B, then the engine carrying the same bytes, side by side. */
 	bench_engine(e, &b, 20000 / (size_t)bench_scale,
 	    bench_floor_b(&b, 20000 / (size_t)bench_scale));
@@ -754,6 +957,7 @@ main(int argc, char **argv)
 	bench_overshoot(e, 100, 20 / (size_t)bench_scale + 1);
 	bench_deploy(e, &b, 50 / (size_t)bench_scale);
 	bench_serve(&b, 20000 / (size_t)bench_scale);
+	bench_memory(bench_scale == 1 ? 1000 : 100);
 	wire_free(&b);
 	engine_free(e);
 	return 0;
