@@ -44,6 +44,14 @@ bench_cleanup(void)
 	}
 }
 static int		 bench_scale = 1;	/* divides iteration counts */
+static const char	*bench_only;		/* sections to run, or all */
+
+/* True when section name is to run. */
+static bool
+bench_wants(const char *name)
+{
+	return bench_only == NULL || strstr(bench_only, name) != NULL;
+}
 
 /* Order u64s. */
 static int
@@ -912,8 +920,11 @@ main(int argc, char **argv)
 	char			 errbuf[DETAIL_MAX];
 	int			 ch;
 
-	while ((ch = getopt(argc, argv, "d:r:t:q")) != -1) {
+	while ((ch = getopt(argc, argv, "d:r:s:t:q")) != -1) {
 		switch (ch) {
+		case 's':
+			bench_only = optarg;
+			break;
 		case 'r':
 			bench_route_host = optarg;
 			break;
@@ -944,20 +955,26 @@ main(int argc, char **argv)
 	    WIRE_HEADER + 4 + b.len);
 	printf("  %-44s %9s %9s %9s %9s\n", "latency (us)", "median", "p99",
 	    "min", "max");
-	bench_floor_a(&b, 1000000 / (size_t)bench_scale);
-	/* Floor B, then the engine carrying the same bytes, side by side. */
-	bench_engine(e, &b, 20000 / (size_t)bench_scale,
-	    bench_floor_b(&b, 20000 / (size_t)bench_scale));
-	printf("\n  %-44s %9s %9s %9s %9s\n", "lifecycle (us)", "median", "p99",
-	    "min", "max");
-	bench_cold(e, &b, 200 / (size_t)bench_scale);
-	bench_crash(e, &b, 200 / (size_t)bench_scale);
-	bench_overshoot(e, 1, 100 / (size_t)bench_scale);
-	bench_overshoot(e, 10, 100 / (size_t)bench_scale);
-	bench_overshoot(e, 100, 20 / (size_t)bench_scale + 1);
-	bench_deploy(e, &b, 50 / (size_t)bench_scale);
-	bench_serve(&b, 20000 / (size_t)bench_scale);
-	bench_memory(bench_scale == 1 ? 1000 : 100);
+	if (bench_wants("latency")) {
+		bench_floor_a(&b, 1000000 / (size_t)bench_scale);
+		/* Floor B, then the engine carrying the same bytes. */
+		bench_engine(e, &b, 20000 / (size_t)bench_scale,
+		    bench_floor_b(&b, 20000 / (size_t)bench_scale));
+	}
+	if (bench_wants("lifecycle")) {
+		printf("\n  %-44s %9s %9s %9s %9s\n", "lifecycle (us)",
+		    "median", "p99", "min", "max");
+		bench_cold(e, &b, 200 / (size_t)bench_scale);
+		bench_crash(e, &b, 200 / (size_t)bench_scale);
+		bench_overshoot(e, 1, 100 / (size_t)bench_scale);
+		bench_overshoot(e, 10, 100 / (size_t)bench_scale);
+		bench_overshoot(e, 100, 20 / (size_t)bench_scale + 1);
+		bench_deploy(e, &b, 50 / (size_t)bench_scale);
+	}
+	if (bench_wants("daemon"))
+		bench_serve(&b, 20000 / (size_t)bench_scale);
+	if (bench_wants("memory"))
+		bench_memory(bench_scale == 1 ? 1000 : 100);
 	wire_free(&b);
 	engine_free(e);
 	return 0;

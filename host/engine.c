@@ -54,6 +54,7 @@ struct engine {
 	TAILQ_HEAD(, module)	 capped;	/* draining under a cap */
 	struct proc_tree	 procs;		/* every unreaped helper */
 	TAILQ_HEAD(, proc)	 grace;		/* SPAWNING/STOPPING, FIFO */
+	TAILQ_HEAD(, proc)	 flushq;	/* frames to send this turn */
 	TAILQ_HEAD(, proc)	 deadprocs;	/* reaped, to free */
 	struct call_tree	 deadlines;
 	TAILQ_HEAD(, call)	 early;		/* failed in engine_call */
@@ -182,7 +183,12 @@ engine_arm(struct engine *e)
 	TAILQ_FOREACH(m, &e->capped, capentry)
 		if (next == 0 || m->drain_by < next)
 			next = m->drain_by;
-	if (next == e->armed)
+	/*
+	 * Re-arm only to fire sooner.  A timer left at a deadline that has
+	 * since gone fires once for nothing and is set again then: cheaper
+	 * than a syscall every time the earliest call completes.
+	 */
+	if (next == 0 || (e->armed != 0 && e->armed <= next))
 		return;
 	memset(&its, 0, sizeof its);
 	its.it_value.tv_sec = (time_t)(next / 1000000000ULL);
@@ -378,10 +384,11 @@ again:
 			goto again;
 		}
 		proc_dispatch(best, c);
+		if (!best->flushing) {
+			TAILQ_INSERT_TAIL(&e->flushq, best, flushentry);
+			best->flushing = true;
+		}
 	}
-	TAILQ_FOREACH(p, &m->procs, entry)
-		if (p->out.len > 0)
-			proc_flush(p);
 	if (m->nqueued == 0 || !m->listed) {
 		engine_unthrottle(e, m);
 		return;
@@ -530,6 +537,10 @@ engine_proc_gone(struct engine *e, struct proc *p)
 	u_int		 idle, spawning, live;
 
 	engine_ungrace(e, p);
+	if (p->flushing) {
+		TAILQ_REMOVE(&e->flushq, p, flushentry);
+		p->flushing = false;
+	}
 	RB_REMOVE(proc_tree, &e->procs, p);
 	e->nprocs--;
 	TAILQ_REMOVE(&m->procs, p, entry);
@@ -591,6 +602,12 @@ engine_expire(struct engine *e, struct call *c)
 	struct module	*m = c->module;
 	char		 why[DETAIL_MAX];
 
+	/*
+	 * The helper may have finished c, or the calls ahead of it, and
+	 * not said so yet: take those results first, and look again.
+	 */
+	if (p != NULL && proc_collect(p) != 0)
+		return;
 	if (p != NULL && c == TAILQ_FIRST(&p->calls)) {
 		snprintf(why, sizeof why, "no answer within %d ms; helper "
 		    "pid %ld killed", c->timeout_ms, (long)p->pid);
@@ -702,6 +719,8 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 		e->conf.helpers = 1;
 	if (e->conf.depth == 0)
 		e->conf.depth = 1;
+	if (e->conf.depth > LEDGER_SLOTS)
+		e->conf.depth = LEDGER_SLOTS;
 	e->epfd = e->sigw.fd = e->timerw.fd = -1;
 	RB_INIT(&e->modules);
 	RB_INIT(&e->procs);
@@ -711,6 +730,7 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 	TAILQ_INIT(&e->throttled);
 	TAILQ_INIT(&e->capped);
 	TAILQ_INIT(&e->grace);
+	TAILQ_INIT(&e->flushq);
 	TAILQ_INIT(&e->deadprocs);
 	TAILQ_INIT(&e->early);
 
@@ -1059,6 +1079,19 @@ engine_probe(struct engine *e, struct module *m, engine_cb cb, void *arg)
 	return 0;
 }
 
+/* Send every helper the calls dispatched to it since the last turn. */
+static void
+engine_flush(struct engine *e)
+{
+	struct proc	*p;
+
+	while ((p = TAILQ_FIRST(&e->flushq)) != NULL) {
+		TAILQ_REMOVE(&e->flushq, p, flushentry);
+		p->flushing = false;
+		proc_flush(p);
+	}
+}
+
 /*
  * Run the loop once: wait up to timeout_ms (-1: no limit) for events and
  * handle them all.  Returns -1 with errno only if the loop itself failed.
@@ -1073,6 +1106,7 @@ engine_run(struct engine *e, int timeout_ms)
 
 	if (!TAILQ_EMPTY(&e->early))
 		timeout_ms = 0;
+	engine_flush(e);
 	engine_arm(e);
 	n = epoll_wait(e->epfd, evs, 64, timeout_ms);
 	if (n == -1 && errno != EINTR)
@@ -1087,6 +1121,7 @@ engine_run(struct engine *e, int timeout_ms)
 		    c->early.detail);
 	}
 	engine_gc(e);
+	engine_flush(e);
 	engine_arm(e);
 	return n < 0 ? 0 : n;
 }

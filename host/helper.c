@@ -4,7 +4,8 @@
  * A helper is forked by the host (proc.c), which leaves it its socket on
  * fd 3 and the version's sealed memfd on fd 4.  It dlopens the memfd, checks
  * the descriptor, runs init, and says how that went in a HELLO frame.  Then
- * it answers CALL frames one at a time until the host closes the socket.
+ * it runs CALL frames in order, each result written to the ledger (ledger.c)
+ * and announced by a RESULT frame, until the host closes the socket.
  * The host treats the helper as an untrusted peer; the helper in turn takes
  * nothing on trust from the plugin it runs.
  */
@@ -23,6 +24,7 @@
 #include "route-host.h"
 
 #define HELPER_IMAGE	"/proc/self/fd/4"
+#define HELPER_HOLD_NS	(50 * 1000)	/* longest an answer waits unsent */
 
 /* Send all of a frame, or exit: a helper without its host has no work. */
 static void
@@ -147,10 +149,10 @@ helper_load(int sock, int memfd, const struct module *m, void **state)
 	return d;
 }
 
-/* Answer one call frame's payload. */
-static void
-helper_call(int sock, const struct route_plugin *d, void *state,
-    const unsigned char *p, size_t len, struct wire_buf *out)
+/* Run one call frame's payload and write its result in the ledger. */
+static uint32_t
+helper_call(const struct route_plugin *d, void *state, struct ledger *l,
+    const unsigned char *p, size_t len)
 {
 	struct wire_call	c;
 	char			err[DETAIL_MAX];
@@ -160,44 +162,52 @@ helper_call(int sock, const struct route_plugin *d, void *state,
 	if (len < 4)
 		_exit(71);
 	seq = wire_get_u32(p);
+	if (wire_decode_call(p + 4, len - 4, &c, err, sizeof err) == -1) {
+		ledger_put(l, seq, RESULT_BAD_REQUEST, ROUTE_NONE, err);
+		return seq;
+	}
+	decision = d->route(state, &c.msg, c.consumers, c.nconsumers);
+	wire_call_free(&c);
+	ledger_put(l, seq, RESULT_OK, decision, "");
+	return seq;
+}
+
+/* Tell the host that every call through seq has its result. */
+static void
+helper_announce(int sock, struct wire_buf *out, uint32_t seq)
+{
 	wire_frame_begin(out, WIRE_RESULT);
 	wire_u32(out, seq);
-	if (wire_decode_call(p + 4, len - 4, &c, err, sizeof err) == -1) {
-		wire_u8(out, RESULT_BAD_REQUEST);
-		wire_u32(out, (uint32_t)ROUTE_NONE);
-		wire_str16(out, err, strlen(err));
-	} else {
-		decision = d->route(state, &c.msg, c.consumers, c.nconsumers);
-		wire_call_free(&c);
-		wire_u8(out, RESULT_OK);
-		wire_u32(out, (uint32_t)decision);
-		wire_str16(out, "", 0);
-	}
 	helper_send(sock, out);
 }
 
 /*
- * Run a helper: sock is the socket to the host, memfd the sealed image, m
- * the module (options and label) as inherited over fork.
+ * Run a helper: sock is the socket to the host, memfd the sealed image, l
+ * the ledger, m the module (options and label) as inherited over fork.
  */
 void
-helper_main(int sock, int memfd, const struct module *m)
+helper_main(int sock, int memfd, struct ledger *l, const struct module *m)
 {
 	const struct route_plugin	*d;
 	struct wire_buf			 out;
 	unsigned char			*buf;
 	size_t				 size, have = 0, off = 0;
 	ssize_t				 n;
-	uint32_t			 len;
+	uint32_t			 len, last = 0;
+	uint64_t			 since = 0;
 	void				*state;
 
 	setproctitle("helper %s %.12s", m->label, m->hex);
 	d = helper_load(sock, memfd, m, &state);
 
 	/*
-	 * The host may send several calls at once: read whatever is there
-	 * and answer each complete frame in turn, one reply per call, so
-	 * that a crash in one call never takes another call's answer with it.
+	 * The host may send several calls at once: read whatever is there,
+	 * run each complete frame in turn, and announce the run's results
+	 * with one frame before waiting for more.  Each result is in the
+	 * ledger the moment its call returns, so a crash in one call never
+	 * takes another call's answer with it.  Answers are not held back
+	 * long behind a slow call: once the oldest unannounced one is
+	 * HELPER_HOLD_NS old, they are announced before the next call runs.
 	 */
 	wire_init(&out);
 	size = WIRE_HEADER + WIRE_FRAME_MAX + 65536;
@@ -211,9 +221,20 @@ helper_main(int sock, int memfd, const struct module *m)
 				_exit(71);
 			if (have - off - 4 < len)
 				break;
-			helper_call(sock, d, state, buf + off + WIRE_HEADER,
-			    len - 1, &out);
+			if (since != 0 && engine_now() - since >=
+			    HELPER_HOLD_NS) {
+				helper_announce(sock, &out, last);
+				since = 0;
+			}
+			last = helper_call(d, state, l, buf + off +
+			    WIRE_HEADER, len - 1);
+			if (since == 0)
+				since = engine_now();
 			off += 4 + len;
+		}
+		if (since != 0) {
+			helper_announce(sock, &out, last);
+			since = 0;
 		}
 		memmove(buf, buf + off, have - off);
 		have -= off;

@@ -86,7 +86,7 @@ proc_describe_status(int status, char *buf, size_t len)
  * become the helper.  Every failure is _exit.
  */
 static void __attribute__((__noreturn__))
-proc_child(pid_t parent, int sock, const struct module *m)
+proc_child(pid_t parent, int sock, struct ledger *l, const struct module *m)
 {
 	struct sigaction	sa;
 	struct rlimit		rl = { 0, 0 };
@@ -119,7 +119,7 @@ proc_child(pid_t parent, int sock, const struct module *m)
 	if (fcntl(PROC_SOCK_FD, F_SETFD, FD_CLOEXEC) == -1 ||
 	    fcntl(PROC_IMAGE_FD, F_SETFD, FD_CLOEXEC) == -1)
 		_exit(126);
-	helper_main(PROC_SOCK_FD, PROC_IMAGE_FD, m);
+	helper_main(PROC_SOCK_FD, PROC_IMAGE_FD, l, m);
 }
 
 /*
@@ -137,8 +137,14 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	if ((p->ledger = ledger_new()) == NULL) {
+		snprintf(err, errlen, "mapping a ledger: %s", strerror(errno));
+		free(p);
+		return NULL;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		ledger_free(p->ledger);
 		free(p);
 		return NULL;
 	}
@@ -147,13 +153,20 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		snprintf(err, errlen, "fork: %s", strerror(errno));
 		close(sv[0]);
 		close(sv[1]);
+		ledger_free(p->ledger);
 		free(p);
 		return NULL;
 	case 0:
 		close(sv[0]);
-		proc_child(parent, sv[1], m);
+		proc_child(parent, sv[1], p->ledger, m);
 	}
 	close(sv[1]);
+	/* This helper has its ledger; no later helper may inherit it. */
+	if (ledger_seal(p->ledger) == -1) {
+		kill(p->pid, SIGKILL);
+		p->killed = true;
+		strlcpy(p->cause, "sealing its ledger failed", sizeof p->cause);
+	}
 	TAILQ_INIT(&p->calls);
 	wire_init(&p->out);
 	p->out.max = SIZE_MAX / 2;
@@ -163,7 +176,11 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 	p->watch.fd = sv[0];
 	p->watch.cb = proc_event;
 	p->watch.arg = p;
-	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1 ||
+	if (p->killed) {
+		close(sv[0]);
+		p->watch.fd = -1;
+		p->state = PROC_KILLED;
+	} else if (fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1 ||
 	    engine_watch(e, &p->watch, EPOLLIN) == -1) {
 		snprintf(err, errlen, "watching helper: %s", strerror(errno));
 		close(sv[0]);
@@ -171,6 +188,7 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		/* The child is ours now: kill it and let the reaper free it. */
 		kill(p->pid, SIGKILL);
 		p->state = PROC_KILLED;
+		p->killed = true;
 		strlcpy(p->cause, err, sizeof p->cause);
 	}
 	return p;
@@ -215,6 +233,7 @@ void
 proc_free(struct proc *p)
 {
 	wire_free(&p->out);
+	ledger_free(p->ledger);
 	free(p);
 }
 
@@ -226,7 +245,9 @@ void
 proc_kill(struct proc *p, const char *cause)
 {
 	if (p->state != PROC_KILLED) {
-		kill(p->pid, SIGKILL);
+		/* Once reaped, the pid may be another process's. */
+		if (!p->reaped)
+			kill(p->pid, SIGKILL);
 		strlcpy(p->cause, cause, sizeof p->cause);
 		p->state = PROC_KILLED;
 		p->killed = true;
@@ -353,34 +374,76 @@ proc_hello(struct proc *p, struct wire_reader *r)
 	engine_proc_ready(p->engine, p);
 }
 
-/* Handle a RESULT frame: the answer to the oldest call sent. */
+/*
+ * Take the results of the oldest calls out of the ledger, in order: those
+ * through seq when through is set (each must be there), else as many as
+ * are there.  Returns how many were taken, or -1 if the helper broke the
+ * protocol and was killed.
+ */
+static int
+proc_take(struct proc *p, bool through, uint32_t seq)
+{
+	struct ledger_slot	 s;
+	struct call		*c;
+	char			 what[64];
+	int			 n = 0, rc;
+
+	while ((c = TAILQ_FIRST(&p->calls)) != NULL) {
+		if (through && (int32_t)(c->seq - seq) > 0)
+			break;
+		if ((rc = ledger_take(p->ledger, c->seq, &s)) == 1 &&
+		    !through)
+			break;
+		if (rc != 0) {
+			snprintf(what, sizeof what, "%s result for call %u",
+			    rc == 1 ? "no" : "malformed", c->seq);
+			proc_violation(p, what);
+			return -1;
+		}
+		TAILQ_REMOVE(&p->calls, c, qentry);
+		p->ncalls--;
+		p->answered = c->seq;
+		c->proc = NULL;
+		if (p->ncalls == 0 && p->state == PROC_BUSY)
+			p->state = PROC_IDLE;
+		n++;
+		engine_proc_result(p->engine, p, c,
+		    s.status == RESULT_BAD_REQUEST, s.decision, s.detail);
+	}
+	return n;
+}
+
+/*
+ * Collect whatever results the helper has written, announced or not: at a
+ * deadline, or once it died.  Returns as proc_take.
+ */
+int
+proc_collect(struct proc *p)
+{
+	return proc_take(p, false, 0);
+}
+
+/* Handle a RESULT frame: every call through seq has its result. */
 static void
 proc_result(struct proc *p, struct wire_reader *r)
 {
-	char		 detail[DETAIL_MAX];
-	struct call	*c = TAILQ_FIRST(&p->calls);
-	uint32_t	 seq, decision;
-	uint8_t		 status;
+	uint32_t	seq;
 
 	seq = wire_read_u32(r);
-	status = wire_read_u8(r);
-	decision = wire_read_u32(r);
-	wire_read_str16(r, detail, sizeof detail);
-	if (!wire_reader_done(r) || status > RESULT_BAD_REQUEST) {
+	if (!wire_reader_done(r)) {
 		proc_violation(p, "malformed result");
 		return;
 	}
-	if (p->state != PROC_BUSY || c == NULL || seq != c->seq) {
+	if (p->state != PROC_BUSY && p->state != PROC_IDLE) {
+		proc_violation(p, "result before its handshake");
+		return;
+	}
+	/* Not ahead of the calls sent; a late repeat is harmless. */
+	if ((int32_t)(seq - p->seq) > 0) {
 		proc_violation(p, "result for no call");
 		return;
 	}
-	TAILQ_REMOVE(&p->calls, c, qentry);
-	p->ncalls--;
-	c->proc = NULL;
-	if (p->ncalls == 0)
-		p->state = PROC_IDLE;
-	engine_proc_result(p->engine, p, c, status == RESULT_BAD_REQUEST,
-	    (int32_t)decision, detail);
+	(void)proc_take(p, true, seq);
 }
 
 /* Take every complete frame out of the input buffer. */
@@ -470,6 +533,28 @@ proc_event(struct watch *w, uint32_t events)
 }
 
 /*
+ * A reaped helper's last words: frames it sent before dying that the loop
+ * has not read yet (a failed handshake, say).  Its end of the socket is
+ * closed, so this never blocks; EOF needs no handling, the reaping says all.
+ */
+static void
+proc_hear_out(struct proc *p)
+{
+	ssize_t	n;
+
+	while (p->watch.fd != -1 && p->inlen < sizeof p->in) {
+		n = read(p->watch.fd, p->in + p->inlen,
+		    sizeof p->in - p->inlen);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		p->inlen += (size_t)n;
+		proc_frames(p);
+	}
+}
+
+/*
  * The helper was reaped with wait status.  Report whatever it was holding:
  * a handshake that never came is a spawn failure, a call it was running is
  * lost with the cause.  Then the engine forgets it.
@@ -480,9 +565,12 @@ proc_reaped(struct proc *p, int status)
 	char		 how[64], cause[DETAIL_MAX + 64];
 	bool		 by_us;
 
+	p->reaped = true;
+	proc_hear_out(p);
 	proc_close(p);
 	if (!p->killed && p->state != PROC_STOPPING)
 		p->fault = true;
+	p->state = PROC_KILLED;
 	proc_describe_status(status, how, sizeof how);
 	by_us = p->killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 	if (!p->settled) {
@@ -491,8 +579,16 @@ proc_reaped(struct proc *p, int status)
 		    by_us ? p->cause : how);
 		engine_proc_spawn_failed(p->engine, p, cause);
 	} else if (p->ncalls > 0) {
+		/*
+		 * Dead by its own hand: what it finished first still counts.
+		 * Killed by us: its calls were already dealt with, or it
+		 * broke the protocol and forfeits them.
+		 */
+		if (!by_us)
+			(void)proc_collect(p);
 		strlcpy(cause, by_us ? p->cause : how, sizeof cause);
-		engine_proc_lost(p->engine, p, cause);
+		if (p->ncalls > 0)
+			engine_proc_lost(p->engine, p, cause);
 	}
 	p->state = PROC_KILLED;
 	engine_proc_gone(p->engine, p);

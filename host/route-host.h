@@ -291,11 +291,14 @@ TAILQ_HEAD(call_fifo, call);
 struct proc {
 	TAILQ_ENTRY(proc)	 entry;		/* module's pool */
 	TAILQ_ENTRY(proc)	 graceentry;	/* engine's grace FIFO */
+	TAILQ_ENTRY(proc)	 flushentry;	/* engine's flush list */
 	RB_ENTRY(proc)		 pidentry;	/* engine's pid index */
 	uint64_t		 grace;		/* SPAWNING/STOPPING deadline */
 	bool			 graced;	/* on the grace FIFO */
+	bool			 flushing;	/* on the flush list */
 	bool			 settled;	/* handshake outcome known */
 	bool			 killed;	/* we sent SIGKILL */
+	bool			 reaped;	/* its pid is gone */
 	bool			 fault;		/* died or broke protocol */
 	struct engine		*engine;
 	struct module		*module;
@@ -304,7 +307,9 @@ struct proc {
 	struct watch		 watch;		/* its socket, -1 once closed */
 	struct call_fifo	 calls;		/* sent, unanswered, in order */
 	u_int			 ncalls;
-	uint32_t		 seq;
+	uint32_t		 seq;		/* of the last call sent */
+	uint32_t		 answered;	/* through this seq */
+	struct ledger		*ledger;	/* shared with the helper */
 
 	struct wire_buf		 out;		/* frames being written */
 	size_t			 outoff;
@@ -319,6 +324,7 @@ struct proc {
 struct proc	*proc_spawn(struct engine *, struct module *, char *, size_t);
 void		 proc_dispatch(struct proc *, struct call *);
 void		 proc_flush(struct proc *);
+int		 proc_collect(struct proc *);
 void		 proc_free(struct proc *);
 void		 proc_kill(struct proc *, const char *);
 void		 proc_stop(struct proc *);
@@ -327,8 +333,29 @@ void		 proc_reaped(struct proc *, int);
 const char	*proc_state_name(enum proc_state);
 void		 proc_describe_status(int, char *, size_t);
 
+/* ledger.c: the results a helper shares with the host. */
+#define LEDGER_SLOTS		16	/* at least the engine's depth */
+
+struct ledger_slot {
+	uint32_t		 seq;		/* written last */
+	uint8_t			 status;	/* enum wire_result */
+	int32_t			 decision;
+	char			 detail[DETAIL_MAX];
+};
+struct ledger {
+	struct ledger_slot	 slot[LEDGER_SLOTS];
+};
+
+struct ledger	*ledger_new(void);
+int		 ledger_seal(struct ledger *);
+void		 ledger_free(struct ledger *);
+void		 ledger_put(struct ledger *, uint32_t, uint8_t, int32_t,
+		     const char *);
+int		 ledger_take(const struct ledger *, uint32_t,
+		     struct ledger_slot *);
+
 /* helper.c: runs in the child; never returns. */
-void		 helper_main(int, int, const struct module *)
+void		 helper_main(int, int, struct ledger *, const struct module *)
 		     __attribute__((__noreturn__));
 
 /* wire.c: frames between host and helper, and call bodies. */
@@ -343,7 +370,7 @@ void		 helper_main(int, int, const struct module *)
 enum wire_type {
 	WIRE_CALL = 1,		/* host -> helper: u32 seq, body */
 	WIRE_HELLO = 2,		/* helper -> host: handshake */
-	WIRE_RESULT = 3,	/* helper -> host: u32 seq, u8, i32, detail */
+	WIRE_RESULT = 3,	/* helper -> host: u32 seq answered through */
 };
 
 enum wire_hello {

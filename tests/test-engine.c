@@ -636,28 +636,66 @@ test_queued_calls_survive_crash(void **state)
 	const struct testutil_field	poison[] = {
 		{ "poison", { .type = ROUTE_BOOLEAN, .boolean = true } },
 	};
+	/* Sent to one helper at once: answered, answered, crash, ... */
+	static const bool	 crash[6] = { 0, 0, 1, 0, 1, 0 };
 	struct module		*m;
 	struct wire_buf		 b;
-	struct wait		 w[5];
+	struct wait		 w[6];
 
 	memset(w, 0, sizeof w);
 	m = test_load(f->e, testutil_plugin("demo-crashy", true), NULL, NULL);
-	for (int i = 0; i < 5; i++) {
-		testutil_body(&b, poison, i % 2 == 0 ? 1 : 0, one_ready, 1);
+	for (int i = 0; i < 6; i++) {
+		testutil_body(&b, poison, crash[i] ? 1 : 0, one_ready, 1);
 		assert_int_equal(engine_call(f->e, m, b.data, b.len, 0,
 		    test_done, &w[i]), 0);
 		wire_free(&b);
 	}
-	test_wait(f->e, w, 5);
-	for (int i = 0; i < 5; i++) {
-		if (i % 2 == 0) {
+	test_wait(f->e, w, 6);
+	for (int i = 0; i < 6; i++) {
+		if (crash[i]) {
 			assert_int_equal(w[i].r.status, ST_CRASHED);
 			assert_string_equal(w[i].r.detail, "SIGSEGV");
 		} else {
+			/* Answered before the crash, or run again after. */
 			assert_int_equal(w[i].r.status, ST_OK);
 			assert_int_equal(w[i].r.decision, 0);
 		}
 	}
+	assert_int_equal(m->crashed, 2);
+	engine_release(f->e, m);
+}
+
+/*
+ * Calls a helper finished ahead of a slow one keep their answers when the
+ * slow one's deadline kills the helper, even if the helper never got to
+ * send them.
+ */
+static void
+test_answers_ahead_of_slow_call(void **state)
+{
+	struct fixture		*f = *state;
+	const struct testutil_field	slow[] = {
+		{ "sleep_ms", { .type = ROUTE_INTEGER, .integer = -1 } },
+	};
+	struct module		*m;
+	struct wire_buf		 b;
+	struct wait		 w[4];
+
+	memset(w, 0, sizeof w);
+	m = test_load(f->e, testutil_plugin("demo-sleepy", true), NULL, NULL);
+	for (int i = 0; i < 4; i++) {
+		testutil_body(&b, slow, i == 2 ? 1 : 0, one_ready, 1);
+		assert_int_equal(engine_call(f->e, m, b.data, b.len, 100,
+		    test_done, &w[i]), 0);
+		wire_free(&b);
+	}
+	test_wait(f->e, w, 4);
+	assert_int_equal(w[0].r.status, ST_OK);
+	assert_int_equal(w[1].r.status, ST_OK);
+	assert_int_equal(w[2].r.status, ST_TIMED_OUT);
+	assert_non_null(strstr(w[2].r.detail, "killed"));
+	/* Behind the loop: never started in time. */
+	assert_int_equal(w[3].r.status, ST_TIMED_OUT);
 	engine_release(f->e, m);
 }
 
@@ -745,12 +783,34 @@ test_slurp(const char *path, char *buf, size_t len)
 	return n < 0 ? 0 : (size_t)n;
 }
 
-/* A helper has fds 0-4 only, a process title, and is warm-reused. */
+/* How many shared anonymous mappings a process has (valgrind's aside). */
+static int
+test_shared_maps(pid_t pid)
+{
+	char	 path[64], line[512], perms[8];
+	FILE	*fp;
+	int	 n = 0;
+
+	snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
+	assert_non_null(fp = fopen(path, "r"));
+	while (fgets(line, sizeof line, fp) != NULL)
+		if (sscanf(line, "%*s %7s", perms) == 1 &&
+		    strcmp(perms, "rw-s") == 0 &&
+		    strstr(line, "/dev/zero") != NULL)
+			n++;
+	fclose(fp);
+	return n;
+}
+
+/*
+ * A helper has fds 0-4 only, a process title, is warm-reused, and shares
+ * no memory but its own ledger.
+ */
 static void
 test_helper_hygiene(void **state)
 {
 	struct fixture	*f = *state;
-	struct module	*m;
+	struct module	*m, *other;
 	struct dirent	*de;
 	struct wait	 w;
 	char		 path[64], buf[512], want[128];
@@ -786,6 +846,15 @@ test_helper_hygiene(void **state)
 	w = test_call(f->e, m, one_ready, 1, 0);
 	assert_int_equal(module_pids(m, &again, 1), 1);
 	assert_int_equal(pid, again);
+
+	/* Its own ledger is the only one it can see, not the first's. */
+	other = test_load(f->e, testutil_plugin("least-loaded", true), NULL,
+	    NULL);
+	w = test_call(f->e, other, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_int_equal(module_pids(other, &pid, 1), 1);
+	assert_int_equal(test_shared_maps(pid), 1);
+	engine_release(f->e, other);
 	engine_release(f->e, m);
 }
 
@@ -892,6 +961,7 @@ main(void)
 		T(test_not_plugins),
 		T(test_bad_decisions),
 		T(test_queued_calls_survive_crash),
+		T(test_answers_ahead_of_slow_call),
 		T(test_deadline_behind_slow_call),
 		T(test_bad_request),
 		T(test_helper_hygiene),

@@ -1,0 +1,89 @@
+/*
+ * The ledger: where a helper writes down each call's result.
+ *
+ * Every helper shares one small anonymous mapping with the host, and only
+ * with the host.  The moment a plugin returns, the helper writes the result
+ * into the slot of that call's sequence number; after a run of calls it
+ * sends a single RESULT frame saying "answered through seq N".  So one
+ * frame announces many answers, and an answer once written outlives the
+ * helper: if the helper dies, the calls it finished still have their
+ * results and only the call it was running fails; if a deadline passes,
+ * the host first collects the calls that finished ahead of the slow one.
+ *
+ * The helper is untrusted and its plugin can scribble on the mapping at any
+ * time: the host copies a slot before it looks at it and checks the copy.
+ */
+
+#include "config.h"
+
+#include <sys/mman.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "route-host.h"
+
+/* Map a new ledger shared with the children forked next; NULL, errno. */
+struct ledger *
+ledger_new(void)
+{
+	struct ledger	*l;
+
+	l = mmap(NULL, sizeof *l, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (l == MAP_FAILED)
+		return NULL;
+	return l;
+}
+
+/*
+ * Keep l out of every later fork: once its own helper has it, no other
+ * helper may see it, or one plugin could forge another's answers.
+ */
+int
+ledger_seal(struct ledger *l)
+{
+	return madvise(l, sizeof *l, MADV_DONTFORK);
+}
+
+/* Unmap a ledger. */
+void
+ledger_free(struct ledger *l)
+{
+	if (l != NULL)
+		(void)munmap(l, sizeof *l);
+}
+
+/* In the helper: record the result of call seq. */
+void
+ledger_put(struct ledger *l, uint32_t seq, uint8_t status, int32_t decision,
+    const char *detail)
+{
+	struct ledger_slot	*s = &l->slot[seq % LEDGER_SLOTS];
+
+	s->status = status;
+	s->decision = decision;
+	strlcpy(s->detail, detail, sizeof s->detail);
+	/* The sequence number last: it says the rest is complete. */
+	__atomic_store_n(&s->seq, seq, __ATOMIC_RELEASE);
+}
+
+/*
+ * In the host: copy out the result of call seq.  0 if it is there, 1 if
+ * the slot holds no answer to seq yet, -1 if what it holds is malformed.
+ */
+int
+ledger_take(const struct ledger *l, uint32_t seq, struct ledger_slot *out)
+{
+	const struct ledger_slot	*s = &l->slot[seq % LEDGER_SLOTS];
+
+	if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) != seq)
+		return 1;
+	memcpy(out, s, sizeof *out);
+	if (out->seq != seq)
+		return 1;
+	if (out->status > RESULT_BAD_REQUEST ||
+	    memchr(out->detail, '\0', sizeof out->detail) == NULL)
+		return -1;
+	return 0;
+}
