@@ -132,7 +132,7 @@ engine_defaults(struct engine_config *conf)
 	memset(conf, 0, sizeof *conf);
 	conf->timeout_ms = DEFAULT_TIMEOUT_MS;
 	conf->helpers = 1;
-	conf->depth = 16;
+	conf->depth = 64;
 	conf->grace_ms = DEFAULT_TIMEOUT_MS;
 	conf->file_max = DEFAULT_FILE_MAX;
 }

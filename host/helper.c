@@ -163,12 +163,12 @@ helper_call(const struct route_plugin *d, void *state, struct ledger *l,
 		_exit(71);
 	seq = wire_get_u32(p);
 	if (wire_decode_call(p + 4, len - 4, &c, err, sizeof err) == -1) {
-		ledger_put(l, seq, RESULT_BAD_REQUEST, ROUTE_NONE, err);
+		ledger_put(l, seq, RESULT_BAD_REQUEST, ROUTE_NONE);
 		return seq;
 	}
 	decision = d->route(state, &c.msg, c.consumers, c.nconsumers);
 	wire_call_free(&c);
-	ledger_put(l, seq, RESULT_OK, decision, "");
+	ledger_put(l, seq, RESULT_OK, decision);
 	return seq;
 }
 

@@ -10,8 +10,10 @@
  * results and only the call it was running fails; if a deadline passes,
  * the host first collects the calls that finished ahead of the slow one.
  *
- * The helper is untrusted and its plugin can scribble on the mapping at any
- * time: the host copies a slot before it looks at it and checks the copy.
+ * A slot is twelve bytes: a bad request's reason is not in it, the host
+ * finds that itself (proc.c).  The helper is untrusted and its plugin can
+ * scribble on the mapping at any time: the host copies a slot before it
+ * looks at it and checks the copy.
  */
 
 #include "config.h"
@@ -56,14 +58,12 @@ ledger_free(struct ledger *l)
 
 /* In the helper: record the result of call seq. */
 void
-ledger_put(struct ledger *l, uint32_t seq, uint8_t status, int32_t decision,
-    const char *detail)
+ledger_put(struct ledger *l, uint32_t seq, uint8_t status, int32_t decision)
 {
 	struct ledger_slot	*s = &l->slot[seq % LEDGER_SLOTS];
 
 	s->status = status;
 	s->decision = decision;
-	strlcpy(s->detail, detail, sizeof s->detail);
 	/* The sequence number last: it says the rest is complete. */
 	__atomic_store_n(&s->seq, seq, __ATOMIC_RELEASE);
 }
@@ -82,8 +82,7 @@ ledger_take(const struct ledger *l, uint32_t seq, struct ledger_slot *out)
 	memcpy(out, s, sizeof *out);
 	if (out->seq != seq)
 		return 1;
-	if (out->status > RESULT_BAD_REQUEST ||
-	    memchr(out->detail, '\0', sizeof out->detail) == NULL)
+	if (out->status > RESULT_BAD_REQUEST)
 		return -1;
 	return 0;
 }

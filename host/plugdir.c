@@ -589,8 +589,8 @@ plugdir_channel(struct plugdir *pd, const char *name)
 {
 	struct plugdir_entry	key, *en;
 
-	if (snprintf(key.file, sizeof key.file, "%s.so", name) >=
-	    (int)sizeof key.file)
+	if (strlcpy(key.file, name, sizeof key.file) >= sizeof key.file ||
+	    strlcat(key.file, ".so", sizeof key.file) >= sizeof key.file)
 		return NULL;
 	en = RB_FIND(plugdir_tree, &pd->entries, &key);
 	return en == NULL ? NULL : en->channel;

@@ -375,6 +375,23 @@ proc_hello(struct proc *p, struct wire_reader *r)
 }
 
 /*
+ * Why call c's body is malformed, as the helper said it was: the host
+ * decodes it again itself, so the reason never comes from untrusted code.
+ * False if the body is fine after all, and the helper lied.
+ */
+static bool
+proc_bad_request(struct call *c, char *detail, size_t len)
+{
+	struct wire_call	 wc;
+
+	if (wire_decode_call(c->frame + WIRE_HEADER + 4,
+	    c->len - WIRE_HEADER - 4, &wc, detail, len) == -1)
+		return true;
+	wire_call_free(&wc);
+	return false;
+}
+
+/*
  * Take the results of the oldest calls out of the ledger, in order: those
  * through seq when through is set (each must be there), else as many as
  * are there.  Returns how many were taken, or -1 if the helper broke the
@@ -385,7 +402,8 @@ proc_take(struct proc *p, bool through, uint32_t seq)
 {
 	struct ledger_slot	 s;
 	struct call		*c;
-	char			 what[64];
+	const char		*bad;
+	char			 what[64], detail[DETAIL_MAX];
 	int			 n = 0, rc;
 
 	while ((c = TAILQ_FIRST(&p->calls)) != NULL) {
@@ -394,9 +412,17 @@ proc_take(struct proc *p, bool through, uint32_t seq)
 		if ((rc = ledger_take(p->ledger, c->seq, &s)) == 1 &&
 		    !through)
 			break;
-		if (rc != 0) {
-			snprintf(what, sizeof what, "%s result for call %u",
-			    rc == 1 ? "no" : "malformed", c->seq);
+		bad = NULL;
+		if (rc == 1)
+			bad = "no result";
+		else if (rc == -1)
+			bad = "malformed result";
+		else if (s.status == RESULT_BAD_REQUEST &&
+		    !proc_bad_request(c, detail, sizeof detail))
+			bad = "false bad-request result";
+		if (bad != NULL) {
+			snprintf(what, sizeof what, "%s for call %u", bad,
+			    c->seq);
 			proc_violation(p, what);
 			return -1;
 		}
@@ -407,8 +433,9 @@ proc_take(struct proc *p, bool through, uint32_t seq)
 		if (p->ncalls == 0 && p->state == PROC_BUSY)
 			p->state = PROC_IDLE;
 		n++;
-		engine_proc_result(p->engine, p, c,
-		    s.status == RESULT_BAD_REQUEST, s.decision, s.detail);
+		engine_proc_result(p->engine, p, c, s.status ==
+		    RESULT_BAD_REQUEST, s.decision, s.status ==
+		    RESULT_BAD_REQUEST ? detail : "");
 	}
 	return n;
 }
@@ -508,6 +535,7 @@ proc_event(struct watch *w, uint32_t events)
 {
 	struct proc	*p = w->arg;
 	ssize_t		 n;
+	size_t		 want;
 
 	if (w->fd == -1)
 		return;
@@ -516,7 +544,8 @@ proc_event(struct watch *w, uint32_t events)
 	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) == 0)
 		return;
 	for (;;) {
-		n = read(w->fd, p->in + p->inlen, sizeof p->in - p->inlen);
+		want = sizeof p->in - p->inlen;
+		n = read(w->fd, p->in + p->inlen, want);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -527,7 +556,8 @@ proc_event(struct watch *w, uint32_t events)
 		}
 		p->inlen += (size_t)n;
 		proc_frames(p);
-		if (w->fd == -1)
+		/* A short read took all there was; the loop calls again. */
+		if (w->fd == -1 || (size_t)n < want)
 			return;
 	}
 }

@@ -334,13 +334,12 @@ const char	*proc_state_name(enum proc_state);
 void		 proc_describe_status(int, char *, size_t);
 
 /* ledger.c: the results a helper shares with the host. */
-#define LEDGER_SLOTS		16	/* at least the engine's depth */
+#define LEDGER_SLOTS		64	/* at least the engine's depth */
 
 struct ledger_slot {
 	uint32_t		 seq;		/* written last */
-	uint8_t			 status;	/* enum wire_result */
 	int32_t			 decision;
-	char			 detail[DETAIL_MAX];
+	uint8_t			 status;	/* enum wire_result */
 };
 struct ledger {
 	struct ledger_slot	 slot[LEDGER_SLOTS];
@@ -349,8 +348,7 @@ struct ledger {
 struct ledger	*ledger_new(void);
 int		 ledger_seal(struct ledger *);
 void		 ledger_free(struct ledger *);
-void		 ledger_put(struct ledger *, uint32_t, uint8_t, int32_t,
-		     const char *);
+void		 ledger_put(struct ledger *, uint32_t, uint8_t, int32_t);
 int		 ledger_take(const struct ledger *, uint32_t,
 		     struct ledger_slot *);
 

@@ -148,7 +148,8 @@ server_client_watch(struct server_client *c)
 		return;
 	if (!c->paused)
 		ev |= EPOLLIN;
-	if (c->out.len > c->outoff)
+	/* Output queued this turn goes out at server_flush: no need yet. */
+	if (c->out.len > c->outoff && !c->dirty)
 		ev |= EPOLLOUT;
 	if (ev != c->events) {
 		engine_rewatch(c->server->engine, &c->watch, ev);
@@ -362,6 +363,7 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 {
 	struct server		*s = c->server;
 	struct server_call	*sc;
+	struct channel		*ch;
 	struct wire_reader	 r;
 	const unsigned char	*name;
 	char			 channel[PLUGIN_NAME_MAX], why[128];
@@ -407,13 +409,14 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 	sc->client = c;
 	sc->id = id;
 	sc->start = engine_now();
-	if (plugdir_channel(s->plugdir, channel) != NULL &&
+	if ((ch = plugdir_channel(s->plugdir, channel)) != NULL &&
 	    (sc->stats = server_stats_get(s, channel)) != NULL)
 		sc->stats->in_flight++;
 	c->in_flight++;
 	s->in_flight++;
-	if (plugdir_call(s->plugdir, channel, r.p, r.left, (int)timeout,
-	    server_done, sc) == -1) {
+	if ((ch != NULL ? channel_call(ch, r.p, r.left, (int)timeout,
+	    server_done, sc) : plugdir_call(s->plugdir, channel, r.p, r.left,
+	    (int)timeout, server_done, sc)) == -1) {
 		if (sc->stats != NULL)
 			sc->stats->in_flight--;
 		c->in_flight--;
@@ -559,7 +562,7 @@ server_read(struct server_client *c)
 {
 	unsigned char	*p;
 	ssize_t		 n;
-	size_t		 want;
+	size_t		 want, room;
 
 	while (!c->closed && !c->paused) {
 		/* Room for a whole maximal frame, read in big chunks. */
@@ -580,7 +583,8 @@ server_read(struct server_client *c)
 				server_client_fail(c, "frame too large");
 			continue;
 		}
-		n = read(c->watch.fd, c->in + c->inlen, c->insize - c->inlen);
+		room = c->insize - c->inlen;
+		n = read(c->watch.fd, c->in + c->inlen, room);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -595,6 +599,9 @@ server_read(struct server_client *c)
 		}
 		c->inlen += (size_t)n;
 		server_frames(c);
+		/* A short read took all there was; the loop calls again. */
+		if ((size_t)n < room)
+			break;
 	}
 	if (!c->closed)
 		server_client_watch(c);

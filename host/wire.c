@@ -388,25 +388,27 @@ wire_arena_take(struct wire_arena *a, size_t n, size_t align)
 	return p;
 }
 
-/* Copy a u8- or u32-length string into the arena, NUL-terminated. */
+/*
+ * Copy a u8- or u32-length string into the arena, NUL-terminated.  On
+ * failure *why says what was wrong with it, for the caller to place.
+ */
 static const char *
 wire_take_string(struct wire_reader *r, struct wire_arena *a, size_t n,
-    const char *what, char *err, size_t errlen)
+    const char **why)
 {
 	const unsigned char	*src;
 	char			*dst;
 
 	if ((src = wire_read_bytes(r, n)) == NULL) {
-		snprintf(err, errlen, "%s runs past the end of the body", what);
+		*why = "runs past the end of the body";
 		return NULL;
 	}
 	if (!wire_utf8(src, n)) {
-		snprintf(err, errlen, "%s is not valid UTF-8 (or holds NUL)",
-		    what);
+		*why = "is not valid UTF-8 (or holds NUL)";
 		return NULL;
 	}
 	if ((dst = wire_arena_take(a, n + 1, 1)) == NULL) {
-		snprintf(err, errlen, "%s does not fit the arena", what);
+		*why = "does not fit the arena";
 		return NULL;
 	}
 	memcpy(dst, src, n);
@@ -428,15 +430,16 @@ static int
 wire_decode_field(struct wire_reader *r, struct wire_arena *a,
     struct route_field *f, size_t i, char *err, size_t errlen)
 {
-	char		what[64];
-	uint8_t		type;
-	uint64_t	bits;
-	uint32_t	len;
+	const char	*why;
+	uint8_t		 type;
+	uint64_t	 bits;
+	uint32_t	 len;
 
-	snprintf(what, sizeof what, "field %zu name", i);
-	f->name = wire_take_string(r, a, wire_read_u8(r), what, err, errlen);
-	if (f->name == NULL)
+	if ((f->name = wire_take_string(r, a, wire_read_u8(r), &why)) ==
+	    NULL) {
+		snprintf(err, errlen, "field %zu name %s", i, why);
 		return -1;
+	}
 	if (f->name[0] == '\0') {
 		snprintf(err, errlen, "field %zu has an empty name", i);
 		return -1;
@@ -458,10 +461,12 @@ wire_decode_field(struct wire_reader *r, struct wire_arena *a,
 		break;
 	case ROUTE_TEXT:
 		len = wire_read_u32(r);
-		snprintf(what, sizeof what, "field '%s' text", f->name);
-		f->value.text = wire_take_string(r, a, len, what, err, errlen);
-		if (f->value.text == NULL)
+		if ((f->value.text = wire_take_string(r, a, len, &why)) ==
+		    NULL) {
+			snprintf(err, errlen, "field '%s' text %s", f->name,
+			    why);
 			return -1;
+		}
 		f->value.len = len;
 		break;
 	default:
@@ -482,14 +487,14 @@ static int
 wire_decode_consumer(struct wire_reader *r, struct wire_arena *a,
     struct route_consumer *c, size_t i, char *err, size_t errlen)
 {
-	char		  what[64];
+	const char	 *why;
 	const char	**tags;
 	uint8_t		  ntags;
 
-	snprintf(what, sizeof what, "consumer %zu id", i);
-	if ((c->id = wire_take_string(r, a, wire_read_u8(r), what, err,
-	    errlen)) == NULL)
+	if ((c->id = wire_take_string(r, a, wire_read_u8(r), &why)) == NULL) {
+		snprintf(err, errlen, "consumer %zu id %s", i, why);
 		return -1;
+	}
 	if (c->id[0] == '\0') {
 		snprintf(err, errlen, "consumer %zu has an empty id", i);
 		return -1;
@@ -513,13 +518,13 @@ wire_decode_consumer(struct wire_reader *r, struct wire_arena *a,
 		snprintf(err, errlen, "consumer '%s' tags do not fit", c->id);
 		return -1;
 	}
-	for (size_t t = 0; t < ntags; t++) {
-		snprintf(what, sizeof what, "consumer '%.16s' tag %zu", c->id,
-		    t);
-		if ((tags[t] = wire_take_string(r, a, wire_read_u8(r), what,
-		    err, errlen)) == NULL)
+	for (size_t t = 0; t < ntags; t++)
+		if ((tags[t] = wire_take_string(r, a, wire_read_u8(r),
+		    &why)) == NULL) {
+			snprintf(err, errlen, "consumer '%.16s' tag %zu %s",
+			    c->id, t, why);
 			return -1;
-	}
+		}
 	tags[ntags] = NULL;
 	c->tags = tags;
 	c->ntags = ntags;
