@@ -52,6 +52,7 @@ struct engine {
 	TAILQ_HEAD(, module)	 deadmods;	/* to free */
 	TAILQ_HEAD(, module)	 throttled;	/* waiting to spawn */
 	TAILQ_HEAD(, module)	 capped;	/* draining under a cap */
+	TAILQ_HEAD(, module)	 standing;	/* keeping a standby helper */
 	struct proc_tree	 procs;		/* every unreaped helper */
 	TAILQ_HEAD(, proc)	 grace;		/* SPAWNING/STOPPING, FIFO */
 	TAILQ_HEAD(, proc)	 flushq;	/* frames to send this turn */
@@ -134,6 +135,7 @@ engine_defaults(struct engine_config *conf)
 	conf->helpers = 1;
 	conf->depth = 64;
 	conf->grace_ms = DEFAULT_TIMEOUT_MS;
+	conf->standby_ms = 60000;
 	conf->file_max = DEFAULT_FILE_MAX;
 }
 
@@ -183,6 +185,9 @@ engine_arm(struct engine *e)
 	TAILQ_FOREACH(m, &e->capped, capentry)
 		if (next == 0 || m->drain_by < next)
 			next = m->drain_by;
+	TAILQ_FOREACH(m, &e->standing, standentry)
+		if (next == 0 || m->standby_until < next)
+			next = m->standby_until;
 	/*
 	 * Re-arm only to fire sooner.  A timer left at a deadline that has
 	 * since gone fires once for nothing and is set again then: cheaper
@@ -292,7 +297,7 @@ engine_stop(struct engine *e, struct proc *p)
 	engine_grace(e, p);
 }
 
-/* Count m's helpers by state. */
+/* Count m's helpers by state; a spare counts for nothing until promoted. */
 static void
 engine_pool(struct module *m, u_int *idle, u_int *spawning, u_int *live)
 {
@@ -300,6 +305,8 @@ engine_pool(struct module *m, u_int *idle, u_int *spawning, u_int *live)
 
 	*idle = *spawning = *live = 0;
 	TAILQ_FOREACH(p, &m->procs, entry) {
+		if (p->spare)
+			continue;
 		if (p->state == PROC_IDLE)
 			(*idle)++;
 		if (p->state == PROC_SPAWNING)
@@ -311,21 +318,80 @@ engine_pool(struct module *m, u_int *idle, u_int *spawning, u_int *live)
 
 /* Fork one more helper for m; false (queue failed) if the fork failed. */
 static bool
-engine_spawn(struct engine *e, struct module *m)
+engine_spawn(struct engine *e, struct module *m, bool spare)
 {
 	struct proc	*p;
 	char		 err[DETAIL_MAX];
 
 	if ((p = proc_spawn(e, m, err, sizeof err)) == NULL) {
-		engine_fail_queue(e, m, ST_SPAWN_FAILED, err);
+		if (!spare)
+			engine_fail_queue(e, m, ST_SPAWN_FAILED, err);
 		return false;
 	}
+	p->spare = spare;
 	TAILQ_INSERT_TAIL(&m->procs, p, entry);
 	m->nprocs++;
 	RB_INSERT(proc_tree, &e->procs, p);
 	e->nprocs++;
 	engine_grace(e, p);
 	return true;
+}
+
+/* m's spare helper, standing by or still loading, or NULL. */
+static struct proc *
+engine_spare(struct module *m)
+{
+	struct proc	*p;
+
+	TAILQ_FOREACH(p, &m->procs, entry)
+		if (p->spare && (p->state == PROC_SPAWNING ||
+		    p->state == PROC_STANDBY))
+			return p;
+	return NULL;
+}
+
+/*
+ * A helper of m failed (crashed, or killed at a deadline): for a while, m
+ * keeps a spare helper loaded, so that the next failure is replaced by a
+ * warm helper at once instead of a fork on the next call's path.
+ */
+static void
+engine_want_standby(struct engine *e, struct module *m)
+{
+	if (!m->listed || e->conf.standby_ms <= 0)
+		return;
+	if (m->standby_until == 0)
+		TAILQ_INSERT_TAIL(&e->standing, m, standentry);
+	m->standby_until = engine_now() + (uint64_t)e->conf.standby_ms * MS_NS;
+}
+
+/* Stop keeping a spare for m, and stop the one standing by. */
+static void
+engine_end_standby(struct engine *e, struct module *m)
+{
+	struct proc	*p;
+
+	if (m->standby_until == 0)
+		return;
+	TAILQ_REMOVE(&e->standing, m, standentry);
+	m->standby_until = 0;
+	TAILQ_FOREACH(p, &m->procs, entry)
+		if (p->state == PROC_STANDBY)
+			engine_stop(e, p);
+}
+
+/*
+ * Fork m's spare if it should have one and has none, unless m cannot load
+ * or is in a crash loop right now.
+ */
+static void
+engine_keep_standby(struct engine *e, struct module *m)
+{
+	if (m->standby_until == 0 || e->closing || !m->listed ||
+	    m->spawn_error[0] != '\0' || engine_spare(m) != NULL ||
+	    engine_now() < m->spawn_not_before)
+		return;
+	(void)engine_spawn(e, m, true);
 }
 
 /* Keep m off the throttled list. */
@@ -355,6 +421,14 @@ engine_kick(struct engine *e, struct module *m)
 again:
 	if (e->closing)
 		return;
+	/* A spare steps in before anything is forked. */
+	engine_pool(m, &idle, &spawning, &live);
+	if (live < max && (live == 0 || (m->nqueued > 0 && idle == 0)) &&
+	    (p = engine_spare(m)) != NULL) {
+		proc_promote(p);
+		engine_keep_standby(e, m);
+		goto again;
+	}
 	while ((c = TAILQ_FIRST(&m->queue)) != NULL) {
 		struct proc	*best = NULL;
 
@@ -407,7 +481,7 @@ again:
 	want = m->nqueued - spawning;
 	if (want > max - live)
 		want = max - live;
-	while (want-- > 0 && engine_spawn(e, m))
+	while (want-- > 0 && engine_spawn(e, m, false))
 		;
 }
 
@@ -435,7 +509,7 @@ engine_proc_ready(struct engine *e, struct proc *p)
 
 	engine_ungrace(e, p);
 	m->spawn_error[0] = '\0';
-	if (!m->listed)
+	if (!m->listed || (p->state == PROC_STANDBY && m->standby_until == 0))
 		engine_stop(e, p);
 	else
 		engine_kick(e, m);
@@ -555,14 +629,17 @@ engine_proc_gone(struct engine *e, struct proc *p)
 	}
 	if (e->closing)
 		return;
-	if (p->fault)
+	if (p->fault) {
 		engine_crash_streak(m);
+		engine_want_standby(e, m);
+	}
 	engine_kick(e, m);
 	/* Respawn one warm helper for the next call, outside crash loops. */
 	engine_pool(m, &idle, &spawning, &live);
 	if (live == 0 && m->spawn_error[0] == '\0' &&
 	    engine_now() >= m->spawn_not_before)
-		engine_spawn(e, m);
+		engine_spawn(e, m, false);
+	engine_keep_standby(e, m);
 }
 
 /* Reap every child that has exited; no work happened in a handler. */
@@ -612,6 +689,7 @@ engine_expire(struct engine *e, struct call *c)
 		snprintf(why, sizeof why, "no answer within %d ms; helper "
 		    "pid %ld killed", c->timeout_ms, (long)p->pid);
 		proc_kill(p, "timed out");
+		engine_want_standby(e, m);
 		m->refs++;
 		engine_unload(e, p, ST_TIMED_OUT, why);
 		engine_kick(e, m);
@@ -689,6 +767,9 @@ engine_timer(struct watch *w, uint32_t events)
 	TAILQ_FOREACH_SAFE(m, &e->throttled, throttleentry, next)
 		if (m->spawn_not_before <= now)
 			engine_kick(e, m);
+	TAILQ_FOREACH_SAFE(m, &e->standing, standentry, next)
+		if (m->standby_until <= now)
+			engine_end_standby(e, m);
 again:
 	TAILQ_FOREACH(m, &e->capped, capentry)
 		if (m->drain_by <= now) {
@@ -729,6 +810,7 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 	TAILQ_INIT(&e->deadmods);
 	TAILQ_INIT(&e->throttled);
 	TAILQ_INIT(&e->capped);
+	TAILQ_INIT(&e->standing);
 	TAILQ_INIT(&e->grace);
 	TAILQ_INIT(&e->flushq);
 	TAILQ_INIT(&e->deadprocs);
@@ -796,7 +878,7 @@ engine_drain(struct engine *e)
 	int		 status;
 
 	RB_FOREACH(p, proc_tree, &e->procs) {
-		if (p->state == PROC_IDLE)
+		if (p->state == PROC_IDLE || p->state == PROC_STANDBY)
 			proc_stop(p);
 		else if (p->state != PROC_STOPPING)
 			proc_kill(p, "engine shutting down");
@@ -935,12 +1017,14 @@ engine_unref(struct engine *e, struct module *m)
 	RB_REMOVE(module_tree, &e->modules, m);
 	m->listed = false;
 	engine_unthrottle(e, m);
+	engine_end_standby(e, m);
 	if (m->drain_by != 0) {
 		TAILQ_REMOVE(&e->capped, m, capentry);
 		m->drain_by = 0;
 	}
 	TAILQ_FOREACH(p, &m->procs, entry)
-		if (p->state == PROC_IDLE || p->state == PROC_SPAWNING)
+		if (p->state == PROC_IDLE || p->state == PROC_SPAWNING ||
+		    p->state == PROC_STANDBY)
 			engine_stop(e, p);
 	if (m->nprocs == 0)
 		TAILQ_INSERT_TAIL(&e->deadmods, m, drainentry);

@@ -4,10 +4,11 @@
  * A helper's life is a small state machine:
  *
  *	SPAWNING --hello ok--> IDLE <--result-- BUSY
- *	    |                   |  --dispatch-->  |
- *	    |                   |                 |
+ *	    |  \                ^  --dispatch-->  |
+ *	    |   `-(a spare)-> STANDBY             |
+ *	    |             proc_promote            |
  *	hello failed,        proc_stop       deadline, EOF,
- *	EOF, garbage            |           garbage, oversize
+ *	EOF, garbage     (IDLE, STANDBY)    garbage, oversize
  *	    v                   v                 v
  *	 KILLED             STOPPING           KILLED
  *	    \___________________|________________/
@@ -54,6 +55,8 @@ proc_state_name(enum proc_state state)
 		return "idle";
 	case PROC_BUSY:
 		return "busy";
+	case PROC_STANDBY:
+		return "standby";
 	case PROC_STOPPING:
 		return "stopping";
 	case PROC_KILLED:
@@ -263,6 +266,15 @@ proc_stop(struct proc *p)
 	p->state = PROC_STOPPING;
 }
 
+/* A spare becomes a helper like any other: STANDBY -> IDLE. */
+void
+proc_promote(struct proc *p)
+{
+	p->spare = false;
+	if (p->state == PROC_STANDBY)
+		p->state = PROC_IDLE;
+}
+
 /* Write as much of the pending frames as the socket takes. */
 void
 proc_flush(struct proc *p)
@@ -370,7 +382,7 @@ proc_hello(struct proc *p, struct wire_reader *r)
 		strlcpy(p->module->name, name, sizeof p->module->name);
 		p->module->abi = abi;
 	}
-	p->state = PROC_IDLE;
+	p->state = p->spare ? PROC_STANDBY : PROC_IDLE;
 	engine_proc_ready(p->engine, p);
 }
 

@@ -71,6 +71,7 @@ struct engine_config {
 	u_int			 helpers;	/* max helpers per version */
 	u_int			 depth;		/* calls sent ahead per helper */
 	int			 grace_ms;	/* for init, and exit */
+	int			 standby_ms;	/* spare kept after a fault */
 	size_t			 file_max;	/* plugin size cap */
 };
 
@@ -203,6 +204,8 @@ struct module {
 	bool			 throttled;
 	TAILQ_ENTRY(module)	 capentry;	/* drain cap pending */
 	uint64_t		 drain_by;	/* 0: no cap */
+	TAILQ_ENTRY(module)	 standentry;	/* keeps a standby helper */
+	uint64_t		 standby_until;	/* 0: no standby */
 	int			 drain_ms;
 
 	/* Filled by the first successful handshake. */
@@ -246,7 +249,8 @@ int		 version_mem(const void *, size_t, unsigned char *);
 enum proc_state {
 	PROC_SPAWNING,		/* forked, handshake pending */
 	PROC_IDLE,		/* warm, no call */
-	PROC_BUSY,		/* running one call */
+	PROC_BUSY,		/* running calls */
+	PROC_STANDBY,		/* warm spare, takes no call until promoted */
 	PROC_STOPPING,		/* socket closed, exiting on EOF */
 	PROC_KILLED,		/* SIGKILL sent, waiting to be reaped */
 };
@@ -299,6 +303,7 @@ struct proc {
 	bool			 settled;	/* handshake outcome known */
 	bool			 killed;	/* we sent SIGKILL */
 	bool			 reaped;	/* its pid is gone */
+	bool			 spare;		/* forked as a standby */
 	bool			 fault;		/* died or broke protocol */
 	struct engine		*engine;
 	struct module		*module;
@@ -328,6 +333,7 @@ int		 proc_collect(struct proc *);
 void		 proc_free(struct proc *);
 void		 proc_kill(struct proc *, const char *);
 void		 proc_stop(struct proc *);
+void		 proc_promote(struct proc *);
 void		 proc_expire(struct proc *, int);
 void		 proc_reaped(struct proc *, int);
 const char	*proc_state_name(enum proc_state);

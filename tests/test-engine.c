@@ -85,21 +85,30 @@ test_load(struct engine *e, const char *path, const char *opt1,
 	return m;
 }
 
-/* One call with the given consumers and no fields. */
+/* One call with the given fields and consumers. */
 static struct wait
-test_call(struct engine *e, struct module *m,
+test_call_with(struct engine *e, struct module *m,
+    const struct testutil_field *fl, size_t nf,
     const struct testutil_consumer *c, size_t nc, int timeout_ms)
 {
 	struct wire_buf	b;
 	struct wait	w;
 
 	memset(&w, 0, sizeof w);
-	testutil_body(&b, NULL, 0, c, nc);
+	testutil_body(&b, fl, nf, c, nc);
 	assert_int_equal(engine_call(e, m, b.data, b.len, timeout_ms,
 	    test_done, &w), 0);
 	wire_free(&b);
 	test_wait(e, &w, 1);
 	return w;
+}
+
+/* One call with the given consumers and no fields. */
+static struct wait
+test_call(struct engine *e, struct module *m,
+    const struct testutil_consumer *c, size_t nc, int timeout_ms)
+{
+	return test_call_with(e, m, NULL, 0, c, nc, timeout_ms);
 }
 
 static const struct testutil_consumer	one_ready[] = {
@@ -665,6 +674,79 @@ test_queued_calls_survive_crash(void **state)
 	engine_release(f->e, m);
 }
 
+/* m's helper in state st (the first), or NULL. */
+static struct proc *
+test_proc_in(struct module *m, enum proc_state st)
+{
+	struct proc	*p;
+
+	TAILQ_FOREACH(p, &m->procs, entry)
+		if (p->state == st)
+			return p;
+	return NULL;
+}
+
+/*
+ * After a crash a version keeps a loaded spare: the next crash is replaced
+ * by promoting it, with no fork on the next call's path, and a new spare
+ * is loaded behind it.  The spare goes once the standby window passes.
+ */
+static void
+test_standby_after_crash(void **state)
+{
+	struct fixture		*f = *state;
+	struct engine_config	 conf;
+	const struct testutil_field	poison[] = {
+		{ "poison", { .type = ROUTE_BOOLEAN, .boolean = true } },
+	};
+	struct module		*m;
+	struct proc		*spare;
+	struct wait		 w;
+	char			 err[DETAIL_MAX];
+	pid_t			 spare_pid;
+	uint64_t		 end;
+
+	engine_free(f->e);
+	engine_defaults(&conf);
+	conf.standby_ms = 400;
+	assert_non_null(f->e = engine_new(&conf, err, sizeof err));
+	m = test_load(f->e, testutil_plugin("demo-crashy", true), NULL, NULL);
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_null(test_proc_in(m, PROC_STANDBY));	/* none before a fault */
+
+	w = test_call_with(f->e, m, poison, 1, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_CRASHED);
+	end = engine_now() + 5000 * MS_NS;
+	while ((spare = test_proc_in(m, PROC_STANDBY)) == NULL &&
+	    engine_now() < end)
+		engine_run(f->e, 10);
+	assert_non_null(spare);
+	assert_true(spare->spare);
+	spare_pid = spare->pid;
+
+	/* The spare takes the next call once its sibling crashes. */
+	w = test_call_with(f->e, m, poison, 1, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_CRASHED);
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_non_null(spare = test_proc_in(m, PROC_IDLE));
+	assert_int_equal(spare->pid, spare_pid);
+	assert_false(spare->spare);
+
+	/* A new spare loads behind it, and goes with the window. */
+	end = engine_now() + 5000 * MS_NS;
+	while (test_proc_in(m, PROC_STANDBY) == NULL && engine_now() < end)
+		engine_run(f->e, 10);
+	assert_non_null(test_proc_in(m, PROC_STANDBY));
+	end = engine_now() + 5000 * MS_NS;
+	while (m->nprocs > 1 && engine_now() < end)
+		engine_run(f->e, 10);
+	assert_int_equal(m->nprocs, 1);
+	assert_null(test_proc_in(m, PROC_STANDBY));
+	engine_release(f->e, m);
+}
+
 /*
  * Calls a helper finished ahead of a slow one keep their answers when the
  * slow one's deadline kills the helper, even if the helper never got to
@@ -962,6 +1044,7 @@ main(void)
 		T(test_bad_decisions),
 		T(test_queued_calls_survive_crash),
 		T(test_answers_ahead_of_slow_call),
+		T(test_standby_after_crash),
 		T(test_deadline_behind_slow_call),
 		T(test_bad_request),
 		T(test_helper_hygiene),
