@@ -3,22 +3,26 @@
  * machine in the same run, so the ratios hold on a noisy shared machine.
  * It prints; it never fails on a figure.
  *
- *	route-bench [-q] [-d SHIPPED_PLUGIN_DIR] [-t TEST_PLUGIN_DIR]
- *	    [-r ROUTE_HOST]
+ *	route-bench [--json] [-q] [-s SECTIONS] [-d SHIPPED_PLUGIN_DIR]
+ *	    [-t TEST_PLUGIN_DIR] [-r ROUTE_HOST]
  *
- * -q runs fewer iterations (a smoke run).
+ * --json prints the figures as one JSON object instead of a table; -q runs
+ * fewer iterations (a smoke run); -s runs only the sections named in a
+ * comma list of latency, lifecycle, daemon and memory.
  */
 
 #include "config.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +30,9 @@
 #include <unistd.h>
 
 #include <dlfcn.h>
+#include <getopt.h>
+
+#include <jansson.h>
 
 #include "route-host.h"
 
@@ -45,6 +52,7 @@ bench_cleanup(void)
 }
 static int		 bench_scale = 1;	/* divides iteration counts */
 static const char	*bench_only;		/* sections to run, or all */
+static json_t		*bench_json;		/* results, with --json */
 
 /* True when section name is to run. */
 static bool
@@ -62,14 +70,95 @@ bench_cmp(const void *a, const void *b)
 	return *x < *y ? -1 : *x > *y;
 }
 
-/* Print one row: median, p99, min and max of n samples in ns. */
-static void
-bench_row(const char *what, uint64_t *ns, size_t n, const char *extra)
+/* n samples' p99: the sample 99% of the way up, never the max for n > 100. */
+static uint64_t
+bench_p99(const uint64_t *sorted, size_t n)
 {
+	return sorted[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+}
+
+/* Start a section of the table: latencies (us), or one value per row. */
+static void
+bench_section(const char *title, const char *unit)
+{
+	if (bench_json != NULL)
+		return;
+	if (unit == NULL)
+		printf("\n  %-46s %9s %9s %9s %9s\n", title, "median", "p99",
+		    "min", "max");
+	else
+		printf("\n  %-46s %12s\n", title, unit);
+}
+
+/* The "1.23x floor B" note; vs itself without a ratio; or nothing. */
+static void
+bench_note(char *buf, size_t len, double ratio, const char *vs)
+{
+	if (vs == NULL)
+		buf[0] = '\0';
+	else if (ratio == 0)
+		strlcpy(buf, vs, len);
+	else
+		snprintf(buf, len, "%.2fx %s", ratio, vs);
+}
+
+/*
+ * One latency row from n samples in ns (sorted here): median, p99, min and
+ * max, and the median's ratio to the median vs_ns of floor vs, if given.
+ * key names it in the JSON.
+ */
+static void
+bench_row(const char *key, const char *what, uint64_t *ns, size_t n,
+    const char *vs, uint64_t vs_ns)
+{
+	char	note[64];
+	double	ratio;
+
 	qsort(ns, n, sizeof *ns, bench_cmp);
-	printf("  %-44s %9.1f %9.1f %9.1f %9.1f  %s\n", what,
-	    ns[n / 2] / 1e3, ns[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] /
-	    1e3, ns[0] / 1e3, ns[n - 1] / 1e3, extra != NULL ? extra : "");
+	ratio = vs_ns != 0 ? (double)ns[n / 2] / (double)vs_ns : 0.0;
+	bench_note(note, sizeof note, ratio, vs);
+	if (bench_json == NULL) {
+		printf("  %-46s %9.1f %9.1f %9.1f %9.1f  %s\n", what,
+		    ns[n / 2] / 1e3, bench_p99(ns, n) / 1e3, ns[0] / 1e3,
+		    ns[n - 1] / 1e3, note);
+		return;
+	}
+	json_object_set_new(bench_json, key, json_pack("{s:s, s:I, s:f, "
+	    "s:f, s:f, s:f}", "what", what, "samples", (json_int_t)n,
+	    "median_us", ns[n / 2] / 1e3, "p99_us", bench_p99(ns, n) / 1e3,
+	    "min_us", ns[0] / 1e3, "max_us", ns[n - 1] / 1e3));
+	if (vs != NULL && vs_ns != 0)
+		json_object_set_new(json_object_get(bench_json, key), "ratio",
+		    json_pack("{s:f, s:s}", "value", ratio, "to", vs));
+}
+
+/* One value: a rate or a size, with its ratio to a floor's, if given. */
+static void
+bench_value(const char *key, const char *what, double v, const char *unit,
+    const char *vs, double vs_v)
+{
+	char	note[64];
+	double	ratio = vs_v != 0 ? v / vs_v : 0.0;
+
+	bench_note(note, sizeof note, ratio, vs);
+	if (bench_json == NULL) {
+		printf("  %-46s %12.0f  %s\n", what, v, note);
+		return;
+	}
+	json_object_set_new(bench_json, key, json_pack("{s:s, s:f, s:s}",
+	    "what", what, "value", v, "unit", unit));
+	if (vs != NULL && vs_v != 0)
+		json_object_set_new(json_object_get(bench_json, key), "ratio",
+		    json_pack("{s:f, s:s}", "value", ratio, "to", vs));
+}
+
+/* Order doubles. */
+static int
+bench_cmp_double(const void *a, const void *b)
+{
+	const double	*x = a, *y = b;
+
+	return *x < *y ? -1 : *x > *y;
 }
 
 /* Path of a plugin. */
@@ -166,7 +255,7 @@ bench_load(struct engine *e, const char *path, const char *opt)
  * exactly the bytes a real call carries (its frame, and a result frame).
  */
 static uint64_t
-bench_floor_b(const struct wire_buf *body, size_t n)
+bench_floor_b(const char *key, const struct wire_buf *body, size_t n)
 {
 	uint64_t	*ns = calloc(n, sizeof *ns), med;
 	unsigned char	 req[4096], rep[64];
@@ -210,7 +299,7 @@ bench_floor_b(const struct wire_buf *body, size_t n)
 	}
 	close(sv[0]);
 	waitpid(pid, NULL, 0);
-	bench_row("floor B: socketpair round trip", ns, n, "");
+	bench_row(key, "floor B: socketpair round trip", ns, n, NULL, 0);
 	med = ns[n / 2];
 	free(ns);
 	return med;
@@ -224,7 +313,6 @@ bench_engine(struct engine *e, const struct wire_buf *b, size_t n,
 	struct module	*m = bench_load(e, bench_plugin("first-available",
 			    true), NULL);
 	uint64_t	*ns = calloc(n, sizeof *ns), med;
-	char		 extra[64];
 
 	for (int i = 0; i < 100; i++)
 		bench_call(e, m, b, 0);
@@ -236,11 +324,9 @@ bench_engine(struct engine *e, const struct wire_buf *b, size_t n,
 			errx(1, "engine call: %s", w.r.detail);
 		ns[i] = w.at - t;
 	}
-	qsort(ns, n, sizeof *ns, bench_cmp);
+	bench_row("engine_one_in_flight", "engine: one call in flight", ns, n,
+	    "floor B", floor_median);
 	med = ns[n / 2];
-	snprintf(extra, sizeof extra, "%.2fx floor B", floor_median ?
-	    (double)med / (double)floor_median : 0.0);
-	bench_row("engine: one call in flight", ns, n, extra);
 	engine_release(e, m);
 	free(ns);
 	return med;
@@ -267,52 +353,126 @@ bench_cold(struct engine *e, const struct wire_buf *b, size_t n)
 		while (engine_procs(e) > 0)
 			engine_run(e, 10);
 	}
-	bench_row("cold start: file to first answer", ns, n, "");
+	bench_row("cold_start", "cold start: file to first answer", ns, n,
+	    NULL, 0);
 	free(ns);
 }
 
-/* Crash recovery: from a crashed call to the next answered call. */
+/* True once m has a spare helper loaded and standing by. */
+static bool
+bench_spare_ready(struct module *m)
+{
+	struct proc	*p;
+
+	TAILQ_FOREACH(p, &m->procs, entry)
+		if (p->state == PROC_STANDBY)
+			return true;
+	return false;
+}
+
+/*
+ * Crash recovery: from a crashed call to the next answered call.  Crashes
+ * now and then meet a loaded spare; crashes back to back (three good calls
+ * apart, clear of the crash-loop throttle) find it still loading.
+ */
 static void
-bench_crash(struct engine *e, const struct wire_buf *b, size_t n)
+bench_crash(struct engine *e, const struct wire_buf *b, size_t n,
+    bool spaced)
 {
 	struct module	*m = bench_load(e, bench_plugin("demo-crashy", true),
-			    NULL);
+			    spaced ? "spaced" : "back-to-back");
 	struct wire_buf	 poison;
 	struct route_value v = { .type = ROUTE_BOOLEAN, .boolean = true };
-	uint64_t	*ns = calloc(n, sizeof *ns);
+	uint64_t	*ns = calloc(n, sizeof *ns), end;
 
 	wire_init(&poison);
 	wire_body_begin(&poison, 1, 0);
 	wire_body_field(&poison, "poison", &v);
 	bench_call(e, m, b, 0);
 	for (size_t i = 0; i < n; i++) {
-		struct bench_wait	c = bench_call(e, m, &poison, 0);
-		struct bench_wait	w = bench_call(e, m, b, 0);
+		struct bench_wait	c, w;
 
+		if (spaced) {
+			end = engine_now() + 200 * MS_NS;
+			while (!bench_spare_ready(m) && engine_now() < end)
+				engine_run(e, 1);
+		}
+		c = bench_call(e, m, &poison, 0);
+		w = bench_call(e, m, b, 0);
 		if (c.r.status != ST_CRASHED || w.r.status != ST_OK)
 			errx(1, "crash recovery: %s / %s", c.r.detail,
 			    w.r.detail);
 		ns[i] = w.at - c.at;
-		/* Keep clear of the crash-loop throttle. */
 		for (int k = 0; k < 2; k++)
 			bench_call(e, m, b, 0);
 	}
-	bench_row("crash recovery: crashed call to next answer", ns, n, "");
+	if (spaced)
+		bench_row("crash_recovery", "crash recovery: crash now and then",
+		    ns, n, NULL, 0);
+	else
+		bench_row("crash_recovery_back_to_back", "crash recovery: "
+		    "crashes back to back", ns, n, NULL, 0);
 	wire_free(&poison);
 	engine_release(e, m);
 	free(ns);
 }
 
+/*
+ * Floor D: how late this machine wakes a process from a timer while
+ * another process keeps a CPU busy, as a spinning plugin does.
+ */
+static uint64_t
+bench_floor_d(int deadline_ms, size_t n)
+{
+	struct itimerspec	 its;
+	struct pollfd		 pfd;
+	uint64_t		*ns = calloc(n, sizeof *ns), t, ticks, med;
+	pid_t			 spin;
+	char			 key[32], what[64];
+	int			 fd;
+
+	if ((spin = fork()) == 0)
+		for (;;)
+			;
+	if ((fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC)) == -1)
+		err(1, "timerfd_create");
+	memset(&its, 0, sizeof its);
+	for (size_t i = 0; i < n; i++) {
+		t = engine_now() + (uint64_t)deadline_ms * MS_NS;
+		its.it_value.tv_sec = (time_t)(t / 1000000000ULL);
+		its.it_value.tv_nsec = (long)(t % 1000000000ULL);
+		if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) == -1)
+			err(1, "timerfd_settime");
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		while (poll(&pfd, 1, -1) != 1)
+			;
+		ns[i] = engine_now() - t;
+		if (read(fd, &ticks, sizeof ticks) != sizeof ticks)
+			err(1, "timerfd read");
+	}
+	close(fd);
+	kill(spin, SIGKILL);
+	waitpid(spin, NULL, 0);
+	snprintf(key, sizeof key, "floor_d_%dms", deadline_ms);
+	snprintf(what, sizeof what, "floor D: timer wake-up late, %d ms, CPU "
+	    "busy", deadline_ms);
+	bench_row(key, what, ns, n, NULL, 0);
+	med = ns[n / 2];
+	free(ns);
+	return med;
+}
+
 /* Timeout overshoot: result delivered past the deadline. */
 static void
-bench_overshoot(struct engine *e, int deadline_ms, size_t n)
+bench_overshoot(struct engine *e, int deadline_ms, size_t n, uint64_t floor_d)
 {
 	struct module	*m = bench_load(e, bench_plugin("demo-sleepy", true),
 			    NULL);
 	struct wire_buf	 spin, ok;
 	struct route_value v = { .type = ROUTE_INTEGER, .integer = -1 };
 	uint64_t	*ns = calloc(n, sizeof *ns);
-	char		 what[64];
+	char		 key[32], what[64];
 
 	wire_init(&spin);
 	wire_body_begin(&spin, 1, 0);
@@ -331,9 +491,10 @@ bench_overshoot(struct engine *e, int deadline_ms, size_t n)
 			errx(1, "overshoot: %s", w.r.detail);
 		ns[i] = w.at - t - (uint64_t)deadline_ms * MS_NS;
 	}
+	snprintf(key, sizeof key, "timeout_overshoot_%dms", deadline_ms);
 	snprintf(what, sizeof what, "timeout overshoot, %d ms deadline",
 	    deadline_ms);
-	bench_row(what, ns, n, "");
+	bench_row(key, what, ns, n, "floor D", floor_d);
 	wire_free(&spin);
 	wire_free(&ok);
 	engine_release(e, m);
@@ -453,8 +614,10 @@ bench_deploy(struct engine *e, const struct wire_buf *b, size_t n)
 		end = engine_now();
 		drain[i] = end - hold.at;
 	}
-	bench_row("hot deploy: rename to first answer by new", dep, n, "");
-	bench_row("drain: last old call to old helpers reaped", drain, n, "");
+	bench_row("hot_deploy", "hot deploy: rename to first answer by new",
+	    dep, n, NULL, 0);
+	bench_row("drain", "drain: last old call to old helpers reaped",
+	    drain, n, NULL, 0);
 	plugdir_close(pd);
 	wire_free(&blk);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, sig);
@@ -638,10 +801,10 @@ bench_serve(const struct wire_buf *b, size_t n)
 	struct wire_buf		 f;
 	const unsigned char	*p;
 	char			 dir[] = "/tmp/route-bench-serve-XXXXXX";
-	char			 sock[128], errbuf[DETAIL_MAX], extra[64];
+	char			 sock[128], errbuf[DETAIL_MAX];
 	char			 cmd[128];
 	uint64_t		*ns = calloc(n, sizeof *ns), t, floor_b;
-	double			 floor_c, rate;
+	double			 rates[3][3];
 	size_t			 len, total;
 	uint8_t			 type;
 	pid_t			 pid, kids[8];
@@ -653,9 +816,8 @@ bench_serve(const struct wire_buf *b, size_t n)
 	bench_daemon_pid = pid;
 	bench_connect(&cc, sock, b);
 
-	printf("\n  %-44s %9s %9s %9s %9s\n", "daemon (us)", "median", "p99",
-	    "min", "max");
-	floor_b = bench_floor_b(b, n);
+	bench_section("daemon (us)", NULL);
+	floor_b = bench_floor_b("daemon_floor_b", b, n);
 	wire_init(&f);
 	proto_route(&f, 1, 0, "orders", b->data, b->len);
 	for (size_t i = 0; i < n; i++) {
@@ -665,34 +827,39 @@ bench_serve(const struct wire_buf *b, size_t n)
 			errx(1, "daemon: %s", errbuf);
 		ns[i] = engine_now() - t;
 	}
-	qsort(ns, n, sizeof *ns, bench_cmp);
-	snprintf(extra, sizeof extra, "%.2fx floor B",
-	    (double)ns[n / 2] / (double)floor_b);
-	bench_row("daemon: one call in flight, end to end", ns, n, extra);
+	bench_row("daemon_one_in_flight", "daemon: one call in flight, end "
+	    "to end", ns, n, "floor B", floor_b);
 	client_close(&cc);
 	wire_free(&f);
 
+	/* Three rounds side by side; each figure is its rounds' median. */
 	total = n * 10;
-	floor_c = bench_floor_c(b, total, 64);
-	printf("\n  %-44s %12s\n", "throughput", "per second");
-	printf("  %-44s %12.0f\n", "floor C: raw pipelined echo, depth 64",
-	    floor_c);
-	t = engine_now();
-	bench_pipeline(sock, b, total, 64);
-	rate = (double)total / ((double)(engine_now() - t) / 1e9);
-	printf("  %-44s %12.0f  %.2fx floor C\n", "daemon: 1 connection, "
-	    "depth 64", rate, rate / floor_c);
-	t = engine_now();
-	for (int k = 0; k < 8; k++)
-		if ((kids[k] = fork()) == 0) {
-			bench_pipeline(sock, b, total / 8, 64);
-			_exit(0);
-		}
-	for (int k = 0; k < 8; k++)
-		waitpid(kids[k], NULL, 0);
-	rate = (double)(total / 8 * 8) / ((double)(engine_now() - t) / 1e9);
-	printf("  %-44s %12.0f  %.2fx floor C\n", "daemon: 8 connections, "
-	    "depth 64 each", rate, rate / floor_c);
+	for (int r = 0; r < 3; r++) {
+		rates[0][r] = bench_floor_c(b, total, 64);
+		t = engine_now();
+		bench_pipeline(sock, b, total, 64);
+		rates[1][r] = (double)total / ((double)(engine_now() - t) /
+		    1e9);
+		t = engine_now();
+		for (int k = 0; k < 8; k++)
+			if ((kids[k] = fork()) == 0) {
+				bench_pipeline(sock, b, total / 8, 64);
+				_exit(0);
+			}
+		for (int k = 0; k < 8; k++)
+			waitpid(kids[k], NULL, 0);
+		rates[2][r] = (double)(total / 8 * 8) /
+		    ((double)(engine_now() - t) / 1e9);
+	}
+	for (int k = 0; k < 3; k++)
+		qsort(rates[k], 3, sizeof rates[k][0], bench_cmp_double);
+	bench_section("throughput (median of 3 rounds)", "per second");
+	bench_value("floor_c", "floor C: raw pipelined echo, depth 64",
+	    rates[0][1], "messages/s", NULL, 0);
+	bench_value("daemon_pipelined_1", "daemon: 1 connection, depth 64",
+	    rates[1][1], "decisions/s", "floor C", rates[0][1]);
+	bench_value("daemon_pipelined_8", "daemon: 8 connections, depth 64 "
+	    "each", rates[2][1], "decisions/s", "floor C", rates[0][1]);
 
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
@@ -733,13 +900,13 @@ bench_floor_a(const struct wire_buf *b, size_t n)
 	}
 	(void)sink;
 	{
-		char	extra[64];
+		char	note[64];
 
 		qsort(ns, n / 100, sizeof *ns, bench_cmp);
-		snprintf(extra, sizeof extra, "%llu ns median",
+		snprintf(note, sizeof note, "%llu ns median",
 		    (unsigned long long)ns[n / 200]);
-		bench_row("floor A: direct in-process call", ns, n / 100,
-		    extra);
+		bench_row("floor_a", "floor A: direct in-process call", ns,
+		    n / 100, note, 0);
 	}
 	wire_call_free(&c);
 	dlclose(dl);
@@ -781,7 +948,7 @@ bench_memory(size_t maxch)
 	const unsigned char	*p;
 	const size_t		 counts[] = { 1, 100, 1000 };
 	char			 dir[] = "/tmp/route-bench-mem-XXXXXX";
-	char			 plugins[128], sock[128], path[256], cmd[160];
+	char			 plugins[128], sock[128], path[256], cmd[160], key[32];
 	char			 errbuf[DETAIL_MAX], *text;
 	size_t			 made = 0, len;
 	uint8_t			 type;
@@ -805,7 +972,7 @@ bench_memory(size_t maxch)
 	bench_daemon_pid = pid;
 	wire_init(&body);
 	wire_body_begin(&body, 0, 0);
-	printf("\n  %-44s %12s\n", "memory", "KiB");
+	bench_section("memory", "KiB");
 	for (size_t k = 0; k < sizeof counts / sizeof counts[0] &&
 	    counts[k] <= maxch; k++) {
 		for (; made < counts[k]; made++) {
@@ -862,7 +1029,9 @@ bench_memory(size_t maxch)
 		}
 		snprintf(cmd, sizeof cmd, "daemon RSS, %zu channel%s loaded",
 		    counts[k], counts[k] == 1 ? "" : "s");
-		printf("  %-44s %12ld\n", cmd, bench_kib(pid, false));
+		snprintf(key, sizeof key, "daemon_rss_%zu", counts[k]);
+		bench_value(key, cmd, (double)bench_kib(pid, false), "KiB",
+		    NULL, 0);
 		if (helper == 0) {
 			FILE	*ps;
 			long	 h;
@@ -877,8 +1046,8 @@ bench_memory(size_t maxch)
 		}
 	}
 	if (helper != 0)
-		printf("  %-44s %12ld\n", "one helper's USS (private pages)",
-		    bench_kib(helper, true));
+		bench_value("helper_uss", "one helper's USS (private pages)",
+		    (double)bench_kib(helper, true), "KiB", NULL, 0);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	bench_daemon_pid = 0;
@@ -907,21 +1076,52 @@ bench_machine(void)
 		fclose(f);
 	}
 	uname(&u);
-	printf("machine: %s, %ld cores, Linux %s\n", model,
-	    sysconf(_SC_NPROCESSORS_ONLN), u.release);
+	if (bench_json != NULL)
+		json_object_set_new(bench_json, "machine", json_pack("{s:s, "
+		    "s:I, s:s}", "cpu", model, "cores",
+		    (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "kernel",
+		    u.release));
+	else
+		printf("machine: %s, %ld cores, Linux %s\n", model,
+		    sysconf(_SC_NPROCESSORS_ONLN), u.release);
+}
+
+/* Say how to run it, and fail. */
+static void __attribute__((__noreturn__))
+bench_usage(void)
+{
+	fprintf(stderr, "usage: route-bench [--json] [-q] [-s SECTIONS] "
+	    "[-d DIR] [-t DIR] [-r ROUTE_HOST]\n"
+	    "SECTIONS: a comma list of latency, lifecycle, daemon, "
+	    "memory\n");
+	exit(2);
 }
 
 int
 main(int argc, char **argv)
 {
-	struct engine_config	 conf;
-	struct engine		*e;
-	struct wire_buf		 b;
-	char			 errbuf[DETAIL_MAX];
-	int			 ch;
+	static const struct option	 longopts[] = {
+		{ "json",	no_argument,		NULL,	'j' },
+		{ "quick",	no_argument,		NULL,	'q' },
+		{ "sections",	required_argument,	NULL,	's' },
+		{ NULL,		0,			NULL,	0 }
+	};
+	static const char *const	 sections[] = {
+		"latency", "lifecycle", "daemon", "memory"
+	};
+	struct engine_config		 conf;
+	struct engine			*e;
+	struct wire_buf			 b;
+	char				 errbuf[DETAIL_MAX], *list, *w;
+	int				 ch;
+	bool				 json = false;
 
-	while ((ch = getopt(argc, argv, "d:r:s:t:q")) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:r:s:t:q", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
+		case 'j':
+			json = true;
+			break;
 		case 's':
 			bench_only = optarg;
 			break;
@@ -938,37 +1138,61 @@ main(int argc, char **argv)
 			bench_scale = 10;
 			break;
 		default:
-			fprintf(stderr, "usage: route-bench [-q] [-d DIR] "
-			    "[-t DIR]\n");
-			return 2;
+			bench_usage();
 		}
+	}
+	if (optind != argc)
+		bench_usage();
+	if (bench_only != NULL) {
+		if ((list = strdup(bench_only)) == NULL)
+			err(1, NULL);
+		for (char *p = list; (w = strsep(&p, ",")) != NULL;) {
+			size_t	k = 0;
+
+			while (k < (sizeof sections / sizeof sections[0]) &&
+			    strcmp(w, sections[k]) != 0)
+				k++;
+			if (k == (sizeof sections / sizeof sections[0])) {
+				warnx("-s: unknown section '%s'", w);
+				bench_usage();
+			}
+		}
+		free(list);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	atexit(bench_cleanup);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (json && (bench_json = json_object()) == NULL)
+		errx(1, "out of memory");
 	bench_machine();
 	engine_defaults(&conf);
 	if ((e = engine_new(&conf, errbuf, sizeof errbuf)) == NULL)
 		errx(1, "%s", errbuf);
 	bench_body(&b);
-	printf("call frame %zu bytes, result frame 16 bytes\n\n",
-	    WIRE_HEADER + 4 + b.len);
-	printf("  %-44s %9s %9s %9s %9s\n", "latency (us)", "median", "p99",
-	    "min", "max");
+	if (json)
+		json_object_set_new(bench_json, "call_frame_bytes",
+		    json_integer((json_int_t)(WIRE_HEADER + 4 + b.len)));
+	else
+		printf("call frame %zu bytes, result frame 16 bytes\n",
+		    WIRE_HEADER + 4 + b.len);
 	if (bench_wants("latency")) {
+		bench_section("latency (us)", NULL);
 		bench_floor_a(&b, 1000000 / (size_t)bench_scale);
 		/* Floor B, then the engine carrying the same bytes. */
 		bench_engine(e, &b, 20000 / (size_t)bench_scale,
-		    bench_floor_b(&b, 20000 / (size_t)bench_scale));
+		    bench_floor_b("floor_b", &b, 20000 / (size_t)bench_scale));
 	}
 	if (bench_wants("lifecycle")) {
-		printf("\n  %-44s %9s %9s %9s %9s\n", "lifecycle (us)",
-		    "median", "p99", "min", "max");
+		bench_section("lifecycle (us)", NULL);
 		bench_cold(e, &b, 200 / (size_t)bench_scale);
-		bench_crash(e, &b, 200 / (size_t)bench_scale);
-		bench_overshoot(e, 1, 100 / (size_t)bench_scale);
-		bench_overshoot(e, 10, 100 / (size_t)bench_scale);
-		bench_overshoot(e, 100, 20 / (size_t)bench_scale + 1);
+		bench_crash(e, &b, 200 / (size_t)bench_scale, true);
+		bench_crash(e, &b, 200 / (size_t)bench_scale, false);
+		bench_overshoot(e, 1, 300 / (size_t)bench_scale,
+		    bench_floor_d(1, 300 / (size_t)bench_scale));
+		bench_overshoot(e, 10, 200 / (size_t)bench_scale,
+		    bench_floor_d(10, 200 / (size_t)bench_scale));
+		bench_overshoot(e, 100, 30 / (size_t)bench_scale + 1,
+		    bench_floor_d(100, 30 / (size_t)bench_scale + 1));
 		bench_deploy(e, &b, 50 / (size_t)bench_scale);
 	}
 	if (bench_wants("daemon"))
@@ -977,5 +1201,11 @@ main(int argc, char **argv)
 		bench_memory(bench_scale == 1 ? 1000 : 100);
 	wire_free(&b);
 	engine_free(e);
+	if (json) {
+		json_dumpf(bench_json, stdout, JSON_INDENT(2) |
+		    JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+		putchar('\n');
+		json_decref(bench_json);
+	}
 	return 0;
 }

@@ -33,6 +33,7 @@
 #define ENGINE_THROTTLE_AFTER	8	/* crashes in a row before backoff */
 #define ENGINE_THROTTLE_MAX_MS	500
 #define ENGINE_DRAIN_MS		500	/* for fini at shutdown */
+#define ENGINE_SPARE_DELAY_MS	10	/* fork a spare this long after a use */
 
 
 RB_HEAD(call_tree, call);
@@ -185,9 +186,12 @@ engine_arm(struct engine *e)
 	TAILQ_FOREACH(m, &e->capped, capentry)
 		if (next == 0 || m->drain_by < next)
 			next = m->drain_by;
-	TAILQ_FOREACH(m, &e->standing, standentry)
+	TAILQ_FOREACH(m, &e->standing, standentry) {
 		if (next == 0 || m->standby_until < next)
 			next = m->standby_until;
+		if (m->spare_at != 0 && m->spare_at < next)
+			next = m->spare_at;
+	}
 	/*
 	 * Re-arm only to fire sooner.  A timer left at a deadline that has
 	 * since gone fires once for nothing and is set again then: cheaper
@@ -351,9 +355,10 @@ engine_spare(struct module *m)
 }
 
 /*
- * A helper of m failed (crashed, or killed at a deadline): for a while, m
- * keeps a spare helper loaded, so that the next failure is replaced by a
- * warm helper at once instead of a fork on the next call's path.
+ * A helper of m died unasked: for a while, m keeps a spare helper loaded,
+ * so that the next death is replaced by a warm helper at once instead of
+ * a fork on the next call's path.  (A helper killed at a deadline is not
+ * counted: a slow plugin is not a crashing one.)
  */
 static void
 engine_want_standby(struct engine *e, struct module *m)
@@ -374,24 +379,34 @@ engine_end_standby(struct engine *e, struct module *m)
 	if (m->standby_until == 0)
 		return;
 	TAILQ_REMOVE(&e->standing, m, standentry);
-	m->standby_until = 0;
+	m->standby_until = m->spare_at = 0;
 	TAILQ_FOREACH(p, &m->procs, entry)
 		if (p->state == PROC_STANDBY)
 			engine_stop(e, p);
 }
 
 /*
- * Fork m's spare if it should have one and has none, unless m cannot load
- * or is in a crash loop right now.
+ * See that m gets a spare if it should have one and has none: forked a
+ * little later, off the path of the calls that follow a failure, and not
+ * while m cannot load or is in a crash loop.
  */
 static void
 engine_keep_standby(struct engine *e, struct module *m)
 {
+	uint64_t	now;
+
 	if (m->standby_until == 0 || e->closing || !m->listed ||
-	    m->spawn_error[0] != '\0' || engine_spare(m) != NULL ||
-	    engine_now() < m->spawn_not_before)
+	    m->spawn_error[0] != '\0' || engine_spare(m) != NULL)
 		return;
-	(void)engine_spawn(e, m, true);
+	now = engine_now();
+	if (m->spare_at == 0)
+		m->spare_at = now + ENGINE_SPARE_DELAY_MS * MS_NS;
+	if (m->spare_at < m->spawn_not_before)
+		m->spare_at = m->spawn_not_before;
+	if (m->spare_at <= now) {
+		m->spare_at = 0;
+		(void)engine_spawn(e, m, true);
+	}
 }
 
 /* Keep m off the throttled list. */
@@ -689,7 +704,6 @@ engine_expire(struct engine *e, struct call *c)
 		snprintf(why, sizeof why, "no answer within %d ms; helper "
 		    "pid %ld killed", c->timeout_ms, (long)p->pid);
 		proc_kill(p, "timed out");
-		engine_want_standby(e, m);
 		m->refs++;
 		engine_unload(e, p, ST_TIMED_OUT, why);
 		engine_kick(e, m);
@@ -767,9 +781,12 @@ engine_timer(struct watch *w, uint32_t events)
 	TAILQ_FOREACH_SAFE(m, &e->throttled, throttleentry, next)
 		if (m->spawn_not_before <= now)
 			engine_kick(e, m);
-	TAILQ_FOREACH_SAFE(m, &e->standing, standentry, next)
+	TAILQ_FOREACH_SAFE(m, &e->standing, standentry, next) {
 		if (m->standby_until <= now)
 			engine_end_standby(e, m);
+		else if (m->spare_at != 0 && m->spare_at <= now)
+			engine_keep_standby(e, m);
+	}
 again:
 	TAILQ_FOREACH(m, &e->capped, capentry)
 		if (m->drain_by <= now) {

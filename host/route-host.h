@@ -206,6 +206,7 @@ struct module {
 	uint64_t		 drain_by;	/* 0: no cap */
 	TAILQ_ENTRY(module)	 standentry;	/* keeps a standby helper */
 	uint64_t		 standby_until;	/* 0: no standby */
+	uint64_t		 spare_at;	/* fork the spare then */
 	int			 drain_ms;
 
 	/* Filled by the first successful handshake. */
