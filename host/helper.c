@@ -25,7 +25,7 @@
 
 #define HELPER_IMAGE	"/proc/self/fd/4"
 #define HELPER_HOLD_NS	(50 * 1000)	/* longest an answer waits unsent */
-#define HELPER_PREFAULT	(64 * 1024)	/* of the input buffer */
+#define HELPER_PREFAULT	(8 * 1024)	/* of the input buffer */
 
 /* Send all of a frame, or exit: a helper without its host has no work. */
 static void
