@@ -105,13 +105,17 @@ cmd_status_table(json_t *j)
 			}
 			hs = json_object_get(v, "helpers");
 			json_array_foreach(hs, x, h) {
-				char	one[32];
+				const char	*hstate = json_string_value(
+						    json_object_get(h, "state"));
+				char		 one[32];
 
-				snprintf(one, sizeof one, "%s%lld%s",
+				/* * not the active version, ~ a spare. */
+				snprintf(one, sizeof one, "%s%lld%s%s",
 				    pids[0] != '\0' ? " " : "",
 				    json_integer_value(json_object_get(h,
 				    "pid")), strcmp(state, "active") == 0 ?
-				    "" : "*");
+				    "" : "*", hstate != NULL &&
+				    strcmp(hstate, "standby") == 0 ? "~" : "");
 				strlcat(pids, one, sizeof pids);
 			}
 		}

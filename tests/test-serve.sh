@@ -85,6 +85,7 @@ cp "$SHIPPED_PLUGINS/least-loaded.so" "$tmp/plugins/fast.so"
 cp "$SHIPPED_PLUGINS/demo-sleepy.so" "$tmp/plugins/slow.so"
 cp "$SHIPPED_PLUGINS/sticky.so" "$tmp/plugins/users.so"
 cp "$SHIPPED_PLUGINS/sticky.so" "$tmp/plugins/broken.so"
+cp "$SHIPPED_PLUGINS/demo-crashy.so" "$tmp/plugins/crashy.so"
 cat > "$tmp/route-host.conf" <<CONF
 # test configuration
 helpers 2
@@ -122,6 +123,24 @@ check "config options reach init: sticky keys stay put" \
     '[ "$(echo "$got" | grep -c "\"decision\": \"[ab]\"")" = 2 ] && [ "$(echo "$got" | sort -u | wc -l)" = 1 ]'
 contains "a plugin rejecting its options fails its deploy with its message" \
     "unknown option feild" "$(rh status -s "$sock")"
+
+# --- after a crash a channel keeps a loaded spare, which status shows
+poison='{"message": {"poison": true}, "consumers": [{"id": "a", "max_in_flight": 1}]}'
+healthy='{"consumers": [{"id": "a", "max_in_flight": 1}]}'
+got=$(echo "$poison" | rh route -s "$sock" -c crashy)
+contains "a crash through the daemon is crashed, with its cause" \
+    '"error": "crashed"' "$got"
+i=0
+while [ $i -lt 100 ] && ! rh status -s "$sock" --json |
+    grep -q '"state": "standby"'; do
+	sleep 0.1; i=$((i + 1))
+done
+contains "status shows the spare standing by" '"state": "standby"' \
+    "$(rh status -s "$sock" --json)"
+got=$(printf '%s\n%s\n' "$poison" "$healthy" | rh route -s "$sock" -c crashy)
+check "the next crash is replaced by the spare: the call after it answers" \
+    '[ "$(echo "$got" | grep -c "\"error\": \"crashed\"")" = 1 ] &&
+     [ "$(echo "$got" | grep -c "\"decision\": \"a\"")" = 1 ]'
 
 # --- the protocol, from outside
 py pipeline
