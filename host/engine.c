@@ -34,6 +34,7 @@
 #define ENGINE_THROTTLE_MAX_MS	500
 #define ENGINE_DRAIN_MS		500	/* for fini at shutdown */
 #define ENGINE_SPARE_DELAY_MS	10	/* fork a spare this long after a use */
+#define ENGINE_EOF_GRACE_MS	20	/* to die after closing its socket */
 
 
 RB_HEAD(call_tree, call);
@@ -57,6 +58,7 @@ struct engine {
 	struct proc_tree	 procs;		/* every unreaped helper */
 	TAILQ_HEAD(, proc)	 grace;		/* SPAWNING/STOPPING, FIFO */
 	TAILQ_HEAD(, proc)	 flushq;	/* frames to send this turn */
+	TAILQ_HEAD(, proc)	 eofq;		/* closed their sockets, FIFO */
 	TAILQ_HEAD(, proc)	 deadprocs;	/* reaped, to free */
 	struct call_tree	 deadlines;
 	TAILQ_HEAD(, call)	 early;		/* failed in engine_call */
@@ -180,6 +182,9 @@ engine_arm(struct engine *e)
 	if ((p = TAILQ_FIRST(&e->grace)) != NULL &&
 	    (next == 0 || p->grace < next))
 		next = p->grace;
+	if ((p = TAILQ_FIRST(&e->eofq)) != NULL &&
+	    (next == 0 || p->eof_by < next))
+		next = p->eof_by;
 	TAILQ_FOREACH(m, &e->throttled, throttleentry)
 		if (next == 0 || m->spawn_not_before < next)
 			next = m->spawn_not_before;
@@ -253,11 +258,44 @@ engine_complete(struct engine *e, struct call *c, enum status st,
 	c->cb(&r, c->arg);
 	engine_unref(e, m);
 	if (c->proc != NULL) {
-		/* Still in a helper's FIFO: its answer will come, unwanted. */
+		/*
+		 * Still in a helper's FIFO: its answer will come, unwanted.
+		 * The helper will run it all the same, so it keeps a deadline
+		 * (its own timeout again, from now): a ghost that never
+		 * finishes must not hold its helper for ever.
+		 */
 		c->ghost = true;
 		c->module = NULL;
+		c->deadline = engine_now() + (uint64_t)c->timeout_ms * MS_NS;
+		RB_INSERT(call_tree, &e->deadlines, c);
+		c->timed = true;
 		return;
 	}
+	free(c);
+}
+
+/*
+ * The call ahead of it answered, so the helper now runs the ghost at the
+ * head of its FIFO, if there is one: it gets its whole timeout from now.
+ */
+static void
+engine_ghost_starts(struct engine *e, struct proc *p)
+{
+	struct call	*c = TAILQ_FIRST(&p->calls);
+
+	if (c == NULL || !c->ghost)
+		return;
+	RB_REMOVE(call_tree, &e->deadlines, c);
+	c->deadline = engine_now() + (uint64_t)c->timeout_ms * MS_NS;
+	RB_INSERT(call_tree, &e->deadlines, c);
+}
+
+/* Free a ghost, taken out of its helper's FIFO by the caller. */
+static void
+engine_free_ghost(struct engine *e, struct call *c)
+{
+	if (c->timed)
+		RB_REMOVE(call_tree, &e->deadlines, c);
 	free(c);
 }
 
@@ -395,9 +433,12 @@ engine_keep_standby(struct engine *e, struct module *m)
 {
 	uint64_t	now;
 
+	/* Not now: no spare_at may stay behind in the past for the timer. */
 	if (m->standby_until == 0 || e->closing || !m->listed ||
-	    m->spawn_error[0] != '\0' || engine_spare(m) != NULL)
+	    m->spawn_error[0] != '\0' || engine_spare(m) != NULL) {
+		m->spare_at = 0;
 		return;
+	}
 	now = engine_now();
 	if (m->spare_at == 0)
 		m->spare_at = now + ENGINE_SPARE_DELAY_MS * MS_NS;
@@ -450,6 +491,7 @@ again:
 		/* The handshaken helper holding the fewest calls. */
 		TAILQ_FOREACH(p, &m->procs, entry)
 			if ((p->state == PROC_IDLE || p->state == PROC_BUSY) &&
+			    p->watch.fd != -1 && !p->reaped &&
 			    p->ncalls < e->conf.depth &&
 			    (best == NULL || p->ncalls < best->ncalls))
 				best = p;
@@ -483,8 +525,11 @@ again:
 		return;
 	}
 	engine_pool(m, &idle, &spawning, &live);
-	if (m->nqueued <= spawning || live >= max)
+	if (m->nqueued <= spawning || live >= max) {
+		/* Nothing to fork: the throttle, if any, has no more to do. */
+		engine_unthrottle(e, m);
 		return;
+	}
 	if (engine_now() < m->spawn_not_before) {
 		if (!m->throttled) {
 			TAILQ_INSERT_TAIL(&e->throttled, m, throttleentry);
@@ -516,6 +561,20 @@ engine_crash_streak(struct module *m)
 	m->spawn_not_before = engine_now() + delay * MS_NS;
 }
 
+/*
+ * A helper closed its socket: it has ENGINE_EOF_GRACE_MS to die on its
+ * own (and be reaped with its real cause) before it is killed.
+ */
+void
+engine_proc_eof(struct engine *e, struct proc *p)
+{
+	if (p->eof)
+		return;
+	p->eof_by = engine_now() + ENGINE_EOF_GRACE_MS * MS_NS;
+	p->eof = true;
+	TAILQ_INSERT_TAIL(&e->eofq, p, eofentry);
+}
+
 /* A helper passed its handshake. */
 void
 engine_proc_ready(struct engine *e, struct proc *p)
@@ -526,8 +585,10 @@ engine_proc_ready(struct engine *e, struct proc *p)
 	m->spawn_error[0] = '\0';
 	if (!m->listed || (p->state == PROC_STANDBY && m->standby_until == 0))
 		engine_stop(e, p);
-	else
+	else {
 		engine_kick(e, m);
+		engine_keep_standby(e, m);
+	}
 }
 
 /*
@@ -540,10 +601,20 @@ engine_proc_spawn_failed(struct engine *e, struct proc *p, const char *why)
 	struct module	*m = p->module;
 	u_int		 idle, spawning, live;
 
+	struct proc	*spare;
+
 	engine_ungrace(e, p);
 	strlcpy(m->spawn_error, why, sizeof m->spawn_error);
 	m->spawn_retry = engine_now() + ENGINE_SPAWN_RETRY_MS * MS_NS;
+	if (p->spare)
+		return;		/* no call was waiting for it */
 	engine_pool(m, &idle, &spawning, &live);
+	if (live == 0 && (spare = engine_spare(m)) != NULL) {
+		/* Loaded (or loading) already: it takes over. */
+		proc_promote(spare);
+		engine_kick(e, m);
+		return;
+	}
 	if (live == 0)
 		engine_fail_queue(e, m, ST_SPAWN_FAILED, why);
 }
@@ -557,8 +628,9 @@ engine_proc_result(struct engine *e, struct proc *p, struct call *c,
 	char		 why[DETAIL_MAX];
 
 	m->crash_streak = 0;
+	engine_ghost_starts(e, p);
 	if (c->ghost)
-		free(c);
+		engine_free_ghost(e, c);
 	else if (bad_request)
 		engine_complete(e, c, ST_BAD_REQUEST, ROUTE_NONE, detail);
 	else if (decision != ROUTE_NONE &&
@@ -587,12 +659,15 @@ engine_unload(struct engine *e, struct proc *p, enum status st,
 	struct module	*m = p->module;
 	struct call	*c, *head = TAILQ_FIRST(&p->calls);
 
+	/* A call never written to the helper never ran. */
+	if (head != NULL && !proc_sent(p, head))
+		head = NULL;
 	while ((c = TAILQ_LAST(&p->calls, call_fifo)) != NULL) {
 		TAILQ_REMOVE(&p->calls, c, qentry);
 		p->ncalls--;
 		c->proc = NULL;
 		if (c->ghost)
-			free(c);
+			engine_free_ghost(e, c);
 		else if (c == head)
 			engine_complete(e, c, st, ROUTE_NONE, why);
 		else {
@@ -629,6 +704,10 @@ engine_proc_gone(struct engine *e, struct proc *p)
 	if (p->flushing) {
 		TAILQ_REMOVE(&e->flushq, p, flushentry);
 		p->flushing = false;
+	}
+	if (p->eof) {
+		TAILQ_REMOVE(&e->eofq, p, eofentry);
+		p->eof = false;
 	}
 	RB_REMOVE(proc_tree, &e->procs, p);
 	e->nprocs--;
@@ -691,7 +770,7 @@ static void
 engine_expire(struct engine *e, struct call *c)
 {
 	struct proc	*p = c->proc;
-	struct module	*m = c->module;
+	struct module	*m = p != NULL ? p->module : c->module;
 	char		 why[DETAIL_MAX];
 
 	/*
@@ -700,9 +779,21 @@ engine_expire(struct engine *e, struct call *c)
 	 */
 	if (p != NULL && proc_collect(p) != 0)
 		return;
-	if (p != NULL && c == TAILQ_FIRST(&p->calls)) {
-		snprintf(why, sizeof why, "no answer within %d ms; helper "
-		    "pid %ld killed", c->timeout_ms, (long)p->pid);
+	if (c->ghost && (c != TAILQ_FIRST(&p->calls) || !proc_sent(p, c))) {
+		/* Still waiting behind another call: give it more time. */
+		RB_REMOVE(call_tree, &e->deadlines, c);
+		c->deadline = engine_now() + (uint64_t)c->timeout_ms * MS_NS;
+		RB_INSERT(call_tree, &e->deadlines, c);
+		return;
+	}
+	if (p != NULL && c == TAILQ_FIRST(&p->calls) && proc_sent(p, c)) {
+		if (c->ghost)
+			snprintf(why, sizeof why, "an abandoned call ran "
+			    "past its deadline");
+		else
+			snprintf(why, sizeof why, "no answer within %d ms; "
+			    "helper pid %ld killed", c->timeout_ms,
+			    (long)p->pid);
 		proc_kill(p, "timed out");
 		m->refs++;
 		engine_unload(e, p, ST_TIMED_OUT, why);
@@ -747,7 +838,7 @@ engine_cap(struct engine *e, struct module *m)
 			p->ncalls--;
 			c->proc = NULL;
 			if (c->ghost)
-				free(c);
+				engine_free_ghost(e, c);
 			else
 				engine_complete(e, c, ST_TIMED_OUT,
 				    ROUTE_NONE, why);
@@ -777,6 +868,11 @@ engine_timer(struct watch *w, uint32_t events)
 	while ((p = TAILQ_FIRST(&e->grace)) != NULL && p->grace <= now) {
 		engine_ungrace(e, p);
 		proc_expire(p, e->conf.grace_ms);
+	}
+	while ((p = TAILQ_FIRST(&e->eofq)) != NULL && p->eof_by <= now) {
+		TAILQ_REMOVE(&e->eofq, p, eofentry);
+		p->eof = false;
+		proc_kill(p, "closed its socket");
 	}
 	TAILQ_FOREACH_SAFE(m, &e->throttled, throttleentry, next)
 		if (m->spawn_not_before <= now)
@@ -830,6 +926,7 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 	TAILQ_INIT(&e->standing);
 	TAILQ_INIT(&e->grace);
 	TAILQ_INIT(&e->flushq);
+	TAILQ_INIT(&e->eofq);
 	TAILQ_INIT(&e->deadprocs);
 	TAILQ_INIT(&e->early);
 
@@ -944,8 +1041,11 @@ engine_free(struct engine *e)
 			p->ncalls--;
 			c->proc = NULL;
 		}
-		engine_complete(e, c, ST_SHUTTING_DOWN, ROUTE_NONE,
-		    "engine shutting down");
+		if (c->ghost)
+			engine_free_ghost(e, c);
+		else
+			engine_complete(e, c, ST_SHUTTING_DOWN, ROUTE_NONE,
+			    "engine shutting down");
 	}
 	engine_drain(e);
 	while ((p = RB_ROOT(&e->procs)) != NULL) {
@@ -1029,7 +1129,8 @@ engine_unref(struct engine *e, struct module *m)
 {
 	struct proc	*p;
 
-	if (--m->refs > 0)
+	/* Retired already: its last helper's reaping frees it. */
+	if (--m->refs > 0 || !m->listed)
 		return;
 	RB_REMOVE(module_tree, &e->modules, m);
 	m->listed = false;
@@ -1131,7 +1232,7 @@ engine_submit(struct engine *e, struct call *c)
 	u_int		 idle, spawning, live;
 
 	engine_pool(m, &idle, &spawning, &live);
-	if (m->spawn_error[0] != '\0' && live == 0 &&
+	if (m->spawn_error[0] != '\0' && live == 0 && engine_spare(m) == NULL &&
 	    engine_now() < m->spawn_retry) {
 		c->early.status = ST_SPAWN_FAILED;
 		strlcpy(c->early.detail, m->spawn_error,

@@ -302,10 +302,18 @@ proc_flush(struct proc *p)
 		p->outoff += (size_t)n;
 	}
 	p->out.len = p->outoff = 0;
+	p->sent = p->seq;
 	if (p->waiting_out && p->watch.fd != -1) {
 		engine_rewatch(p->engine, &p->watch, EPOLLIN);
 		p->waiting_out = false;
 	}
+}
+
+/* True once call c has been written to the helper in full. */
+bool
+proc_sent(const struct proc *p, const struct call *c)
+{
+	return (int32_t)(c->seq - p->sent) <= 0;
 }
 
 /*
@@ -527,18 +535,19 @@ proc_frames(struct proc *p)
 }
 
 /*
- * The helper closed its socket.  It is dying or misbehaving: kill it, and
- * let reaping say why, so a call it held fails with the real cause.
+ * The helper closed its socket.  It is dying, or its plugin closed the
+ * socket.  Give it a moment to die on its own, so that reaping says the
+ * real cause and what it finished still counts; the engine kills it if it
+ * lingers.
  */
 static void
 proc_eof(struct proc *p)
 {
-	if (p->state == PROC_STOPPING) {
-		proc_close(p);
+	proc_close(p);
+	if (p->state == PROC_STOPPING)
 		return;
-	}
 	p->fault = true;
-	proc_kill(p, "closed its socket");
+	engine_proc_eof(p->engine, p);
 }
 
 /* Socket events from the helper. */

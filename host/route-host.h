@@ -109,6 +109,7 @@ int		 engine_watch(struct engine *, struct watch *, uint32_t);
 int		 engine_rewatch(struct engine *, struct watch *, uint32_t);
 void		 engine_unwatch(struct engine *, struct watch *);
 void		 engine_proc_ready(struct engine *, struct proc *);
+void		 engine_proc_eof(struct engine *, struct proc *);
 void		 engine_proc_spawn_failed(struct engine *, struct proc *,
 		     const char *);
 void		 engine_proc_result(struct engine *, struct proc *,
@@ -297,10 +298,13 @@ struct proc {
 	TAILQ_ENTRY(proc)	 entry;		/* module's pool */
 	TAILQ_ENTRY(proc)	 graceentry;	/* engine's grace FIFO */
 	TAILQ_ENTRY(proc)	 flushentry;	/* engine's flush list */
+	TAILQ_ENTRY(proc)	 eofentry;	/* engine's EOF FIFO */
+	uint64_t		 eof_by;	/* killed then, if still alive */
 	RB_ENTRY(proc)		 pidentry;	/* engine's pid index */
 	uint64_t		 grace;		/* SPAWNING/STOPPING deadline */
 	bool			 graced;	/* on the grace FIFO */
 	bool			 flushing;	/* on the flush list */
+	bool			 eof;		/* on the EOF FIFO */
 	bool			 settled;	/* handshake outcome known */
 	bool			 killed;	/* we sent SIGKILL */
 	bool			 reaped;	/* its pid is gone */
@@ -313,7 +317,8 @@ struct proc {
 	struct watch		 watch;		/* its socket, -1 once closed */
 	struct call_fifo	 calls;		/* sent, unanswered, in order */
 	u_int			 ncalls;
-	uint32_t		 seq;		/* of the last call sent */
+	uint32_t		 seq;		/* of the last call queued */
+	uint32_t		 sent;		/* ... and written in full */
 	uint32_t		 answered;	/* through this seq */
 	struct ledger		*ledger;	/* shared with the helper */
 
@@ -331,6 +336,7 @@ struct proc	*proc_spawn(struct engine *, struct module *, char *, size_t);
 void		 proc_dispatch(struct proc *, struct call *);
 void		 proc_flush(struct proc *);
 int		 proc_collect(struct proc *);
+bool		 proc_sent(const struct proc *, const struct call *);
 void		 proc_free(struct proc *);
 void		 proc_kill(struct proc *, const char *);
 void		 proc_stop(struct proc *);

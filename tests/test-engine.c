@@ -782,43 +782,139 @@ test_answers_ahead_of_slow_call(void **state)
 }
 
 /*
+ * Send a call sleeping ahead_ms with a long deadline, then one sleeping
+ * behind_ms with a 50 ms deadline, to m's one warm helper.  The second
+ * times out waiting; true if the helper that was warm is still the one
+ * answering afterwards.
+ */
+static bool
+test_behind_slow(struct engine *e, struct module *m, int ahead_ms,
+    int behind_ms)
+{
+	struct testutil_field	 fl = { "sleep_ms", { .type = ROUTE_INTEGER } };
+	struct wire_buf		 b;
+	struct wait		 w[3];
+	pid_t			 before, after;
+
+	memset(w, 0, sizeof w);
+	w[0] = test_call(e, m, one_ready, 1, 5000);	/* warm, one helper */
+	assert_int_equal(module_pids(m, &before, 1), 1);
+	memset(w, 0, sizeof w);
+	fl.value.integer = ahead_ms;
+	testutil_body(&b, &fl, 1, one_ready, 1);
+	assert_int_equal(engine_call(e, m, b.data, b.len, 5000, test_done,
+	    &w[0]), 0);
+	wire_free(&b);
+	fl.value.integer = behind_ms;
+	testutil_body(&b, &fl, 1, one_ready, 1);
+	assert_int_equal(engine_call(e, m, b.data, b.len, 50, test_done,
+	    &w[1]), 0);
+	wire_free(&b);
+	test_wait(e, &w[1], 1);
+	assert_int_equal(w[1].r.status, ST_TIMED_OUT);
+	assert_non_null(strstr(w[1].r.detail, "still busy"));
+	assert_false(w[0].done);
+	test_wait(e, &w[0], 1);
+	assert_int_equal(w[0].r.status, ST_OK);
+	/* Let the abandoned call run (or overrun) before the next one. */
+	for (uint64_t end = engine_now() + 300 * MS_NS; engine_now() < end;)
+		engine_run(e, 10);
+	w[2] = test_call(e, m, one_ready, 1, 5000);
+	assert_int_equal(w[2].r.status, ST_OK);
+	assert_int_equal(module_pids(m, &after, 1), 1);
+	return before == after;
+}
+
+/*
  * A call waiting in a helper behind a slow one times out on its own
- * deadline, without killing the helper; its late answer is dropped and
- * the helper goes on answering.
+ * deadline, without killing the helper; the helper still runs it, and
+ * its late answer is dropped.  Once it runs, its deadline counts again:
+ * within it the helper goes on answering, past it the helper is killed,
+ * so an abandoned call can never hold a helper for ever.
  */
 static void
 test_deadline_behind_slow_call(void **state)
 {
 	struct fixture	*f = *state;
 	struct module	*m;
-	struct wire_buf	 b;
-	struct wait	 w[3];
-	pid_t		 before, after;
+
+	m = test_load(f->e, testutil_plugin("demo-sleepy", true), NULL, NULL);
+	assert_true(test_behind_slow(f->e, m, 200, 10));
+	assert_false(test_behind_slow(f->e, m, 200, -1));
+	engine_release(f->e, m);
+}
+
+/*
+ * A retired version whose helper holds only an abandoned call: the call's
+ * deadline kills the helper, and the version is freed once it is reaped.
+ */
+static void
+test_retired_with_ghost(void **state)
+{
+	struct fixture		*f = *state;
+	struct testutil_field	 fl = { "sleep_ms", { .type = ROUTE_INTEGER } };
+	struct module		*m;
+	struct wire_buf		 b;
+	struct wait		 w[2];
+	uint64_t		 end;
 
 	memset(w, 0, sizeof w);
-	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=sleep",
-	    "ms=300");
-	w[0] = test_call(f->e, m, one_ready, 1, 5000);	/* warm, one helper */
-	assert_int_equal(module_pids(m, &before, 1), 1);
+	m = test_load(f->e, testutil_plugin("demo-sleepy", true), NULL, NULL);
+	w[0] = test_call(f->e, m, one_ready, 1, 5000);
 	memset(w, 0, sizeof w);
-	testutil_body(&b, NULL, 0, one_ready, 1);
+	fl.value.integer = 100;
+	testutil_body(&b, &fl, 1, one_ready, 1);
 	assert_int_equal(engine_call(f->e, m, b.data, b.len, 5000, test_done,
 	    &w[0]), 0);
-	assert_int_equal(engine_call(f->e, m, b.data, b.len, 50, test_done,
-	    &w[1]), 0);
-	test_wait(f->e, &w[1], 1);
-	assert_int_equal(w[1].r.status, ST_TIMED_OUT);
-	assert_non_null(strstr(w[1].r.detail, "still busy"));
-	assert_false(w[0].done);
-	test_wait(f->e, &w[0], 1);
-	assert_int_equal(w[0].r.status, ST_OK);
-	assert_int_equal(engine_call(f->e, m, b.data, b.len, 5000, test_done,
-	    &w[2]), 0);
-	test_wait(f->e, &w[2], 1);
-	assert_int_equal(w[2].r.status, ST_OK);
-	assert_int_equal(module_pids(m, &after, 1), 1);
-	assert_int_equal(before, after);
 	wire_free(&b);
+	fl.value.integer = -1;
+	testutil_body(&b, &fl, 1, one_ready, 1);
+	assert_int_equal(engine_call(f->e, m, b.data, b.len, 30, test_done,
+	    &w[1]), 0);
+	wire_free(&b);
+	test_wait(f->e, w, 2);
+	assert_int_equal(w[1].r.status, ST_TIMED_OUT);
+	engine_release(f->e, m);	/* only the ghost holds it now */
+	end = engine_now() + 3000 * MS_NS;
+	while ((engine_procs(f->e) > 0 || engine_loaded(f->e) > 0) &&
+	    engine_now() < end)
+		engine_run(f->e, 10);
+	assert_int_equal(engine_procs(f->e), 0);
+	assert_int_equal(engine_loaded(f->e), 0);
+}
+
+/*
+ * A crash asks for a spare, then the version stops loading: the loop must
+ * not spin on the spare it cannot fork (it turns about once per 100 ms
+ * wait here, not thousands of times).
+ */
+static void
+test_spare_that_cannot_load(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m;
+	struct wait	 w;
+	char		 dir[] = "/tmp/route-host-test-XXXXXX";
+	char		 flag[64], opt[96];
+	uint64_t	 end;
+	int		 turns = 0;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(flag, sizeof flag, "%s/fail", dir);
+	snprintf(opt, sizeof opt, "fail_if=%s", flag);
+	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=segv",
+	    opt);
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_CRASHED);
+	close(open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+	w = test_call(f->e, m, one_ready, 1, 0);	/* respawn: fails */
+	assert_true(w.r.status == ST_SPAWN_FAILED || w.r.status == ST_CRASHED);
+	for (end = engine_now() + 500 * MS_NS; engine_now() < end; turns++)
+		engine_run(f->e, 100);
+	if (turns > 100)
+		fail_msg("the loop turned %d times in 500 ms", turns);
+	unlink(flag);
+	rmdir(dir);
 	engine_release(f->e, m);
 }
 
@@ -1046,6 +1142,8 @@ main(void)
 		T(test_answers_ahead_of_slow_call),
 		T(test_standby_after_crash),
 		T(test_deadline_behind_slow_call),
+		T(test_retired_with_ghost),
+		T(test_spare_that_cannot_load),
 		T(test_bad_request),
 		T(test_helper_hygiene),
 		T(test_host_single_threaded),

@@ -6,6 +6,7 @@
  *	at=call|init	where to misbehave (default call)
  *	ms=N		how long sleep sleeps (default 200)
  *	value=N		what decision returns (default 99)
+ *	fail_if=PATH	init fails while PATH exists
  *
  * mode=ok picks the first consumer, like a healthy plugin.
  */
@@ -80,6 +81,12 @@ misbehave_init(void **state, const struct route_option *opts, size_t nopts,
 		conf.value = atoi(v);
 	if (strcmp(conf.mode, "fail") == 0) {
 		strncpy(err, "refusing to start: mode=fail", errlen - 1);
+		return -1;
+	}
+	if ((v = route_option_get(opts, nopts, "fail_if")) != NULL &&
+	    access(v, F_OK) == 0) {
+		strncpy(err, "refusing to start: fail_if file exists",
+		    errlen - 1);
 		return -1;
 	}
 	if (conf.at_init)
