@@ -35,6 +35,7 @@
 #define ENGINE_DRAIN_MS		500	/* for fini at shutdown */
 #define ENGINE_SPARE_DELAY_MS	10	/* fork a spare this long after a use */
 #define ENGINE_EOF_GRACE_MS	20	/* to die after closing its socket */
+#define ENGINE_COLLECT_MS	1	/* ledgers of pipelined helpers, read */
 
 
 RB_HEAD(call_tree, call);
@@ -59,6 +60,8 @@ struct engine {
 	TAILQ_HEAD(, proc)	 grace;		/* SPAWNING/STOPPING, FIFO */
 	TAILQ_HEAD(, proc)	 flushq;	/* frames to send this turn */
 	TAILQ_HEAD(, proc)	 eofq;		/* closed their sockets, FIFO */
+	TAILQ_HEAD(, proc)	 pipelined;	/* holding several calls */
+	uint64_t		 collect_at;	/* read their ledgers then */
 	TAILQ_HEAD(, proc)	 deadprocs;	/* reaped, to free */
 	struct call_tree	 deadlines;
 	TAILQ_HEAD(, call)	 early;		/* failed in engine_call */
@@ -90,6 +93,7 @@ RB_GENERATE_STATIC(call_tree, call, dentry, engine_call_cmp);
 RB_GENERATE_STATIC(proc_tree, proc, pidentry, engine_proc_cmp);
 
 static void	engine_kick(struct engine *, struct module *);
+static void	engine_collect(struct engine *);
 static void	engine_unref(struct engine *, struct module *);
 
 /* Nanoseconds on the monotonic clock. */
@@ -185,6 +189,8 @@ engine_arm(struct engine *e)
 	if ((p = TAILQ_FIRST(&e->eofq)) != NULL &&
 	    (next == 0 || p->eof_by < next))
 		next = p->eof_by;
+	if (e->collect_at != 0 && (next == 0 || e->collect_at < next))
+		next = e->collect_at;
 	TAILQ_FOREACH(m, &e->throttled, throttleentry)
 		if (next == 0 || m->spawn_not_before < next)
 			next = m->spawn_not_before;
@@ -709,6 +715,10 @@ engine_proc_gone(struct engine *e, struct proc *p)
 		TAILQ_REMOVE(&e->eofq, p, eofentry);
 		p->eof = false;
 	}
+	if (p->pipelined) {
+		TAILQ_REMOVE(&e->pipelined, p, pipeentry);
+		p->pipelined = false;
+	}
 	RB_REMOVE(proc_tree, &e->procs, p);
 	e->nprocs--;
 	TAILQ_REMOVE(&m->procs, p, entry);
@@ -869,6 +879,8 @@ engine_timer(struct watch *w, uint32_t events)
 		engine_ungrace(e, p);
 		proc_expire(p, e->conf.grace_ms);
 	}
+	if (e->collect_at != 0 && e->collect_at <= now)
+		engine_collect(e);
 	while ((p = TAILQ_FIRST(&e->eofq)) != NULL && p->eof_by <= now) {
 		TAILQ_REMOVE(&e->eofq, p, eofentry);
 		p->eof = false;
@@ -927,6 +939,7 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 	TAILQ_INIT(&e->grace);
 	TAILQ_INIT(&e->flushq);
 	TAILQ_INIT(&e->eofq);
+	TAILQ_INIT(&e->pipelined);
 	TAILQ_INIT(&e->deadprocs);
 	TAILQ_INIT(&e->early);
 
@@ -1281,7 +1294,13 @@ engine_probe(struct engine *e, struct module *m, engine_cb cb, void *arg)
 	return 0;
 }
 
-/* Send every helper the calls dispatched to it since the last turn. */
+/*
+ * Send every helper the calls dispatched to it since the last turn.  A
+ * helper now holding several calls announces their results only once it
+ * has run all it has read, so its ledger is read every ENGINE_COLLECT_MS
+ * meanwhile: a call that finished ahead of a slow one is answered then,
+ * not when the slow one ends.
+ */
 static void
 engine_flush(struct engine *e)
 {
@@ -1291,7 +1310,33 @@ engine_flush(struct engine *e)
 		TAILQ_REMOVE(&e->flushq, p, flushentry);
 		p->flushing = false;
 		proc_flush(p);
+		if (p->ncalls > 1 && !p->pipelined) {
+			TAILQ_INSERT_TAIL(&e->pipelined, p, pipeentry);
+			p->pipelined = true;
+		}
 	}
+	if (!TAILQ_EMPTY(&e->pipelined) && e->collect_at == 0)
+		e->collect_at = engine_now() + ENGINE_COLLECT_MS * MS_NS;
+}
+
+/* Read the ledgers of helpers holding several calls; see engine_flush. */
+static void
+engine_collect(struct engine *e)
+{
+	struct proc	*p, *next;
+
+	e->collect_at = 0;
+	TAILQ_FOREACH_SAFE(p, &e->pipelined, pipeentry, next) {
+		if (p->state == PROC_BUSY && p->watch.fd != -1)
+			(void)proc_collect(p);
+		if (p->state != PROC_BUSY || p->watch.fd == -1 ||
+		    p->ncalls < 2) {
+			TAILQ_REMOVE(&e->pipelined, p, pipeentry);
+			p->pipelined = false;
+		}
+	}
+	if (!TAILQ_EMPTY(&e->pipelined))
+		e->collect_at = engine_now() + ENGINE_COLLECT_MS * MS_NS;
 }
 
 /*

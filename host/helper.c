@@ -24,7 +24,6 @@
 #include "route-host.h"
 
 #define HELPER_IMAGE	"/proc/self/fd/4"
-#define HELPER_HOLD_NS	(50 * 1000)	/* longest an answer waits unsent */
 #define HELPER_PREFAULT	(8 * 1024)	/* of the input buffer */
 
 /* Send all of a frame, or exit: a helper without its host has no work. */
@@ -195,7 +194,7 @@ helper_main(int sock, int memfd, struct ledger *l, const struct module *m)
 	size_t				 size, have = 0, off = 0;
 	ssize_t				 n;
 	uint32_t			 len, last = 0;
-	uint64_t			 since = 0;
+	bool				 ran = false;
 	void				*state;
 
 	setproctitle("helper %s %.12s", m->label, m->hex);
@@ -206,9 +205,9 @@ helper_main(int sock, int memfd, struct ledger *l, const struct module *m)
 	 * run each complete frame in turn, and announce the run's results
 	 * with one frame before waiting for more.  Each result is in the
 	 * ledger the moment its call returns, so a crash in one call never
-	 * takes another call's answer with it.  Answers are not held back
-	 * long behind a slow call: once the oldest unannounced one is
-	 * HELPER_HOLD_NS old, they are announced before the next call runs.
+	 * takes another call's answer with it, and the host, which reads
+	 * the ledger of a helper holding several calls every millisecond,
+	 * never waits for a slow call to hear of the ones before it.
 	 */
 	wire_init(&out);
 	size = WIRE_HEADER + WIRE_FRAME_MAX + 65536;
@@ -225,20 +224,14 @@ helper_main(int sock, int memfd, struct ledger *l, const struct module *m)
 				_exit(71);
 			if (have - off - 4 < len)
 				break;
-			if (since != 0 && engine_now() - since >=
-			    HELPER_HOLD_NS) {
-				helper_announce(sock, &out, last);
-				since = 0;
-			}
 			last = helper_call(d, state, l, buf + off +
 			    WIRE_HEADER, len - 1);
-			if (since == 0)
-				since = engine_now();
+			ran = true;
 			off += 4 + len;
 		}
-		if (since != 0) {
+		if (ran) {
 			helper_announce(sock, &out, last);
-			since = 0;
+			ran = false;
 		}
 		memmove(buf, buf + off, have - off);
 		have -= off;

@@ -299,12 +299,14 @@ struct proc {
 	TAILQ_ENTRY(proc)	 graceentry;	/* engine's grace FIFO */
 	TAILQ_ENTRY(proc)	 flushentry;	/* engine's flush list */
 	TAILQ_ENTRY(proc)	 eofentry;	/* engine's EOF FIFO */
+	TAILQ_ENTRY(proc)	 pipeentry;	/* engine's pipelined list */
 	uint64_t		 eof_by;	/* killed then, if still alive */
 	RB_ENTRY(proc)		 pidentry;	/* engine's pid index */
 	uint64_t		 grace;		/* SPAWNING/STOPPING deadline */
 	bool			 graced;	/* on the grace FIFO */
 	bool			 flushing;	/* on the flush list */
 	bool			 eof;		/* on the EOF FIFO */
+	bool			 pipelined;	/* on the pipelined list */
 	bool			 settled;	/* handshake outcome known */
 	bool			 killed;	/* we sent SIGKILL */
 	bool			 reaped;	/* its pid is gone */

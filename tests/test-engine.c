@@ -687,6 +687,39 @@ test_proc_in(struct module *m, enum proc_state st)
 }
 
 /*
+ * A call a helper finished ahead of a slow one is answered while the slow
+ * one still runs, although the helper announces results only between
+ * runs of calls: the host reads its ledger meanwhile.
+ */
+static void
+test_answer_not_held_by_slow_call(void **state)
+{
+	struct fixture		*f = *state;
+	struct testutil_field	 fl = { "sleep_ms", { .type = ROUTE_INTEGER } };
+	struct module		*m;
+	struct wire_buf		 b;
+	struct wait		 w[2];
+
+	memset(w, 0, sizeof w);
+	m = test_load(f->e, testutil_plugin("demo-sleepy", true), NULL, NULL);
+	w[0] = test_call(f->e, m, one_ready, 1, 0);	/* one warm helper */
+	memset(w, 0, sizeof w);
+	for (int i = 0; i < 2; i++) {
+		fl.value.integer = i == 0 ? 0 : 400;
+		testutil_body(&b, &fl, 1, one_ready, 1);
+		assert_int_equal(engine_call(f->e, m, b.data, b.len, 5000,
+		    test_done, &w[i]), 0);
+		wire_free(&b);
+	}
+	test_wait(f->e, &w[0], 1);
+	assert_int_equal(w[0].r.status, ST_OK);
+	assert_false(w[1].done);	/* answered before the slow one ends */
+	test_wait(f->e, &w[1], 1);
+	assert_int_equal(w[1].r.status, ST_OK);
+	engine_release(f->e, m);
+}
+
+/*
  * After a crash a version keeps a loaded spare: the next crash is replaced
  * by promoting it, with no fork on the next call's path, and a new spare
  * is loaded behind it.  The spare goes once the standby window passes.
@@ -1141,6 +1174,7 @@ main(void)
 		T(test_queued_calls_survive_crash),
 		T(test_answers_ahead_of_slow_call),
 		T(test_standby_after_crash),
+		T(test_answer_not_held_by_slow_call),
 		T(test_deadline_behind_slow_call),
 		T(test_retired_with_ghost),
 		T(test_spare_that_cannot_load),
