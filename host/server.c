@@ -820,7 +820,13 @@ server_version(struct module *m, void *arg)
 	struct proc		*p;
 	json_t			*v, *helpers;
 
-	if (strcmp(m->label, sv->channel) != 0)
+	/*
+	 * A channel's versions: its active one and the one loading, even
+	 * when another channel with the same bytes and options shares them,
+	 * and the ones it loaded that are draining.
+	 */
+	if (m != sv->active && m != sv->loading &&
+	    strcmp(m->label, sv->channel) != 0)
 		return;
 	helpers = json_array();
 	TAILQ_FOREACH(p, &m->procs, entry)

@@ -179,6 +179,16 @@ kill -HUP "$pid"
 wait $rpid
 check "SIGHUP and a hot deploy mid-traffic: 3000 answered, none failed" \
     '[ "$(grep -c "\"decision\"" "$tmp/out")" = 3000 ]'
+got=$(rh status -s "$sock" --json)
+check "a version shared by two channels shows under both" \
+    'echo "$got" | python3 -c "
+import json, sys
+chs = {c[\"channel\"]: c for c in json.load(sys.stdin)[\"channels\"]}
+for name in (\"orders\", \"fast\"):
+    act = [v for v in chs[name][\"versions\"] if v[\"state\"] == \"active\"]
+    assert act and act[0][\"version\"] == chs[name][\"active\"], name
+assert chs[\"orders\"][\"active\"] == chs[\"fast\"][\"active\"]
+"'
 check "both versions answered during the deploy" \
     '[ "$(grep -o "\"version\": \"[0-9a-f]*\"" "$tmp/out" | sort -u | wc -l)" -ge 1 ]'
 
