@@ -145,11 +145,13 @@ cmd_serve_reload(struct cmd_serve *d)
 		cmd_serve_log(d, LOG_WARNING, "reload: a new socket path "
 		    "takes a restart; still listening on the old one");
 	if (c.window != d->conf.window ||
-	    c.max_in_flight != d->conf.max_in_flight)
-		cmd_serve_log(d, LOG_WARNING, "reload: window and "
-		    "max-in-flight take a restart; keeping the running ones");
-	c.window = d->conf.window;
-	c.max_in_flight = d->conf.max_in_flight;
+	    c.max_in_flight != d->conf.max_in_flight) {
+		snprintf(err, sizeof err, "reload: window %u (for new "
+		    "connections), max-in-flight %u", c.window,
+		    c.max_in_flight);
+		cmd_serve_log(d, LOG_NOTICE, err);
+		server_set_limits(d->server, c.window, c.max_in_flight);
+	}
 	strlcpy(c.socket, d->conf.socket, sizeof c.socket);
 	if (strcmp(c.plugins, d->conf.plugins) != 0) {
 		struct conf	old = d->conf;

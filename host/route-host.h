@@ -503,6 +503,7 @@ void		 server_stop(struct server *);
 void		 server_free(struct server *);
 u_int		 server_in_flight(const struct server *);
 void		 server_set_plugdir(struct server *, struct plugdir *);
+void		 server_set_limits(struct server *, u_int, u_int);
 json_t		*server_status(struct server *);
 
 /* client.c: talking to a running daemon. */

@@ -60,6 +60,7 @@ struct server_client {
 	struct wire_buf		 out;
 	size_t			 outoff;
 	u_int			 in_flight;
+	u_int			 window;	/* told in WELCOME */
 	bool			 hello;
 	bool			 dirty;
 	bool			 closed;	/* fd gone, calls pending */
@@ -272,7 +273,7 @@ server_resume(struct server_client *c)
 {
 	if (!c->paused || c->closed)
 		return;
-	if (c->in_flight >= c->server->conf.window ||
+	if (c->in_flight >= c->window ||
 	    c->out.len - c->outoff > SERVER_OUT_HIGH)
 		return;
 	c->paused = false;
@@ -486,11 +487,13 @@ server_hello(struct server_client *c, const unsigned char *p, size_t len)
 		return;
 	}
 	c->hello = true;
+	/* The window this connection keeps, whatever a reload does later. */
+	c->window = c->server->conf.window;
 	{
 		struct wire_buf	b;
 
 		wire_init(&b);
-		proto_welcome(&b, c->server->conf.window);
+		proto_welcome(&b, c->window);
 		wire_bytes(&c->out, b.data, b.len);
 		wire_free(&b);
 	}
@@ -501,14 +504,13 @@ server_hello(struct server_client *c, const unsigned char *p, size_t len)
 static void
 server_frames(struct server_client *c)
 {
-	struct server	*s = c->server;
 	char		 why[96];
 	uint32_t	 len;
 	size_t		 off = 0;
 	uint8_t		 type;
 
 	while (!c->closed && c->inlen - off >= 4) {
-		if (c->in_flight >= s->conf.window ||
+		if ((c->hello && c->in_flight >= c->window) ||
 		    c->out.len - c->outoff > SERVER_OUT_HIGH) {
 			c->paused = true;
 			break;
@@ -745,6 +747,17 @@ u_int
 server_in_flight(const struct server *s)
 {
 	return s->in_flight;
+}
+
+/*
+ * New limits from a reload: the daemon-wide one applies at once, a new
+ * window to connections made from now on.
+ */
+void
+server_set_limits(struct server *s, u_int window, u_int max_in_flight)
+{
+	s->conf.window = window;
+	s->conf.max_in_flight = max_in_flight;
 }
 
 /* Point the server at a new plugins directory (after a reload). */

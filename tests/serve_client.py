@@ -181,6 +181,11 @@ def t_many(path):
     print("ok - 200 concurrent connections")
 
 
+def t_window(path):
+    """Print the window a new connection is told."""
+    print(Conn(path).window)
+
+
 def t_inflight(path):
     """Calls that take 300 ms, left in flight for the caller to SIGTERM."""
     c = Conn(path)

@@ -192,13 +192,27 @@ assert chs[\"orders\"][\"active\"] == chs[\"fast\"][\"active\"]
 check "both versions answered during the deploy" \
     '[ "$(grep -o "\"version\": \"[0-9a-f]*\"" "$tmp/out" | sort -u | wc -l)" -ge 1 ]'
 
+# --- a reload changes the window for new connections
+check "a new connection is told the default window" \
+    '[ "$(python3 "$srcdir/serve_client.py" "$sock" window)" = 1024 ]'
+echo "window 64" >> "$tmp/route-host.conf"
+kill -HUP "$pid"
+i=0
+while [ $i -lt 50 ] &&
+    [ "$(python3 "$srcdir/serve_client.py" "$sock" window)" != 64 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+check "after a reload a new connection is told the new window" \
+    '[ "$(python3 "$srcdir/serve_client.py" "$sock" window)" = 64 ]'
+
 # --- a bad configuration on reload keeps the old one
 echo "helpers lots" >> "$tmp/route-host.conf"
 kill -HUP "$pid"
 sleep 0.3
 check "daemon survives a bad reload" 'kill -0 "$pid"'
 contains "a bad reload names file, line and reason" \
-    "route-host.conf:13: 'lots' is invalid" "$(cat "$tmp/log")"
+    "route-host.conf:$(wc -l <"$tmp/route-host.conf"): 'lots' is invalid" \
+    "$(cat "$tmp/log")"
 contains "a bad reload keeps the running configuration" \
     "keeping the running configuration" "$(cat "$tmp/log")"
 
