@@ -52,6 +52,7 @@ bench_cleanup(void)
 }
 static int		 bench_scale = 1;	/* divides iteration counts */
 static const char	*bench_only;		/* sections to run, or all */
+#define BENCH_ROUNDS	5		/* floor and figure alternate */
 static json_t		*bench_json;		/* results, with --json */
 
 /* True when section name is to run. */
@@ -252,12 +253,12 @@ bench_load(struct engine *e, const char *path, const char *opt)
 
 /*
  * Floor B: a plain socketpair round trip between two processes carrying
- * exactly the bytes a real call carries (its frame, and a result frame).
+ * exactly the bytes a real call carries (its frame, and a result frame);
+ * n samples into ns.
  */
-static uint64_t
-bench_floor_b(const char *key, const struct wire_buf *body, size_t n)
+static void
+bench_floor_b(const struct wire_buf *body, uint64_t *ns, size_t n)
 {
-	uint64_t	*ns = calloc(n, sizeof *ns), med;
 	unsigned char	 req[4096], rep[64];
 	size_t		 reqlen = WIRE_HEADER + 4 + body->len, replen = 16;
 	pid_t		 pid;
@@ -299,23 +300,13 @@ bench_floor_b(const char *key, const struct wire_buf *body, size_t n)
 	}
 	close(sv[0]);
 	waitpid(pid, NULL, 0);
-	bench_row(key, "floor B: socketpair round trip", ns, n, NULL, 0);
-	med = ns[n / 2];
-	free(ns);
-	return med;
 }
 
-/* Engine, one call in flight, warm helper. */
-static uint64_t
-bench_engine(struct engine *e, const struct wire_buf *b, size_t n,
-    uint64_t floor_median)
+/* The engine, one call in flight to a warm helper: n samples into ns. */
+static void
+bench_engine(struct engine *e, struct module *m, const struct wire_buf *b,
+    uint64_t *ns, size_t n)
 {
-	struct module	*m = bench_load(e, bench_plugin("first-available",
-			    true), NULL);
-	uint64_t	*ns = calloc(n, sizeof *ns), med;
-
-	for (int i = 0; i < 100; i++)
-		bench_call(e, m, b, 0);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t		t = engine_now();
 		struct bench_wait	w = bench_call(e, m, b, 0);
@@ -324,12 +315,33 @@ bench_engine(struct engine *e, const struct wire_buf *b, size_t n,
 			errx(1, "engine call: %s", w.r.detail);
 		ns[i] = w.at - t;
 	}
-	bench_row("engine_one_in_flight", "engine: one call in flight", ns, n,
-	    "floor B", floor_median);
-	med = ns[n / 2];
+}
+
+/*
+ * Floor B and the engine carrying the same bytes, in alternating rounds,
+ * so that a change in the machine's mood touches both alike.
+ */
+static void
+bench_latency(struct engine *e, const struct wire_buf *b, size_t n)
+{
+	struct module	*m = bench_load(e, bench_plugin("first-available",
+			    true), NULL);
+	uint64_t	*fb = calloc(n, sizeof *fb), *en = calloc(n, sizeof *en);
+	size_t		 chunk = n / BENCH_ROUNDS;
+
+	for (int i = 0; i < 100; i++)
+		bench_call(e, m, b, 0);
+	for (int r = 0; r < BENCH_ROUNDS; r++) {
+		bench_floor_b(b, fb + r * chunk, chunk);
+		bench_engine(e, m, b, en + r * chunk, chunk);
+	}
+	n = chunk * BENCH_ROUNDS;
+	bench_row("floor_b", "floor B: socketpair round trip", fb, n, NULL, 0);
+	bench_row("engine_one_in_flight", "engine: one call in flight", en, n,
+	    "floor B", fb[n / 2]);
 	engine_release(e, m);
-	free(ns);
-	return med;
+	free(fb);
+	free(en);
 }
 
 /* Cold start: a version never loaded, from file to first answer. */
@@ -803,9 +815,10 @@ bench_serve(const struct wire_buf *b, size_t n)
 	char			 dir[] = "/tmp/route-bench-serve-XXXXXX";
 	char			 sock[128], errbuf[DETAIL_MAX];
 	char			 cmd[128];
-	uint64_t		*ns = calloc(n, sizeof *ns), t, floor_b;
+	uint64_t		*ns = calloc(n, sizeof *ns), t;
+	uint64_t		*fb = calloc(n, sizeof *fb);
 	double			 rates[3][3];
-	size_t			 len, total;
+	size_t			 len, total, chunk;
 	uint8_t			 type;
 	pid_t			 pid, kids[8];
 
@@ -817,18 +830,25 @@ bench_serve(const struct wire_buf *b, size_t n)
 	bench_connect(&cc, sock, b);
 
 	bench_section("daemon (us)", NULL);
-	floor_b = bench_floor_b("daemon_floor_b", b, n);
 	wire_init(&f);
 	proto_route(&f, 1, 0, "orders", b->data, b->len);
-	for (size_t i = 0; i < n; i++) {
-		t = engine_now();
-		if (client_send(&cc, &f) == -1 || client_frame(&cc, true,
-		    &type, &p, &len, errbuf, sizeof errbuf) != 1)
-			errx(1, "daemon: %s", errbuf);
-		ns[i] = engine_now() - t;
+	/* Floor B and the daemon in alternating rounds, as for the engine. */
+	chunk = n / BENCH_ROUNDS;
+	for (int r = 0; r < BENCH_ROUNDS; r++) {
+		bench_floor_b(b, fb + r * chunk, chunk);
+		for (size_t i = r * chunk; i < (r + 1) * chunk; i++) {
+			t = engine_now();
+			if (client_send(&cc, &f) == -1 || client_frame(&cc,
+			    true, &type, &p, &len, errbuf, sizeof errbuf) != 1)
+				errx(1, "daemon: %s", errbuf);
+			ns[i] = engine_now() - t;
+		}
 	}
+	n = chunk * BENCH_ROUNDS;
+	bench_row("daemon_floor_b", "floor B: socketpair round trip", fb, n,
+	    NULL, 0);
 	bench_row("daemon_one_in_flight", "daemon: one call in flight, end "
-	    "to end", ns, n, "floor B", floor_b);
+	    "to end", ns, n, "floor B", fb[n / 2]);
 	client_close(&cc);
 	wire_free(&f);
 
@@ -868,6 +888,7 @@ bench_serve(const struct wire_buf *b, size_t n)
 	if (system(cmd) != 0)
 		warnx("could not remove %s", dir);
 	free(ns);
+	free(fb);
 }
 
 /*
@@ -1178,9 +1199,7 @@ main(int argc, char **argv)
 	if (bench_wants("latency")) {
 		bench_section("latency (us)", NULL);
 		bench_floor_a(&b, 1000000 / (size_t)bench_scale);
-		/* Floor B, then the engine carrying the same bytes. */
-		bench_engine(e, &b, 20000 / (size_t)bench_scale,
-		    bench_floor_b("floor_b", &b, 20000 / (size_t)bench_scale));
+		bench_latency(e, &b, 20000 / (size_t)bench_scale);
 	}
 	if (bench_wants("lifecycle")) {
 		bench_section("lifecycle (us)", NULL);
