@@ -131,6 +131,8 @@ cmd_serve_reload(struct cmd_serve *d)
 	struct plugdir		*pd;
 	struct conf		 c;
 	char			 err[512];
+	u_int			 old_window = d->conf.window;
+	u_int			 old_max = d->conf.max_in_flight;
 
 	sd_notify(0, "RELOADING=1");
 	if (cmd_serve_read_conf(d, &c, err, sizeof err) == -1) {
@@ -144,14 +146,6 @@ cmd_serve_reload(struct cmd_serve *d)
 	if (strcmp(c.socket, d->conf.socket) != 0)
 		cmd_serve_log(d, LOG_WARNING, "reload: a new socket path "
 		    "takes a restart; still listening on the old one");
-	if (c.window != d->conf.window ||
-	    c.max_in_flight != d->conf.max_in_flight) {
-		snprintf(err, sizeof err, "reload: window %u (for new "
-		    "connections), max-in-flight %u", c.window,
-		    c.max_in_flight);
-		cmd_serve_log(d, LOG_NOTICE, err);
-		server_set_limits(d->server, c.window, c.max_in_flight);
-	}
 	strlcpy(c.socket, d->conf.socket, sizeof c.socket);
 	if (strcmp(c.plugins, d->conf.plugins) != 0) {
 		struct conf	old = d->conf;
@@ -177,6 +171,16 @@ cmd_serve_reload(struct cmd_serve *d)
 		d->conf = c;
 		cmd_serve_plugdir_conf(d, &pc);
 		plugdir_reconfigure(d->plugdir, &pc);
+	}
+	/* The new limits, now that nothing can fail any more. */
+	if (d->conf.window != old_window ||
+	    d->conf.max_in_flight != old_max) {
+		snprintf(err, sizeof err, "reload: window %u (for new "
+		    "connections), max-in-flight %u", d->conf.window,
+		    d->conf.max_in_flight);
+		cmd_serve_log(d, LOG_NOTICE, err);
+		server_set_limits(d->server, d->conf.window,
+		    d->conf.max_in_flight);
 	}
 	cmd_serve_log(d, LOG_INFO, "reloaded the configuration and rescanned "
 	    "the plugins directory");

@@ -353,7 +353,8 @@ engine_pool(struct module *m, u_int *idle, u_int *spawning, u_int *live)
 
 	*idle = *spawning = *live = 0;
 	TAILQ_FOREACH(p, &m->procs, entry) {
-		if (p->spare)
+		/* A helper whose socket is closed is on its way out. */
+		if (p->spare || p->watch.fd == -1)
 			continue;
 		if (p->state == PROC_IDLE)
 			(*idle)++;
@@ -884,6 +885,8 @@ engine_timer(struct watch *w, uint32_t events)
 	while ((p = TAILQ_FIRST(&e->eofq)) != NULL && p->eof_by <= now) {
 		TAILQ_REMOVE(&e->eofq, p, eofentry);
 		p->eof = false;
+		/* It broke no frame: what it finished still counts. */
+		(void)proc_collect(p);
 		proc_kill(p, "closed its socket");
 	}
 	TAILQ_FOREACH_SAFE(m, &e->throttled, throttleentry, next)

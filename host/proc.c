@@ -275,18 +275,39 @@ proc_promote(struct proc *p)
 		p->state = PROC_IDLE;
 }
 
+/* After a partial write: the calls now written in full count as sent. */
+static void
+proc_advance_sent(struct proc *p)
+{
+	struct call	*c;
+
+	TAILQ_FOREACH(c, &p->calls, qentry) {
+		if (proc_sent(p, c))
+			continue;
+		if (c->outend > p->outoff)
+			break;
+		p->sent = c->seq;
+	}
+}
+
 /* Write as much of the pending frames as the socket takes. */
 void
 proc_flush(struct proc *p)
 {
 	ssize_t	n;
 
-	while (p->watch.fd != -1 && p->outoff < p->out.len) {
+	if (p->watch.fd == -1) {
+		/* Closed: what is left was never written. */
+		p->out.len = p->outoff = 0;
+		return;
+	}
+	while (p->outoff < p->out.len) {
 		n = send(p->watch.fd, p->out.data + p->outoff,
 		    p->out.len - p->outoff, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			proc_advance_sent(p);
 			if (!p->waiting_out) {
 				engine_rewatch(p->engine, &p->watch,
 				    EPOLLIN | EPOLLOUT);
@@ -296,6 +317,7 @@ proc_flush(struct proc *p)
 		}
 		if (n == -1) {
 			/* The helper is going; EOF or reaping says why. */
+			proc_advance_sent(p);
 			p->out.len = p->outoff = 0;
 			return;
 		}
@@ -303,7 +325,7 @@ proc_flush(struct proc *p)
 	}
 	p->out.len = p->outoff = 0;
 	p->sent = p->seq;
-	if (p->waiting_out && p->watch.fd != -1) {
+	if (p->waiting_out) {
 		engine_rewatch(p->engine, &p->watch, EPOLLIN);
 		p->waiting_out = false;
 	}
@@ -330,6 +352,7 @@ proc_dispatch(struct proc *p, struct call *c)
 	p->ncalls++;
 	p->state = PROC_BUSY;
 	wire_bytes(&p->out, c->frame, c->len);
+	c->outend = p->out.len;
 }
 
 /* The helper broke the protocol: kill it and fail what it held. */

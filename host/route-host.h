@@ -289,6 +289,7 @@ struct call {
 	void			*arg;
 	uint32_t		 nconsumers;
 	struct result		 early;		/* failed before running */
+	size_t			 outend;	/* its end in proc's out */
 	size_t			 len;
 	unsigned char		 frame[];	/* WIRE_CALL frame */
 };

@@ -476,6 +476,32 @@ test_crash_cause(struct engine *e, const char *mode, const char *cause)
 	engine_release(e, m);
 }
 
+/*
+ * A plugin that closes every descriptor, the helper's socket with them,
+ * and returns: its answer was written to the ledger, so the call keeps
+ * it; the helper, unable to announce it, is killed, and a fresh one
+ * answers the next call.
+ */
+static void
+test_closed_socket(struct engine *e)
+{
+	struct module	*m;
+	struct wait	 w;
+	pid_t		 before, after;
+
+	m = test_load(e, testutil_plugin("misbehave", false), "mode=closefds",
+	    NULL);
+	w = test_call(e, m, one_ready, 1, 2000);
+	assert_int_equal(module_pids(m, &before, 1), 1);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_int_equal(w.r.decision, 0);
+	w = test_call(e, m, one_ready, 1, 2000);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_int_equal(module_pids(m, &after, 1), 1);
+	assert_true(before != after);
+	engine_release(e, m);
+}
+
 /* SIGSEGV, abort, exit, closed fds, garbage, oversize: each contained. */
 static void
 test_misbehaving_calls(void **state)
@@ -487,7 +513,7 @@ test_misbehaving_calls(void **state)
 	test_crash_cause(f->e, "segv", "SIGSEGV");
 	test_crash_cause(f->e, "abort", "SIGABRT");
 	test_crash_cause(f->e, "exit", "exit 3");
-	test_crash_cause(f->e, "closefds", "closed its socket");
+	test_closed_socket(f->e);
 	test_crash_cause(f->e, "garbage", "protocol violation");
 	test_crash_cause(f->e, "oversize", "protocol violation");
 	ok = test_load(f->e, testutil_plugin("first-available", true), NULL,
@@ -878,6 +904,46 @@ test_deadline_behind_slow_call(void **state)
 }
 
 /*
+ * Two calls too big for the socket together: the helper reads the first
+ * and runs it, long, so the second stays half written.  The first was
+ * written in full, so its deadline kills the helper, and the version goes
+ * on answering on a fresh one.
+ */
+static void
+test_deadline_with_half_written_calls(void **state)
+{
+	struct fixture		*f = *state;
+	struct testutil_field	 big = { "blob", { .type = ROUTE_TEXT } };
+	struct module		*m;
+	struct wire_buf		 b;
+	struct wait		 w[3];
+	char			*text;
+	size_t			 len = 900 * 1024;
+
+	assert_non_null(text = malloc(len));
+	memset(text, 'x', len);
+	big.value.text = text;
+	big.value.len = len;
+	memset(w, 0, sizeof w);
+	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=sleep",
+	    "ms=600");
+	testutil_body(&b, &big, 1, one_ready, 1);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(engine_call(f->e, m, b.data, b.len, 300,
+		    test_done, &w[i]), 0);
+	wire_free(&b);
+	test_wait(f->e, w, 2);
+	assert_int_equal(w[0].r.status, ST_TIMED_OUT);
+	if (strstr(w[0].r.detail, "killed") == NULL)
+		fail_msg("first call: '%s', not killed", w[0].r.detail);
+	assert_int_equal(w[1].r.status, ST_TIMED_OUT);
+	w[2] = test_call(f->e, m, one_ready, 1, 5000);
+	assert_int_equal(w[2].r.status, ST_OK);
+	free(text);
+	engine_release(f->e, m);
+}
+
+/*
  * A retired version whose helper holds only an abandoned call: the call's
  * deadline kills the helper, and the version is freed once it is reaped.
  */
@@ -1177,6 +1243,7 @@ main(void)
 		T(test_answer_not_held_by_slow_call),
 		T(test_deadline_behind_slow_call),
 		T(test_retired_with_ghost),
+		T(test_deadline_with_half_written_calls),
 		T(test_spare_that_cannot_load),
 		T(test_bad_request),
 		T(test_helper_hygiene),
