@@ -217,6 +217,17 @@ engine_arm(struct engine *e)
 	e->armed = next;
 }
 
+/* Give call c its whole timeout again, from now. */
+static void
+engine_redeadline(struct engine *e, struct call *c)
+{
+	if (c->timed)
+		RB_REMOVE(call_tree, &e->deadlines, c);
+	c->deadline = engine_now() + (uint64_t)c->timeout_ms * MS_NS;
+	RB_INSERT(call_tree, &e->deadlines, c);
+	c->timed = true;
+}
+
 /*
  * End call c: take it off every list, hand the caller its result, and drop
  * the call's reference on its module.
@@ -272,9 +283,7 @@ engine_complete(struct engine *e, struct call *c, enum status st,
 		 */
 		c->ghost = true;
 		c->module = NULL;
-		c->deadline = engine_now() + (uint64_t)c->timeout_ms * MS_NS;
-		RB_INSERT(call_tree, &e->deadlines, c);
-		c->timed = true;
+		engine_redeadline(e, c);
 		return;
 	}
 	free(c);
@@ -289,11 +298,8 @@ engine_ghost_starts(struct engine *e, struct proc *p)
 {
 	struct call	*c = TAILQ_FIRST(&p->calls);
 
-	if (c == NULL || !c->ghost)
-		return;
-	RB_REMOVE(call_tree, &e->deadlines, c);
-	c->deadline = engine_now() + (uint64_t)c->timeout_ms * MS_NS;
-	RB_INSERT(call_tree, &e->deadlines, c);
+	if (c != NULL && c->ghost)
+		engine_redeadline(e, c);
 }
 
 /* Free a ghost, taken out of its helper's FIFO by the caller. */
@@ -303,6 +309,25 @@ engine_free_ghost(struct engine *e, struct call *c)
 	if (c->timed)
 		RB_REMOVE(call_tree, &e->deadlines, c);
 	free(c);
+}
+
+/*
+ * Take call c out of its helper's FIFO and end it as st, unless it ended
+ * already (a ghost): then it is only freed.
+ */
+static void
+engine_drop(struct engine *e, struct call *c, enum status st,
+    const char *why)
+{
+	struct proc	*p = c->proc;
+
+	TAILQ_REMOVE(&p->calls, c, qentry);
+	p->ncalls--;
+	c->proc = NULL;
+	if (c->ghost)
+		engine_free_ghost(e, c);
+	else
+		engine_complete(e, c, st, ROUTE_NONE, why);
 }
 
 /* Fail every call waiting in m's queue. */
@@ -485,12 +510,14 @@ again:
 	if (e->closing)
 		return;
 	/* A spare steps in before anything is forked. */
-	engine_pool(m, &idle, &spawning, &live);
-	if (live < max && (live == 0 || (m->nqueued > 0 && idle == 0)) &&
-	    (p = engine_spare(m)) != NULL) {
-		proc_promote(p);
-		engine_keep_standby(e, m);
-		goto again;
+	if (m->standby_until != 0 && (p = engine_spare(m)) != NULL) {
+		engine_pool(m, &idle, &spawning, &live);
+		if (live < max && (live == 0 ||
+		    (m->nqueued > 0 && idle == 0))) {
+			proc_promote(p);
+			engine_keep_standby(e, m);
+			goto again;
+		}
 	}
 	while ((c = TAILQ_FIRST(&m->queue)) != NULL) {
 		struct proc	*best = NULL;
@@ -607,7 +634,6 @@ engine_proc_spawn_failed(struct engine *e, struct proc *p, const char *why)
 {
 	struct module	*m = p->module;
 	u_int		 idle, spawning, live;
-
 	struct proc	*spare;
 
 	engine_ungrace(e, p);
@@ -670,18 +696,16 @@ engine_unload(struct engine *e, struct proc *p, enum status st,
 	if (head != NULL && !proc_sent(p, head))
 		head = NULL;
 	while ((c = TAILQ_LAST(&p->calls, call_fifo)) != NULL) {
+		if (c->ghost || c == head) {
+			engine_drop(e, c, st, why);
+			continue;
+		}
 		TAILQ_REMOVE(&p->calls, c, qentry);
 		p->ncalls--;
 		c->proc = NULL;
-		if (c->ghost)
-			engine_free_ghost(e, c);
-		else if (c == head)
-			engine_complete(e, c, st, ROUTE_NONE, why);
-		else {
-			TAILQ_INSERT_HEAD(&m->queue, c, qentry);
-			c->queued = true;
-			m->nqueued++;
-		}
+		TAILQ_INSERT_HEAD(&m->queue, c, qentry);
+		c->queued = true;
+		m->nqueued++;
 	}
 }
 
@@ -792,9 +816,7 @@ engine_expire(struct engine *e, struct call *c)
 		return;
 	if (c->ghost && (c != TAILQ_FIRST(&p->calls) || !proc_sent(p, c))) {
 		/* Still waiting behind another call: give it more time. */
-		RB_REMOVE(call_tree, &e->deadlines, c);
-		c->deadline = engine_now() + (uint64_t)c->timeout_ms * MS_NS;
-		RB_INSERT(call_tree, &e->deadlines, c);
+		engine_redeadline(e, c);
 		return;
 	}
 	if (p != NULL && c == TAILQ_FIRST(&p->calls) && proc_sent(p, c)) {
@@ -844,16 +866,8 @@ engine_cap(struct engine *e, struct module *m)
 		if (p->ncalls == 0)
 			continue;
 		proc_kill(p, "drain cap");
-		while ((c = TAILQ_FIRST(&p->calls)) != NULL) {
-			TAILQ_REMOVE(&p->calls, c, qentry);
-			p->ncalls--;
-			c->proc = NULL;
-			if (c->ghost)
-				engine_free_ghost(e, c);
-			else
-				engine_complete(e, c, ST_TIMED_OUT,
-				    ROUTE_NONE, why);
-		}
+		while ((c = TAILQ_FIRST(&p->calls)) != NULL)
+			engine_drop(e, c, ST_TIMED_OUT, why);
 	}
 	engine_unref(e, m);
 }
@@ -1052,13 +1066,9 @@ engine_free(struct engine *e)
 		    c->early.detail);
 	}
 	while ((c = RB_MIN(call_tree, &e->deadlines)) != NULL) {
-		if ((p = c->proc) != NULL) {
-			TAILQ_REMOVE(&p->calls, c, qentry);
-			p->ncalls--;
-			c->proc = NULL;
-		}
-		if (c->ghost)
-			engine_free_ghost(e, c);
+		if (c->proc != NULL)
+			engine_drop(e, c, ST_SHUTTING_DOWN,
+			    "engine shutting down");
 		else
 			engine_complete(e, c, ST_SHUTTING_DOWN, ROUTE_NONE,
 			    "engine shutting down");
