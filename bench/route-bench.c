@@ -374,10 +374,11 @@ bench_cold(struct engine *e, const struct wire_buf *b, size_t n)
 static bool
 bench_spare_ready(struct module *m)
 {
-	struct proc	*p;
+	struct engine_helper	hs[16];
+	u_int			n = engine_helpers(m, hs, nitems(hs));
 
-	TAILQ_FOREACH(p, &m->procs, entry)
-		if (p->state == PROC_STANDBY)
+	for (u_int i = 0; i < n; i++)
+		if (strcmp(hs[i].state, "standby") == 0)
 			return true;
 	return false;
 }

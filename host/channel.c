@@ -187,7 +187,7 @@ channel_deploy(struct channel *ch, const char *path)
 		channel_log(ch, LOG_ERR, "%s", ch->error);
 		return -1;
 	}
-	m->max_helpers = ch->helpers;
+	engine_set_helpers(m, ch->helpers);
 	if (m == ch->active || (ch->gate != NULL && m == ch->gate->module)) {
 		engine_release(ch->engine, m);
 		return 0;

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "route-host.h"
+#include "engine-int.h"
 
 #define HELPER_IMAGE	"/proc/self/fd/4"
 #define HELPER_PREFAULT	(8 * 1024)	/* of the input buffer */

@@ -23,7 +23,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "route-host.h"
+#include "engine-int.h"
 
 /* Map a new ledger shared with the children forked next; NULL, errno. */
 struct ledger *

@@ -1,10 +1,18 @@
 /*
- * Modules: one loaded plugin version.
+ * Modules: one loaded plugin version, and its life.
  *
  * Loading reads the operator's file exactly once, through O_NOFOLLOW, into a
  * private memfd, seals it so nobody can change it again, and hashes exactly
  * the sealed bytes.  Helpers dlopen that memfd, never the operator's path,
  * so a later cp over the file cannot change or crash a loaded version.
+ *
+ * A version's life is HELD (in the engine's registry, held by channels,
+ * gates or commands), RETIRED (its last holder let go: calls in flight
+ * finish, within the drain cap of that release), DEAD (no call and no
+ * helper left; freed at the end of the turn).  Holders and calls are
+ * counted apart, so a call never keeps a version HELD, and a version held
+ * again while retired (a rollback, the same bytes deployed elsewhere) is
+ * HELD once more and never capped.
  */
 
 #include "config.h"
@@ -12,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,7 +30,7 @@
 
 #include <sodium.h>
 
-#include "route-host.h"
+#include "engine-int.h"
 
 RB_GENERATE(module_tree, module, entry, module_cmp);
 
@@ -198,8 +207,6 @@ module_open(const char *path, const char *label, size_t file_max,
 		return NULL;
 	}
 	m->memfd = -1;
-	TAILQ_INIT(&m->procs);
-	TAILQ_INIT(&m->queue);
 	strlcpy(m->label, label, sizeof m->label);
 	m->size = (size_t)st.st_size;
 	if (module_set_options(m, opts, nopts) == -1) {
@@ -232,6 +239,7 @@ module_free(struct module *m)
 {
 	if (m == NULL)
 		return;
+	pool_free(m->pool);
 	if (m->memfd != -1)
 		close(m->memfd);
 	for (size_t i = 0; i < m->nopts; i++) {
@@ -249,8 +257,108 @@ module_pids(const struct module *m, pid_t *pids, u_int max)
 	const struct proc	*p;
 	u_int			 n = 0;
 
-	TAILQ_FOREACH(p, &m->procs, entry)
-		if (n < max)
-			pids[n++] = p->pid;
+	for (p = pool_first(m); p != NULL && n < max; p = pool_next(p))
+		pids[n++] = p->pid;
 	return n;
+}
+
+/* The name of a state, for status. */
+const char *
+module_state_name(enum module_state st)
+{
+	switch (st) {
+	case MODULE_HELD:
+		return "held";
+	case MODULE_RETIRED:
+		return "retired";
+	case MODULE_DEAD:
+		return "dead";
+	}
+	return "unknown";
+}
+
+/* The drain cap of m's retirement passed: its calls end, its helpers go. */
+void
+module_capped(void *arg)
+{
+	struct module	*m = arg;
+	char		 why[DETAIL_MAX];
+
+	snprintf(why, sizeof why, "version retired and its %d ms drain cap "
+	    "passed", m->drain_ms);
+	pool_cap(m, why);
+}
+
+/*
+ * One more holder.  A retired version held again is HELD once more: back
+ * in the registry (the caller checked that the key is free), its cap gone.
+ */
+void
+module_hold(struct module *m)
+{
+	struct engine	*e = m->engine;
+
+	m->holders++;
+	if (m->state != MODULE_RETIRED)
+		return;
+	loop_timer_cancel(e->loop, &m->cap);
+	TAILQ_REMOVE(&e->retired, m, lentry);
+	RB_INSERT(module_tree, &e->modules, m);
+	m->state = MODULE_HELD;
+	pool_revive(m);
+}
+
+/*
+ * A holder lets go.  The last one retires m: out of the registry, idle
+ * helpers stopped, and the calls still on it given cap_ms (0: no cap)
+ * before they are cut.
+ */
+void
+module_release(struct module *m, int cap_ms)
+{
+	struct engine	*e = m->engine;
+
+	assert(m->state == MODULE_HELD && m->holders > 0);
+	if (--m->holders > 0)
+		return;
+	RB_REMOVE(module_tree, &e->modules, m);
+	TAILQ_INSERT_TAIL(&e->retired, m, lentry);
+	m->state = MODULE_RETIRED;
+	if (cap_ms > 0 && !e->closing) {
+		m->drain_ms = cap_ms;
+		loop_timer_at(e->loop, &m->cap, loop_now() +
+		    (uint64_t)cap_ms * MS_NS);
+	}
+	pool_retire(m);
+	module_settle(m);
+}
+
+/* A call was made on m. */
+void
+module_call_begin(struct module *m)
+{
+	m->ncalls++;
+}
+
+/* A call on m is gone. */
+void
+module_call_end(struct module *m)
+{
+	assert(m->ncalls > 0);
+	m->ncalls--;
+	module_settle(m);
+}
+
+/* A retired version with no call and no helper left is DEAD. */
+void
+module_settle(struct module *m)
+{
+	struct engine	*e = m->engine;
+
+	if (m->state != MODULE_RETIRED || m->ncalls > 0 || !pool_empty(m))
+		return;
+	loop_timer_cancel(e->loop, &m->cap);
+	TAILQ_REMOVE(&e->retired, m, lentry);
+	TAILQ_INSERT_TAIL(&e->dead, m, lentry);
+	m->state = MODULE_DEAD;
 }

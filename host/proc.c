@@ -1,24 +1,15 @@
 /*
- * The host's side of a helper process.
+ * The host's side of a helper process: the device, not the policy.
  *
- * A helper's life is a small state machine:
- *
- *	SPAWNING --hello ok--> IDLE <--result-- BUSY
- *	    |  \                ^  --dispatch-->  |
- *	    |   `-(a spare)-> STANDBY             |
- *	    |             proc_promote            |
- *	hello failed,        proc_stop       deadline, EOF,
- *	EOF, garbage     (IDLE, STANDBY)    garbage, oversize
- *	    v                   v                 v
- *	 KILLED             STOPPING           KILLED
- *	    \___________________|________________/
- *	                        v
- *	                 reaped (waitpid)
- *
- * Each transition is one named function here.  The helper is an untrusted
- * peer: every frame it sends is length-checked, and anything unexpected
- * kills that helper, never the host.  Whatever the state, a helper is freed
- * only once it has been reaped, so no helper is ever left a zombie.
+ * proc.c forks a helper and gives it a clean process, writes the calls the
+ * pool sends it, reads its socket and its ledger, and turns what it finds
+ * into typed events for pool.c (engine-int.h lists them): a handshake, a
+ * refused handshake, one result per call, EOF, a protocol violation, its
+ * death.  It enforces the peer's protocol: every frame is length-checked,
+ * a handshake comes once, a RESULT must announce calls that were sent and
+ * not yet answered, and one wake-up reads a bounded amount, so no helper
+ * can hold the loop.  Whatever the state, a helper is freed only once it
+ * has been reaped, so no helper is ever left a zombie.
  */
 
 #include "config.h"
@@ -37,10 +28,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "route-host.h"
+#include "engine-int.h"
 
 #define PROC_SOCK_FD	3
 #define PROC_IMAGE_FD	4
+#define PROC_READ_MAX	(16 * 1024)	/* per wake-up */
 
 static void	proc_event(struct watch *, uint32_t);
 
@@ -59,8 +51,12 @@ proc_state_name(enum proc_state state)
 		return "standby";
 	case PROC_STOPPING:
 		return "stopping";
+	case PROC_LOST:
+		return "lost";
 	case PROC_KILLED:
 		return "killed";
+	case PROC_NSTATES:
+		break;
 	}
 	return "unknown";
 }
@@ -167,22 +163,22 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 	/* This helper has its ledger; no later helper may inherit it. */
 	if (ledger_seal(p->ledger) == -1) {
 		kill(p->pid, SIGKILL);
-		p->killed = true;
+		p->state = PROC_KILLED;
 		strlcpy(p->cause, "sealing its ledger failed", sizeof p->cause);
-	}
+	} else
+		p->state = PROC_SPAWNING;
 	TAILQ_INIT(&p->calls);
 	wire_init(&p->out);
 	p->out.max = SIZE_MAX / 2;
 	p->engine = e;
 	p->module = m;
-	p->state = PROC_SPAWNING;
 	p->watch.fd = sv[0];
 	p->watch.cb = proc_event;
 	p->watch.arg = p;
-	if (p->killed) {
+	if (p->state == PROC_KILLED) {
 		close(sv[0]);
 		p->watch.fd = -1;
-		p->state = PROC_KILLED;
+		p->settled = true;
 	} else if (fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1 ||
 	    engine_watch(e, &p->watch, EPOLLIN) == -1) {
 		snprintf(err, errlen, "watching helper: %s", strerror(errno));
@@ -191,36 +187,14 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		/* The child is ours now: kill it and let the reaper free it. */
 		kill(p->pid, SIGKILL);
 		p->state = PROC_KILLED;
-		p->killed = true;
+		p->settled = true;
 		strlcpy(p->cause, err, sizeof p->cause);
 	}
 	return p;
 }
 
-/*
- * SPAWNING or STOPPING past its grace deadline: a plugin whose init or fini
- * never returns.  Kill it; a pending handshake becomes a spawn failure.
- */
-void
-proc_expire(struct proc *p, int ms)
-{
-	char	cause[DETAIL_MAX];
-	bool	settled = p->settled;
-
-	if (p->state == PROC_SPAWNING)
-		snprintf(cause, sizeof cause, "init did not finish within "
-		    "%d ms", ms);
-	else
-		snprintf(cause, sizeof cause, "did not exit within %d ms of "
-		    "being stopped", ms);
-	p->settled = true;
-	proc_kill(p, cause);
-	if (!settled)
-		engine_proc_spawn_failed(p->engine, p, cause);
-}
-
 /* Close the host's end of the helper's socket. */
-static void
+void
 proc_close(struct proc *p)
 {
 	if (p->watch.fd == -1)
@@ -253,7 +227,6 @@ proc_kill(struct proc *p, const char *cause)
 			kill(p->pid, SIGKILL);
 		strlcpy(p->cause, cause, sizeof p->cause);
 		p->state = PROC_KILLED;
-		p->killed = true;
 	}
 	proc_close(p);
 }
@@ -266,22 +239,13 @@ proc_stop(struct proc *p)
 	p->state = PROC_STOPPING;
 }
 
-/* A spare becomes a helper like any other: STANDBY -> IDLE. */
-void
-proc_promote(struct proc *p)
-{
-	p->spare = false;
-	if (p->state == PROC_STANDBY)
-		p->state = PROC_IDLE;
-}
-
 /* After a partial write: the calls now written in full count as sent. */
 static void
 proc_advance_sent(struct proc *p)
 {
 	struct call	*c;
 
-	TAILQ_FOREACH(c, &p->calls, qentry) {
+	TAILQ_FOREACH(c, &p->calls, entry) {
 		if (proc_sent(p, c))
 			continue;
 		if (c->outend > p->outoff)
@@ -290,16 +254,27 @@ proc_advance_sent(struct proc *p)
 	}
 }
 
-/* Write as much of the pending frames as the socket takes. */
-void
+/* True while frames wait to be written. */
+bool
+proc_pending_out(const struct proc *p)
+{
+	return p->outoff < p->out.len;
+}
+
+/*
+ * Write as much of the pending frames as the socket takes.  True if any
+ * byte was written.
+ */
+bool
 proc_flush(struct proc *p)
 {
 	ssize_t	n;
+	bool	progress = false;
 
 	if (p->watch.fd == -1) {
 		/* Closed: what is left was never written. */
 		p->out.len = p->outoff = 0;
-		return;
+		return false;
 	}
 	while (p->outoff < p->out.len) {
 		n = send(p->watch.fd, p->out.data + p->outoff,
@@ -313,15 +288,16 @@ proc_flush(struct proc *p)
 				    EPOLLIN | EPOLLOUT);
 				p->waiting_out = true;
 			}
-			return;
+			return progress;
 		}
 		if (n == -1) {
 			/* The helper is going; EOF or reaping says why. */
 			proc_advance_sent(p);
 			p->out.len = p->outoff = 0;
-			return;
+			return progress;
 		}
 		p->outoff += (size_t)n;
+		progress = true;
 	}
 	p->out.len = p->outoff = 0;
 	p->sent = p->seq;
@@ -329,6 +305,7 @@ proc_flush(struct proc *p)
 		engine_rewatch(p->engine, &p->watch, EPOLLIN);
 		p->waiting_out = false;
 	}
+	return progress;
 }
 
 /* True once call c has been written to the helper in full. */
@@ -348,31 +325,32 @@ proc_dispatch(struct proc *p, struct call *c)
 	c->proc = p;
 	c->seq = ++p->seq;
 	wire_put_u32(c->frame + WIRE_HEADER, c->seq);
-	TAILQ_INSERT_TAIL(&p->calls, c, qentry);
+	TAILQ_INSERT_TAIL(&p->calls, c, entry);
 	p->ncalls++;
 	p->state = PROC_BUSY;
 	wire_bytes(&p->out, c->frame, c->len);
 	c->outend = p->out.len;
 }
 
-/* The helper broke the protocol: kill it and fail what it held. */
+/* Take call c out of the helper's FIFO. */
+void
+proc_unfifo(struct proc *p, struct call *c)
+{
+	TAILQ_REMOVE(&p->calls, c, entry);
+	p->ncalls--;
+	c->proc = NULL;
+}
+
+/* Report a protocol violation; the pool kills the helper. */
 static void
 proc_violation(struct proc *p, const char *what)
 {
-	char		 cause[DETAIL_MAX];
-	bool		 settled = p->settled;
+	struct proc_ev	ev = { .type = PEV_VIOLATION, .why = what };
 
-	snprintf(cause, sizeof cause, "protocol violation: %s", what);
-	p->fault = true;
-	p->settled = true;
-	proc_kill(p, cause);
-	if (!settled)
-		engine_proc_spawn_failed(p->engine, p, cause);
-	else if (p->ncalls > 0)
-		engine_proc_lost(p->engine, p, cause);
+	pool_event(p, &ev);
 }
 
-/* Handle a HELLO frame: SPAWNING -> IDLE, or a failed handshake. */
+/* Handle a HELLO frame: the handshake passed, or why it failed. */
 static void
 proc_hello(struct proc *p, struct wire_reader *r)
 {
@@ -384,6 +362,7 @@ proc_hello(struct proc *p, struct wire_reader *r)
 		[HELLO_BAD_DESCRIPTOR] = "bad descriptor",
 		[HELLO_INIT] = "init failed",
 	};
+	struct proc_ev	ev;
 	char		name[PLUGIN_NAME_MAX], detail[DETAIL_MAX];
 	char		why[DETAIL_MAX + 32];
 	uint8_t		status;
@@ -393,28 +372,27 @@ proc_hello(struct proc *p, struct wire_reader *r)
 	abi = wire_read_u32(r);
 	wire_read_str16(r, name, sizeof name);
 	wire_read_str16(r, detail, sizeof detail);
-	if (!wire_reader_done(r) || p->state != PROC_SPAWNING ||
-	    status > HELLO_INIT) {
-		proc_violation(p, "malformed or unexpected handshake");
+	if (!wire_reader_done(r) || status > HELLO_INIT) {
+		proc_violation(p, "malformed handshake");
 		return;
 	}
-	p->settled = true;
+	memset(&ev, 0, sizeof ev);
 	if (status != HELLO_OK) {
 		if (kinds[status] == NULL)
 			strlcpy(why, detail, sizeof why);
 		else
 			snprintf(why, sizeof why, "%s: %s", kinds[status],
 			    detail);
-		proc_kill(p, why);
-		engine_proc_spawn_failed(p->engine, p, why);
-		return;
+		ev.type = PEV_REFUSED;
+		ev.why = why;
+	} else {
+		ev.type = PEV_HELLO;
+		if (p->state == PROC_SPAWNING && p->module->name[0] == '\0') {
+			strlcpy(p->module->name, name, sizeof p->module->name);
+			p->module->abi = abi;
+		}
 	}
-	if (p->module->name[0] == '\0') {
-		strlcpy(p->module->name, name, sizeof p->module->name);
-		p->module->abi = abi;
-	}
-	p->state = p->spare ? PROC_STANDBY : PROC_IDLE;
-	engine_proc_ready(p->engine, p);
+	pool_event(p, &ev);
 }
 
 /*
@@ -437,19 +415,20 @@ proc_bad_request(struct call *c, char *detail, size_t len)
 /*
  * Take the results of the oldest calls out of the ledger, in order: those
  * through seq when through is set (each must be there), else as many as
- * are there.  Returns how many were taken, or -1 if the helper broke the
- * protocol and was killed.
+ * are there.  Each becomes a PEV_RESULT; a missing or malformed one is a
+ * violation, and taking stops there.
  */
-static int
+static void
 proc_take(struct proc *p, bool through, uint32_t seq)
 {
 	struct ledger_slot	 s;
+	struct proc_ev		 ev;
 	struct call		*c;
 	const char		*bad;
 	char			 what[64], detail[DETAIL_MAX];
-	int			 n = 0, rc;
+	int			 rc;
 
-	while ((c = TAILQ_FIRST(&p->calls)) != NULL) {
+	while ((c = TAILQ_FIRST(&p->calls)) != NULL && proc_sent(p, c)) {
 		if (through && (int32_t)(c->seq - seq) > 0)
 			break;
 		if ((rc = ledger_take(p->ledger, c->seq, &s)) == 1 &&
@@ -467,33 +446,36 @@ proc_take(struct proc *p, bool through, uint32_t seq)
 			snprintf(what, sizeof what, "%s for call %u", bad,
 			    c->seq);
 			proc_violation(p, what);
-			return -1;
+			return;
 		}
-		TAILQ_REMOVE(&p->calls, c, qentry);
-		p->ncalls--;
+		proc_unfifo(p, c);
 		p->answered = c->seq;
-		c->proc = NULL;
-		if (p->ncalls == 0 && p->state == PROC_BUSY)
-			p->state = PROC_IDLE;
-		n++;
-		engine_proc_result(p->engine, p, c, s.status ==
-		    RESULT_BAD_REQUEST, s.decision, s.status ==
-		    RESULT_BAD_REQUEST ? detail : "");
+		memset(&ev, 0, sizeof ev);
+		ev.type = PEV_RESULT;
+		ev.call = c;
+		ev.bad_request = s.status == RESULT_BAD_REQUEST;
+		ev.decision = s.decision;
+		ev.why = ev.bad_request ? detail : "";
+		pool_event(p, &ev);
 	}
-	return n;
 }
 
 /*
  * Collect whatever results the helper has written, announced or not: at a
- * deadline, or once it died.  Returns as proc_take.
+ * deadline, or once it died.
  */
-int
+void
 proc_collect(struct proc *p)
 {
-	return proc_take(p, false, 0);
+	proc_take(p, false, 0);
 }
 
-/* Handle a RESULT frame: every call through seq has its result. */
+/*
+ * Handle a RESULT frame: every call through seq has its result.  It must
+ * announce something new, a call sent in full that no earlier frame
+ * announced (the host may have read the ledger ahead of the frame), so a
+ * helper sends at most one RESULT per call.
+ */
 static void
 proc_result(struct proc *p, struct wire_reader *r)
 {
@@ -504,16 +486,13 @@ proc_result(struct proc *p, struct wire_reader *r)
 		proc_violation(p, "malformed result");
 		return;
 	}
-	if (p->state != PROC_BUSY && p->state != PROC_IDLE) {
-		proc_violation(p, "result before its handshake");
-		return;
-	}
-	/* Not ahead of the calls sent; a late repeat is harmless. */
-	if ((int32_t)(seq - p->seq) > 0) {
+	if ((int32_t)(seq - p->announced) <= 0 ||
+	    (int32_t)(seq - p->sent) > 0) {
 		proc_violation(p, "result for no call");
 		return;
 	}
-	(void)proc_take(p, true, seq);
+	p->announced = seq;
+	proc_take(p, true, seq);
 }
 
 /* Take every complete frame out of the input buffer. */
@@ -558,51 +537,35 @@ proc_frames(struct proc *p)
 }
 
 /*
- * The helper closed its socket.  It is dying, or its plugin closed the
- * socket.  Give it a moment to die on its own, so that reaping says the
- * real cause and what it finished still counts; the engine kills it if it
- * lingers.
+ * Socket events from the helper.  One wake-up reads at most PROC_READ_MAX
+ * bytes: the loop comes back for the rest after serving everyone else.
  */
-static void
-proc_eof(struct proc *p)
-{
-	proc_close(p);
-	if (p->state == PROC_STOPPING)
-		return;
-	p->fault = true;
-	engine_proc_eof(p->engine, p);
-}
-
-/* Socket events from the helper. */
 static void
 proc_event(struct watch *w, uint32_t events)
 {
 	struct proc	*p = w->arg;
+	struct proc_ev	 ev = { .type = PEV_EOF };
 	ssize_t		 n;
-	size_t		 want;
+	size_t		 total = 0;
 
-	if (w->fd == -1)
-		return;
 	if (events & EPOLLOUT)
-		proc_flush(p);
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) == 0)
+		pool_flushed(p, proc_flush(p));
+	if (w->fd == -1 || (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) == 0)
 		return;
-	for (;;) {
-		want = sizeof p->in - p->inlen;
-		n = read(w->fd, p->in + p->inlen, want);
+	while (w->fd != -1 && total < PROC_READ_MAX) {
+		n = read(w->fd, p->in + p->inlen, sizeof p->in - p->inlen);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (n <= 0) {
-			proc_eof(p);
+			/* Closed: it is dying, or its plugin closed it. */
+			pool_event(p, &ev);
 			return;
 		}
 		p->inlen += (size_t)n;
+		total += (size_t)n;
 		proc_frames(p);
-		/* A short read took all there was; the loop calls again. */
-		if (w->fd == -1 || (size_t)n < want)
-			return;
 	}
 }
 
@@ -629,41 +592,16 @@ proc_hear_out(struct proc *p)
 }
 
 /*
- * The helper was reaped with wait status.  Report whatever it was holding:
- * a handshake that never came is a spawn failure, a call it was running is
- * lost with the cause.  Then the engine forgets it.
+ * The helper was reaped with wait status: after its last words, the pool
+ * hears of its death.
  */
 void
 proc_reaped(struct proc *p, int status)
 {
-	char		 how[64], cause[DETAIL_MAX + 64];
-	bool		 by_us;
+	struct proc_ev	ev = { .type = PEV_REAPED, .wstatus = status };
 
 	p->reaped = true;
 	proc_hear_out(p);
 	proc_close(p);
-	if (!p->killed && p->state != PROC_STOPPING)
-		p->fault = true;
-	p->state = PROC_KILLED;
-	proc_describe_status(status, how, sizeof how);
-	by_us = p->killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-	if (!p->settled) {
-		p->settled = true;
-		snprintf(cause, sizeof cause, "died while loading: %s",
-		    by_us ? p->cause : how);
-		engine_proc_spawn_failed(p->engine, p, cause);
-	} else if (p->ncalls > 0) {
-		/*
-		 * Dead by its own hand: what it finished first still counts.
-		 * Killed by us: its calls were already dealt with, or it
-		 * broke the protocol and forfeits them.
-		 */
-		if (!by_us)
-			(void)proc_collect(p);
-		strlcpy(cause, by_us ? p->cause : how, sizeof cause);
-		if (p->ncalls > 0)
-			engine_proc_lost(p->engine, p, cause);
-	}
-	p->state = PROC_KILLED;
-	engine_proc_gone(p->engine, p);
+	pool_event(p, &ev);
 }

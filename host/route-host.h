@@ -23,6 +23,10 @@
 
 #include "route-host/plugin.h"
 
+#ifndef nitems
+#define nitems(a)	(sizeof (a) / sizeof (a)[0])
+#endif
+
 #ifndef __unused
 #define __unused	__attribute__((__unused__))
 #endif
@@ -90,6 +94,7 @@ int		 engine_probe(struct engine *, struct module *, engine_cb,
 int		 engine_reject(struct engine *, enum status, const char *,
 		     engine_cb, void *);
 void		 engine_release_drain(struct engine *, struct module *, int);
+void		 engine_set_helpers(struct module *, u_int);
 int		 engine_run(struct engine *, int);
 u_int		 engine_pending(const struct engine *);
 u_int		 engine_loaded(const struct engine *);
@@ -99,24 +104,49 @@ void		 engine_foreach(struct engine *,
 const char	*engine_status_name(enum status);
 uint64_t	 engine_now(void);
 
-/* Used by proc.c to report to the engine. */
+/* loop.c: the event loop; every fd and every deadline goes through it. */
 struct watch {
 	int			 fd;
 	void			(*cb)(struct watch *, uint32_t);
 	void			*arg;
 };
+struct timer {
+	RB_ENTRY(timer)		 entry;
+	uint64_t		 at;		/* monotonic ns */
+	uint64_t		 seq;		/* ties broken by arming order */
+	bool			 armed;
+	void			(*cb)(void *);
+	void			*arg;
+};
+struct loop;
+struct loop	*loop_new(char *, size_t);
+void		 loop_free(struct loop *);
+int		 loop_turn(struct loop *, int);
+int		 loop_watch(struct loop *, struct watch *, uint32_t);
+int		 loop_rewatch(struct loop *, struct watch *, uint32_t);
+void		 loop_unwatch(struct loop *, struct watch *);
+void		 loop_timer_init(struct timer *, void (*)(void *), void *);
+void		 loop_timer_at(struct loop *, struct timer *, uint64_t);
+void		 loop_timer_cancel(struct loop *, struct timer *);
+u_int		 loop_timers(const struct loop *);
+u_int		 loop_timers_counted(struct loop *);
+uint64_t	 loop_now(void);
+
+/* The engine's loop, for the daemon's own watches and timers. */
+struct loop	*engine_loop(struct engine *);
 int		 engine_watch(struct engine *, struct watch *, uint32_t);
 int		 engine_rewatch(struct engine *, struct watch *, uint32_t);
 void		 engine_unwatch(struct engine *, struct watch *);
-void		 engine_proc_ready(struct engine *, struct proc *);
-void		 engine_proc_eof(struct engine *, struct proc *);
-void		 engine_proc_spawn_failed(struct engine *, struct proc *,
-		     const char *);
-void		 engine_proc_result(struct engine *, struct proc *,
-		     struct call *, int, int, const char *);
-void		 engine_proc_lost(struct engine *, struct proc *,
-		     const char *);
-void		 engine_proc_gone(struct engine *, struct proc *);
+
+/* A helper as status shows it. */
+struct engine_helper {
+	pid_t			 pid;
+	const char		*state;		/* proc_state_name */
+	bool			 spare;
+};
+u_int		 engine_helpers(const struct module *, struct engine_helper *,
+		     u_int);
+void		 engine_check(struct engine *);
 
 /* A log line for the daemon's log; priority as syslog(3)'s. */
 typedef void	(*log_cb)(void *, int, const char *);
@@ -185,53 +215,55 @@ void		 plugdir_foreach(struct plugdir *,
 		     void (*)(struct channel *, void *), void *);
 const char	*plugdir_path(const struct plugdir *);
 
-/* module.c: a loaded version. */
+/*
+ * module.c: a loaded version, and its life.
+ *
+ *	engine_load        last holder released        no call, no helper
+ *	  ----> HELD ------------------------------> RETIRED ----------> DEAD
+ *	         ^      engine_load finds it again       |
+ *	         +---------------------------------------+
+ *
+ * Holders (channels, gates, commands) and calls are counted apart: only
+ * the last holder's release retires a version, and only a retired
+ * version's drain cap cuts calls.  Fields below the identity are the
+ * engine's; other files read the identity and the counters only.
+ */
+enum module_state {
+	MODULE_HELD,		/* in the registry, held by someone */
+	MODULE_RETIRED,		/* no holder; calls or helpers remain */
+	MODULE_DEAD,		/* nothing left: freed at the end of the turn */
+};
+
+struct pool;
 struct module {
-	RB_ENTRY(module)	 entry;
+	/* Identity. */
 	unsigned char		 key[VERSION_LEN];	/* version + options */
 	unsigned char		 hash[VERSION_LEN];
 	char			 hex[VERSION_HEX_LEN + 1];
 	char			 label[PLUGIN_NAME_MAX];
 	int			 memfd;
 	size_t			 size;
-
 	struct route_option	*opts;
 	size_t			 nopts;
-
-	u_int			 refs;		/* holders and calls */
-	bool			 listed;	/* in the registry */
-	TAILQ_ENTRY(module)	 drainentry;	/* draining or dead list */
-	TAILQ_ENTRY(module)	 throttleentry;
-	bool			 throttled;
-	TAILQ_ENTRY(module)	 capentry;	/* drain cap pending */
-	uint64_t		 drain_by;	/* 0: no cap */
-	TAILQ_ENTRY(module)	 standentry;	/* keeps a standby helper */
-	uint64_t		 standby_until;	/* 0: no standby */
-	uint64_t		 spare_at;	/* fork the spare then */
-	int			 drain_ms;
-
 	/* Filled by the first successful handshake. */
 	char			 name[PLUGIN_NAME_MAX];
 	uint32_t		 abi;
 
-	/* Helper pool and the calls waiting for it. */
-	TAILQ_HEAD(, proc)	 procs;
-	TAILQ_HEAD(, call)	 queue;
-	u_int			 nqueued;
-	u_int			 nprocs;
-	u_int			 max_helpers;	/* 0: the engine's */
-
-	/* Load failures fail calls fast until spawn_retry. */
-	char			 spawn_error[DETAIL_MAX];
-	uint64_t		 spawn_retry;
-
-	/* Crash loop throttle. */
-	u_int			 crash_streak;
-	uint64_t		 spawn_not_before;
-
+	/* Counters. */
 	uint64_t		 served;
 	uint64_t		 crashed;
 	uint64_t		 timed_out;
+
+	/* Its life (module.c) and its helpers (pool.c). */
+	enum module_state	 state;
+	RB_ENTRY(module)	 entry;		/* registry, while HELD */
+	TAILQ_ENTRY(module)	 lentry;	/* retired or dead list */
+	u_int			 holders;
+	u_int			 ncalls;	/* call structures naming it */
+	int			 drain_ms;	/* cap armed at retirement */
+	struct timer		 cap;
+	struct engine		*engine;
+	struct pool		*pool;
 };
 RB_HEAD(module_tree, module);
 RB_PROTOTYPE(module_tree, module, entry, module_cmp);
@@ -241,21 +273,12 @@ struct module	*module_open(const char *, const char *, size_t,
 		     const struct route_option *, size_t, char *, size_t);
 void		 module_free(struct module *);
 u_int		 module_pids(const struct module *, pid_t *, u_int);
+const char	*module_state_name(enum module_state);
 
 /* version.c: content hashes. */
 void		 version_hex(const unsigned char *, char *);
 int		 version_file(int, unsigned char *);
 int		 version_mem(const void *, size_t, unsigned char *);
-
-/* proc.c: the host's side of one helper process. */
-enum proc_state {
-	PROC_SPAWNING,		/* forked, handshake pending */
-	PROC_IDLE,		/* warm, no call */
-	PROC_BUSY,		/* running calls */
-	PROC_STANDBY,		/* warm spare, takes no call until promoted */
-	PROC_STOPPING,		/* socket closed, exiting on EOF */
-	PROC_KILLED,		/* SIGKILL sent, waiting to be reaped */
-};
 
 /* A growing buffer of frames (wire.c). */
 struct wire_buf {
@@ -265,112 +288,6 @@ struct wire_buf {
 	size_t			 max;		/* 0: one frame */
 	bool			 failed;	/* allocation or limit */
 };
-
-/*
- * A call: queued on its module, then sent to one helper, where it waits in
- * that helper's FIFO until answered.  A call that ends before its helper
- * answers (a deadline) stays in the FIFO as a ghost, without a caller,
- * until the helper's answer or death takes it out.
- */
-struct call {
-	TAILQ_ENTRY(call)	 qentry;	/* module queue, helper FIFO */
-	RB_ENTRY(call)		 dentry;	/* deadline tree */
-	struct module		*module;
-	struct proc		*proc;		/* in this helper's FIFO */
-	uint64_t		 deadline;
-	uint64_t		 id;
-	uint32_t		 seq;		/* in its helper */
-	int			 timeout_ms;
-	bool			 probe;
-	bool			 queued;
-	bool			 timed;		/* in the deadline tree */
-	bool			 ghost;		/* ended; awaiting its helper */
-	engine_cb		 cb;
-	void			*arg;
-	uint32_t		 nconsumers;
-	struct result		 early;		/* failed before running */
-	size_t			 outend;	/* its end in proc's out */
-	size_t			 len;
-	unsigned char		 frame[];	/* WIRE_CALL frame */
-};
-TAILQ_HEAD(call_fifo, call);
-
-struct proc {
-	TAILQ_ENTRY(proc)	 entry;		/* module's pool */
-	TAILQ_ENTRY(proc)	 graceentry;	/* engine's grace FIFO */
-	TAILQ_ENTRY(proc)	 flushentry;	/* engine's flush list */
-	TAILQ_ENTRY(proc)	 eofentry;	/* engine's EOF FIFO */
-	TAILQ_ENTRY(proc)	 pipeentry;	/* engine's pipelined list */
-	uint64_t		 eof_by;	/* killed then, if still alive */
-	RB_ENTRY(proc)		 pidentry;	/* engine's pid index */
-	uint64_t		 grace;		/* SPAWNING/STOPPING deadline */
-	bool			 graced;	/* on the grace FIFO */
-	bool			 flushing;	/* on the flush list */
-	bool			 eof;		/* on the EOF FIFO */
-	bool			 pipelined;	/* on the pipelined list */
-	bool			 settled;	/* handshake outcome known */
-	bool			 killed;	/* we sent SIGKILL */
-	bool			 reaped;	/* its pid is gone */
-	bool			 spare;		/* forked as a standby */
-	bool			 fault;		/* died or broke protocol */
-	struct engine		*engine;
-	struct module		*module;
-	pid_t			 pid;
-	enum proc_state		 state;
-	struct watch		 watch;		/* its socket, -1 once closed */
-	struct call_fifo	 calls;		/* sent, unanswered, in order */
-	u_int			 ncalls;
-	uint32_t		 seq;		/* of the last call queued */
-	uint32_t		 sent;		/* ... and written in full */
-	uint32_t		 answered;	/* through this seq */
-	struct ledger		*ledger;	/* shared with the helper */
-
-	struct wire_buf		 out;		/* frames being written */
-	size_t			 outoff;
-	bool			 waiting_out;	/* EPOLLOUT armed */
-
-	unsigned char		 in[2048];	/* reply being read */
-	size_t			 inlen;
-
-	char			 cause[DETAIL_MAX];	/* why it was killed */
-};
-
-struct proc	*proc_spawn(struct engine *, struct module *, char *, size_t);
-void		 proc_dispatch(struct proc *, struct call *);
-void		 proc_flush(struct proc *);
-int		 proc_collect(struct proc *);
-bool		 proc_sent(const struct proc *, const struct call *);
-void		 proc_free(struct proc *);
-void		 proc_kill(struct proc *, const char *);
-void		 proc_stop(struct proc *);
-void		 proc_promote(struct proc *);
-void		 proc_expire(struct proc *, int);
-void		 proc_reaped(struct proc *, int);
-const char	*proc_state_name(enum proc_state);
-void		 proc_describe_status(int, char *, size_t);
-
-/* ledger.c: the results a helper shares with the host. */
-#define LEDGER_SLOTS		64	/* at least the engine's depth */
-
-struct ledger_slot {
-	uint32_t		 seq;		/* written last */
-	int32_t			 decision;
-	uint8_t			 status;	/* enum wire_result */
-};
-struct ledger {
-	struct ledger_slot	 slot[LEDGER_SLOTS];
-};
-
-struct ledger	*ledger_new(void);
-int		 ledger_seal(struct ledger *);
-void		 ledger_free(struct ledger *);
-void		 ledger_put(struct ledger *, uint32_t, uint8_t, int32_t);
-int		 ledger_take(const struct ledger *, uint32_t,
-		     struct ledger_slot *);
-
-/* helper.c: runs in the child; never returns. */
-void		 helper_main(int, int, struct ledger *, const struct module *)
-		     __attribute__((__noreturn__));
 
 /* wire.c: frames between host and helper, and call bodies. */
 #define WIRE_HEADER		5	/* u32 length, u8 type */

@@ -830,7 +830,8 @@ static void
 server_version(struct module *m, void *arg)
 {
 	struct server_versions	*sv = arg;
-	struct proc		*p;
+	struct engine_helper	 hs[64];
+	u_int			 n;
 	json_t			*v, *helpers;
 
 	/*
@@ -842,9 +843,10 @@ server_version(struct module *m, void *arg)
 	    strcmp(m->label, sv->channel) != 0)
 		return;
 	helpers = json_array();
-	TAILQ_FOREACH(p, &m->procs, entry)
+	n = engine_helpers(m, hs, nitems(hs));
+	for (u_int i = 0; i < n; i++)
 		json_array_append_new(helpers, json_pack("{s:I,s:s}", "pid",
-		    (json_int_t)p->pid, "state", proc_state_name(p->state)));
+		    (json_int_t)hs[i].pid, "state", hs[i].state));
 	v = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I}", "version", m->hex,
 	    "plugin", m->name, "state", m == sv->active ? "active" :
 	    m == sv->loading ? "loading" : "draining", "helpers", helpers,

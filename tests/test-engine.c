@@ -414,7 +414,7 @@ test_load_twice_dedupes(void **state)
 	b = test_load(f->e, copy, NULL, NULL);
 	assert_ptr_equal(a, b);
 	assert_int_equal(engine_loaded(f->e), 1);
-	assert_int_equal(a->refs, 2);
+	assert_int_equal(a->holders, 2);
 	/* Other options: the same version, configured differently. */
 	c = test_load(f->e, copy, "k=v", NULL);
 	assert_ptr_not_equal(a, c);
@@ -700,16 +700,29 @@ test_queued_calls_survive_crash(void **state)
 	engine_release(f->e, m);
 }
 
-/* m's helper in state st (the first), or NULL. */
-static struct proc *
-test_proc_in(struct module *m, enum proc_state st)
+/* m's helper in state st (the first, put in *h), or false. */
+static bool
+test_proc_in(struct module *m, const char *st, struct engine_helper *h)
 {
-	struct proc	*p;
+	struct engine_helper	hs[16];
+	u_int			n = engine_helpers(m, hs, nitems(hs));
 
-	TAILQ_FOREACH(p, &m->procs, entry)
-		if (p->state == st)
-			return p;
-	return NULL;
+	for (u_int i = 0; i < n; i++)
+		if (strcmp(hs[i].state, st) == 0) {
+			if (h != NULL)
+				*h = hs[i];
+			return true;
+		}
+	return false;
+}
+
+/* How many helpers of m are not yet reaped. */
+static u_int
+test_nprocs(struct module *m)
+{
+	struct engine_helper	hs[16];
+
+	return engine_helpers(m, hs, nitems(hs));
 }
 
 /*
@@ -759,7 +772,7 @@ test_standby_after_crash(void **state)
 		{ "poison", { .type = ROUTE_BOOLEAN, .boolean = true } },
 	};
 	struct module		*m;
-	struct proc		*spare;
+	struct engine_helper	 spare;
 	struct wait		 w;
 	char			 err[DETAIL_MAX];
 	pid_t			 spare_pid;
@@ -772,37 +785,36 @@ test_standby_after_crash(void **state)
 	m = test_load(f->e, testutil_plugin("demo-crashy", true), NULL, NULL);
 	w = test_call(f->e, m, one_ready, 1, 0);
 	assert_int_equal(w.r.status, ST_OK);
-	assert_null(test_proc_in(m, PROC_STANDBY));	/* none before a fault */
+	assert_false(test_proc_in(m, "standby", NULL));	/* none before a fault */
 
 	w = test_call_with(f->e, m, poison, 1, one_ready, 1, 0);
 	assert_int_equal(w.r.status, ST_CRASHED);
 	end = engine_now() + 5000 * MS_NS;
-	while ((spare = test_proc_in(m, PROC_STANDBY)) == NULL &&
-	    engine_now() < end)
+	while (!test_proc_in(m, "standby", &spare) && engine_now() < end)
 		engine_run(f->e, 10);
-	assert_non_null(spare);
-	assert_true(spare->spare);
-	spare_pid = spare->pid;
+	assert_true(test_proc_in(m, "standby", &spare));
+	assert_true(spare.spare);
+	spare_pid = spare.pid;
 
 	/* The spare takes the next call once its sibling crashes. */
 	w = test_call_with(f->e, m, poison, 1, one_ready, 1, 0);
 	assert_int_equal(w.r.status, ST_CRASHED);
 	w = test_call(f->e, m, one_ready, 1, 0);
 	assert_int_equal(w.r.status, ST_OK);
-	assert_non_null(spare = test_proc_in(m, PROC_IDLE));
-	assert_int_equal(spare->pid, spare_pid);
-	assert_false(spare->spare);
+	assert_true(test_proc_in(m, "idle", &spare));
+	assert_int_equal(spare.pid, spare_pid);
+	assert_false(spare.spare);
 
 	/* A new spare loads behind it, and goes with the window. */
 	end = engine_now() + 5000 * MS_NS;
-	while (test_proc_in(m, PROC_STANDBY) == NULL && engine_now() < end)
+	while (!test_proc_in(m, "standby", NULL) && engine_now() < end)
 		engine_run(f->e, 10);
-	assert_non_null(test_proc_in(m, PROC_STANDBY));
+	assert_true(test_proc_in(m, "standby", NULL));
 	end = engine_now() + 5000 * MS_NS;
-	while (m->nprocs > 1 && engine_now() < end)
+	while (test_nprocs(m) > 1 && engine_now() < end)
 		engine_run(f->e, 10);
-	assert_int_equal(m->nprocs, 1);
-	assert_null(test_proc_in(m, PROC_STANDBY));
+	assert_int_equal(test_nprocs(m), 1);
+	assert_false(test_proc_in(m, "standby", NULL));
 	engine_release(f->e, m);
 }
 
