@@ -56,6 +56,37 @@ test_wait(struct engine *e, struct wait *ws, size_t n)
 	}
 }
 
+/* Run the loop until every wait in ws is done, failing after ms. */
+static void
+test_wait_for(struct engine *e, struct wait *ws, size_t n, int ms)
+{
+	uint64_t	end = engine_now() + (uint64_t)ms * MS_NS;
+
+	for (;;) {
+		size_t	done = 0;
+
+		for (size_t i = 0; i < n; i++)
+			done += ws[i].done;
+		if (done == n)
+			return;
+		if (engine_now() > end)
+			fail_msg("%zu of %zu calls still running after %d ms",
+			    n - done, n, ms);
+		assert_int_not_equal(engine_run(e, 10), -1);
+	}
+}
+
+/*
+ * A watchdog for tests a broken engine could wedge inside engine_run:
+ * SIGALRM ends the suite, which then fails instead of hanging.  Teardown
+ * disarms it.
+ */
+static void
+test_watchdog(u_int sec)
+{
+	alarm(sec);
+}
+
 /* Load a plugin, with options "k=v" strings, asserting it reads. */
 static struct module *
 test_load(struct engine *e, const char *path, const char *opt1,
@@ -115,6 +146,21 @@ static const struct testutil_consumer	one_ready[] = {
 	{ "ready", 0, 1, 0, { NULL } },
 };
 
+/* Start a call with the given fields to one ready consumer. */
+static void
+test_start(struct engine *e, struct module *m,
+    const struct testutil_field *fl, size_t nf, int timeout_ms,
+    struct wait *w)
+{
+	struct wire_buf	b;
+
+	memset(w, 0, sizeof *w);
+	testutil_body(&b, fl, nf, one_ready, 1);
+	assert_int_equal(engine_call(e, m, b.data, b.len, timeout_ms,
+	    test_done, w), 0);
+	wire_free(&b);
+}
+
 /* Per-test setup: a fresh engine, and the fd count to return to. */
 static int
 setup(void **state)
@@ -140,6 +186,7 @@ teardown(void **state)
 	struct fixture	*f = *state;
 
 	engine_free(f->e);
+	alarm(0);
 	assert_true(testutil_no_children());
 	assert_int_equal(testutil_fds(), f->fds);
 	free(f);
@@ -1045,6 +1092,51 @@ test_bad_request(void **state)
 	engine_release(f->e, m);
 }
 
+#define MANY_BEHIND	8
+
+/*
+ * Many calls waiting behind a slow one in its helper's FIFO, each on its
+ * own deadline: each times out on its own, becomes a ghost the helper
+ * still runs, and leaves the deadline tree once (twice corrupts it, and
+ * it takes four or more to show).  The slow call is answered, and the
+ * engine goes on answering.  (Calls that may still be running when a
+ * test fails are static: teardown's engine_free must not write to a dead
+ * stack.)
+ */
+static void
+test_many_deadlines_behind_slow_call(void **state)
+{
+	struct fixture		*f = *state;
+	struct testutil_field	 slow = { "sleep_ms", { .type = ROUTE_INTEGER,
+	    .integer = 600 } };
+	struct module		*m;
+	static struct wait	 w[1 + MANY_BEHIND], after;
+
+	test_watchdog(30);
+	m = test_load(f->e, testutil_plugin("demo-sleepy", true), NULL, NULL);
+	test_start(f->e, m, NULL, 0, 5000, &after);	/* warm, one helper */
+	test_wait_for(f->e, &after, 1, 5000);
+	assert_int_equal(after.r.status, ST_OK);
+	test_start(f->e, m, &slow, 1, 3000, &w[0]);
+	for (int i = 1; i <= MANY_BEHIND; i++)
+		test_start(f->e, m, NULL, 0, 30 + 7 * i, &w[i]);
+	test_wait_for(f->e, w, 1 + MANY_BEHIND, 5000);
+	for (int i = 1; i <= MANY_BEHIND; i++) {
+		if (w[i].r.status != ST_TIMED_OUT)
+			fail_msg("call %d behind: %s '%s'", i,
+			    engine_status_name(w[i].r.status), w[i].r.detail);
+		assert_non_null(strstr(w[i].r.detail, "still busy"));
+	}
+	if (w[0].r.status != ST_OK)
+		fail_msg("slow call: %s '%s'", engine_status_name(
+		    w[0].r.status), w[0].r.detail);
+	test_start(f->e, m, NULL, 0, 2000, &after);
+	test_wait_for(f->e, &after, 1, 3000);
+	assert_int_equal(after.r.status, ST_OK);
+	assert_int_equal(engine_pending(f->e), 0);
+	engine_release(f->e, m);
+}
+
 /* Read a file into buf; its length. */
 static size_t
 test_slurp(const char *path, char *buf, size_t len)
@@ -1250,6 +1342,8 @@ main(void)
 		T(test_host_single_threaded),
 		T(test_free_with_calls_in_flight),
 		T(test_load_refusals),
+		/* Last: on a corrupted deadline tree even teardown crashes. */
+		T(test_many_deadlines_behind_slow_call),
 #undef T
 	};
 
