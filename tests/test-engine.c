@@ -8,6 +8,8 @@
 
 #include "config.h"
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 
 #include <dlfcn.h>
@@ -1137,6 +1139,59 @@ test_many_deadlines_behind_slow_call(void **state)
 	engine_release(f->e, m);
 }
 
+/* Two watches on eventfds; each one's callback unwatches the other. */
+struct pair {
+	struct engine	*e;
+	struct watch	 w[2];
+	int		 ran[2];
+};
+
+/* Record that this watch ran, and remove the other from the loop. */
+static void
+test_pair_cb(struct watch *w, uint32_t events)
+{
+	struct pair	*pr = w->arg;
+	uint64_t	 v;
+	int		 i = w == &pr->w[0] ? 0 : 1;
+
+	(void)events;
+	(void)!read(w->fd, &v, sizeof v);
+	pr->ran[i]++;
+	engine_unwatch(pr->e, &pr->w[1 - i]);
+}
+
+/*
+ * A watch removed by a callback earlier in the same batch of events gets
+ * no event from that batch: its owner may have freed it.
+ */
+static void
+test_unwatch_cancels_batch(void **state)
+{
+	struct fixture	*f = *state;
+	struct pair	 pr;
+	uint64_t	 one = 1;
+
+	memset(&pr, 0, sizeof pr);
+	pr.e = f->e;
+	for (int i = 0; i < 2; i++) {
+		pr.w[i].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		assert_int_not_equal(pr.w[i].fd, -1);
+		pr.w[i].cb = test_pair_cb;
+		pr.w[i].arg = &pr;
+		assert_int_equal(engine_watch(f->e, &pr.w[i], EPOLLIN), 0);
+		assert_int_equal(write(pr.w[i].fd, &one, sizeof one),
+		    (ssize_t)sizeof one);
+	}
+	assert_int_not_equal(engine_run(f->e, 1000), -1);
+	for (int i = 0; i < 2; i++) {
+		engine_unwatch(f->e, &pr.w[i]);
+		close(pr.w[i].fd);
+	}
+	if (pr.ran[0] + pr.ran[1] != 1)
+		fail_msg("callbacks ran %d and %d times: an unwatched watch "
+		    "got its event", pr.ran[0], pr.ran[1]);
+}
+
 /* Read a file into buf; its length. */
 static size_t
 test_slurp(const char *path, char *buf, size_t len)
@@ -1342,6 +1397,7 @@ main(void)
 		T(test_host_single_threaded),
 		T(test_free_with_calls_in_flight),
 		T(test_load_refusals),
+		T(test_unwatch_cancels_batch),
 		/* Last: on a corrupted deadline tree even teardown crashes. */
 		T(test_many_deadlines_behind_slow_call),
 #undef T
