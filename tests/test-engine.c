@@ -1192,6 +1192,41 @@ test_unwatch_cancels_batch(void **state)
 		    "got its event", pr.ran[0], pr.ran[1]);
 }
 
+/*
+ * A helper that floods RESULT frames announcing nothing new breaks the
+ * protocol: it is killed, its call crashes, and the loop is free again to
+ * serve the version (on a fresh helper) and others.
+ */
+static void
+test_result_flood_is_a_violation(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m, *ok;
+	static struct wait w;
+
+	test_watchdog(30);
+	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=flood",
+	    "at=init");
+	ok = test_load(f->e, testutil_plugin("first-available", true), NULL,
+	    NULL);
+	test_start(f->e, m, NULL, 0, 2000, &w);
+	test_wait_for(f->e, &w, 1, 5000);
+	if (w.r.status != ST_CRASHED ||
+	    strstr(w.r.detail, "protocol violation") == NULL)
+		fail_msg("flooding helper: %s '%s', expected crashed "
+		    "'protocol violation ...'", engine_status_name(w.r.status),
+		    w.r.detail);
+	memset(&w, 0, sizeof w);
+	assert_int_equal(engine_probe(f->e, m, test_done, &w), 0);
+	test_wait_for(f->e, &w, 1, 5000);
+	assert_int_equal(w.r.status, ST_OK);
+	test_start(f->e, ok, NULL, 0, 1000, &w);
+	test_wait_for(f->e, &w, 1, 2000);
+	assert_int_equal(w.r.status, ST_OK);
+	engine_release(f->e, ok);
+	engine_release(f->e, m);
+}
+
 /* Read a file into buf; its length. */
 static size_t
 test_slurp(const char *path, char *buf, size_t len)
@@ -1398,6 +1433,7 @@ main(void)
 		T(test_free_with_calls_in_flight),
 		T(test_load_refusals),
 		T(test_unwatch_cancels_batch),
+		T(test_result_flood_is_a_violation),
 		/* Last: on a corrupted deadline tree even teardown crashes. */
 		T(test_many_deadlines_behind_slow_call),
 #undef T
