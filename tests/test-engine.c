@@ -1227,6 +1227,63 @@ test_result_flood_is_a_violation(void **state)
 	engine_release(f->e, m);
 }
 
+/*
+ * A helper that stops reading its socket: a call too big for the socket
+ * is never written in full and times out; the helper is then killed and
+ * reaped within a few seconds, and a call behind it is answered by a
+ * fresh helper.
+ */
+static void
+test_deaf_helper_is_killed(void **state)
+{
+	struct fixture		*f = *state;
+	struct testutil_field	 big = { "blob", { .type = ROUTE_TEXT } };
+	struct module		*m;
+	static struct wait	 w[2];
+	uint64_t		 end;
+	size_t			 len = (1u << 20) - 1024;
+	char			*text;
+	pid_t			 deaf;
+
+	test_watchdog(30);
+	assert_non_null(text = malloc(len));
+	memset(text, 'x', len);
+	big.value.text = text;
+	big.value.len = len;
+	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=deaf",
+	    "at=init");
+	/* Loaded, then deaf 100 ms after its init. */
+	memset(w, 0, sizeof w);
+	assert_int_equal(engine_probe(f->e, m, test_done, &w[0]), 0);
+	test_wait_for(f->e, w, 1, 5000);
+	assert_int_equal(w[0].r.status, ST_OK);
+	assert_int_equal(module_pids(m, &deaf, 1), 1);
+	for (end = engine_now() + 300 * MS_NS; engine_now() < end;)
+		engine_run(f->e, 10);
+
+	test_start(f->e, m, &big, 1, 100, &w[0]);
+	free(text);
+	test_wait_for(f->e, w, 1, 3000);
+	if (w[0].r.status != ST_TIMED_OUT)
+		fail_msg("big call: %s '%s'", engine_status_name(
+		    w[0].r.status), w[0].r.detail);
+
+	test_start(f->e, m, NULL, 0, 4000, &w[1]);
+	end = engine_now() + 5000 * MS_NS;
+	while (kill(deaf, 0) == 0) {
+		if (engine_now() > end)
+			fail_msg("deaf helper pid %ld still alive 5 s after "
+			    "its call timed out", (long)deaf);
+		engine_run(f->e, 10);
+	}
+	assert_int_equal(errno, ESRCH);
+	test_wait_for(f->e, &w[1], 1, 5000);
+	if (w[1].r.status != ST_OK)
+		fail_msg("call behind the deaf helper: %s '%s'",
+		    engine_status_name(w[1].r.status), w[1].r.detail);
+	engine_release(f->e, m);
+}
+
 /* Read a file into buf; its length. */
 static size_t
 test_slurp(const char *path, char *buf, size_t len)
@@ -1434,6 +1491,7 @@ main(void)
 		T(test_load_refusals),
 		T(test_unwatch_cancels_batch),
 		T(test_result_flood_is_a_violation),
+		T(test_deaf_helper_is_killed),
 		/* Last: on a corrupted deadline tree even teardown crashes. */
 		T(test_many_deadlines_behind_slow_call),
 #undef T
