@@ -8,6 +8,8 @@
 
 #include "config.h"
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 
 #include <dlfcn.h>
@@ -54,6 +56,37 @@ test_wait(struct engine *e, struct wait *ws, size_t n)
 			return;
 		assert_int_not_equal(engine_run(e, 1000), -1);
 	}
+}
+
+/* Run the loop until every wait in ws is done, failing after ms. */
+static void
+test_wait_for(struct engine *e, struct wait *ws, size_t n, int ms)
+{
+	uint64_t	end = engine_now() + (uint64_t)ms * MS_NS;
+
+	for (;;) {
+		size_t	done = 0;
+
+		for (size_t i = 0; i < n; i++)
+			done += ws[i].done;
+		if (done == n)
+			return;
+		if (engine_now() > end)
+			fail_msg("%zu of %zu calls still running after %d ms",
+			    n - done, n, ms);
+		assert_int_not_equal(engine_run(e, 10), -1);
+	}
+}
+
+/*
+ * A watchdog for tests a broken engine could wedge inside engine_run:
+ * SIGALRM ends the suite, which then fails instead of hanging.  Teardown
+ * disarms it.
+ */
+static void
+test_watchdog(u_int sec)
+{
+	alarm(sec);
 }
 
 /* Load a plugin, with options "k=v" strings, asserting it reads. */
@@ -115,6 +148,21 @@ static const struct testutil_consumer	one_ready[] = {
 	{ "ready", 0, 1, 0, { NULL } },
 };
 
+/* Start a call with the given fields to one ready consumer. */
+static void
+test_start(struct engine *e, struct module *m,
+    const struct testutil_field *fl, size_t nf, int timeout_ms,
+    struct wait *w)
+{
+	struct wire_buf	b;
+
+	memset(w, 0, sizeof *w);
+	testutil_body(&b, fl, nf, one_ready, 1);
+	assert_int_equal(engine_call(e, m, b.data, b.len, timeout_ms,
+	    test_done, w), 0);
+	wire_free(&b);
+}
+
 /* Per-test setup: a fresh engine, and the fd count to return to. */
 static int
 setup(void **state)
@@ -140,6 +188,7 @@ teardown(void **state)
 	struct fixture	*f = *state;
 
 	engine_free(f->e);
+	alarm(0);
 	assert_true(testutil_no_children());
 	assert_int_equal(testutil_fds(), f->fds);
 	free(f);
@@ -1057,6 +1106,196 @@ test_bad_request(void **state)
 	engine_release(f->e, m);
 }
 
+#define MANY_BEHIND	8
+
+/*
+ * Many calls waiting behind a slow one in its helper's FIFO, each on its
+ * own deadline: each times out on its own, becomes a ghost the helper
+ * still runs, and leaves the deadline tree once (twice corrupts it, and
+ * it takes four or more to show).  The slow call is answered, and the
+ * engine goes on answering.  (Calls that may still be running when a
+ * test fails are static: teardown's engine_free must not write to a dead
+ * stack.)
+ */
+static void
+test_many_deadlines_behind_slow_call(void **state)
+{
+	struct fixture		*f = *state;
+	struct testutil_field	 slow = { "sleep_ms", { .type = ROUTE_INTEGER,
+	    .integer = 600 } };
+	struct module		*m;
+	static struct wait	 w[1 + MANY_BEHIND], after;
+
+	test_watchdog(30);
+	m = test_load(f->e, testutil_plugin("demo-sleepy", true), NULL, NULL);
+	test_start(f->e, m, NULL, 0, 5000, &after);	/* warm, one helper */
+	test_wait_for(f->e, &after, 1, 5000);
+	assert_int_equal(after.r.status, ST_OK);
+	test_start(f->e, m, &slow, 1, 3000, &w[0]);
+	for (int i = 1; i <= MANY_BEHIND; i++)
+		test_start(f->e, m, NULL, 0, 30 + 7 * i, &w[i]);
+	test_wait_for(f->e, w, 1 + MANY_BEHIND, 5000);
+	for (int i = 1; i <= MANY_BEHIND; i++) {
+		if (w[i].r.status != ST_TIMED_OUT)
+			fail_msg("call %d behind: %s '%s'", i,
+			    engine_status_name(w[i].r.status), w[i].r.detail);
+		assert_non_null(strstr(w[i].r.detail, "still busy"));
+	}
+	if (w[0].r.status != ST_OK)
+		fail_msg("slow call: %s '%s'", engine_status_name(
+		    w[0].r.status), w[0].r.detail);
+	test_start(f->e, m, NULL, 0, 2000, &after);
+	test_wait_for(f->e, &after, 1, 3000);
+	assert_int_equal(after.r.status, ST_OK);
+	assert_int_equal(engine_pending(f->e), 0);
+	engine_release(f->e, m);
+}
+
+/* Two watches on eventfds; each one's callback unwatches the other. */
+struct pair {
+	struct engine	*e;
+	struct watch	 w[2];
+	int		 ran[2];
+};
+
+/* Record that this watch ran, and remove the other from the loop. */
+static void
+test_pair_cb(struct watch *w, uint32_t events)
+{
+	struct pair	*pr = w->arg;
+	uint64_t	 v;
+	int		 i = w == &pr->w[0] ? 0 : 1;
+
+	(void)events;
+	(void)!read(w->fd, &v, sizeof v);
+	pr->ran[i]++;
+	engine_unwatch(pr->e, &pr->w[1 - i]);
+}
+
+/*
+ * A watch removed by a callback earlier in the same batch of events gets
+ * no event from that batch: its owner may have freed it.
+ */
+static void
+test_unwatch_cancels_batch(void **state)
+{
+	struct fixture	*f = *state;
+	struct pair	 pr;
+	uint64_t	 one = 1;
+
+	memset(&pr, 0, sizeof pr);
+	pr.e = f->e;
+	for (int i = 0; i < 2; i++) {
+		pr.w[i].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		assert_int_not_equal(pr.w[i].fd, -1);
+		pr.w[i].cb = test_pair_cb;
+		pr.w[i].arg = &pr;
+		assert_int_equal(engine_watch(f->e, &pr.w[i], EPOLLIN), 0);
+		assert_int_equal(write(pr.w[i].fd, &one, sizeof one),
+		    (ssize_t)sizeof one);
+	}
+	assert_int_not_equal(engine_run(f->e, 1000), -1);
+	for (int i = 0; i < 2; i++) {
+		engine_unwatch(f->e, &pr.w[i]);
+		close(pr.w[i].fd);
+	}
+	if (pr.ran[0] + pr.ran[1] != 1)
+		fail_msg("callbacks ran %d and %d times: an unwatched watch "
+		    "got its event", pr.ran[0], pr.ran[1]);
+}
+
+/*
+ * A helper that floods RESULT frames announcing nothing new breaks the
+ * protocol: it is killed, its call crashes, and the loop is free again to
+ * serve the version (on a fresh helper) and others.
+ */
+static void
+test_result_flood_is_a_violation(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m, *ok;
+	static struct wait w;
+
+	test_watchdog(30);
+	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=flood",
+	    "at=init");
+	ok = test_load(f->e, testutil_plugin("first-available", true), NULL,
+	    NULL);
+	test_start(f->e, m, NULL, 0, 2000, &w);
+	test_wait_for(f->e, &w, 1, 5000);
+	if (w.r.status != ST_CRASHED ||
+	    strstr(w.r.detail, "protocol violation") == NULL)
+		fail_msg("flooding helper: %s '%s', expected crashed "
+		    "'protocol violation ...'", engine_status_name(w.r.status),
+		    w.r.detail);
+	memset(&w, 0, sizeof w);
+	assert_int_equal(engine_probe(f->e, m, test_done, &w), 0);
+	test_wait_for(f->e, &w, 1, 5000);
+	assert_int_equal(w.r.status, ST_OK);
+	test_start(f->e, ok, NULL, 0, 1000, &w);
+	test_wait_for(f->e, &w, 1, 2000);
+	assert_int_equal(w.r.status, ST_OK);
+	engine_release(f->e, ok);
+	engine_release(f->e, m);
+}
+
+/*
+ * A helper that stops reading its socket: a call too big for the socket
+ * is never written in full and times out; the helper is then killed and
+ * reaped within a few seconds, and a call behind it is answered by a
+ * fresh helper.
+ */
+static void
+test_deaf_helper_is_killed(void **state)
+{
+	struct fixture		*f = *state;
+	struct testutil_field	 big = { "blob", { .type = ROUTE_TEXT } };
+	struct module		*m;
+	static struct wait	 w[2];
+	uint64_t		 end;
+	size_t			 len = (1u << 20) - 1024;
+	char			*text;
+	pid_t			 deaf;
+
+	test_watchdog(30);
+	assert_non_null(text = malloc(len));
+	memset(text, 'x', len);
+	big.value.text = text;
+	big.value.len = len;
+	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=deaf",
+	    "at=init");
+	/* Loaded, then deaf 100 ms after its init. */
+	memset(w, 0, sizeof w);
+	assert_int_equal(engine_probe(f->e, m, test_done, &w[0]), 0);
+	test_wait_for(f->e, w, 1, 5000);
+	assert_int_equal(w[0].r.status, ST_OK);
+	assert_int_equal(module_pids(m, &deaf, 1), 1);
+	for (end = engine_now() + 300 * MS_NS; engine_now() < end;)
+		engine_run(f->e, 10);
+
+	test_start(f->e, m, &big, 1, 100, &w[0]);
+	free(text);
+	test_wait_for(f->e, w, 1, 3000);
+	if (w[0].r.status != ST_TIMED_OUT)
+		fail_msg("big call: %s '%s'", engine_status_name(
+		    w[0].r.status), w[0].r.detail);
+
+	test_start(f->e, m, NULL, 0, 4000, &w[1]);
+	end = engine_now() + 5000 * MS_NS;
+	while (kill(deaf, 0) == 0) {
+		if (engine_now() > end)
+			fail_msg("deaf helper pid %ld still alive 5 s after "
+			    "its call timed out", (long)deaf);
+		engine_run(f->e, 10);
+	}
+	assert_int_equal(errno, ESRCH);
+	test_wait_for(f->e, &w[1], 1, 5000);
+	if (w[1].r.status != ST_OK)
+		fail_msg("call behind the deaf helper: %s '%s'",
+		    engine_status_name(w[1].r.status), w[1].r.detail);
+	engine_release(f->e, m);
+}
+
 /* Read a file into buf; its length. */
 static size_t
 test_slurp(const char *path, char *buf, size_t len)
@@ -1262,6 +1501,11 @@ main(void)
 		T(test_host_single_threaded),
 		T(test_free_with_calls_in_flight),
 		T(test_load_refusals),
+		T(test_unwatch_cancels_batch),
+		T(test_result_flood_is_a_violation),
+		T(test_deaf_helper_is_killed),
+		/* Last: on a corrupted deadline tree even teardown crashes. */
+		T(test_many_deadlines_behind_slow_call),
 #undef T
 	};
 

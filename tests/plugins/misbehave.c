@@ -2,16 +2,32 @@
  * Test plugin: misbehaves as its options say.
  *
  *	mode=segv|abort|exit|loop|sleep|closefds|garbage|oversize|decision|
- *	     fail|ok
+ *	     fail|flood|deaf|ok
  *	at=call|init	where to misbehave (default call)
  *	ms=N		how long sleep sleeps (default 200)
  *	value=N		what decision returns (default 99)
  *	fail_if=PATH	init fails while PATH exists
  *
  * mode=ok picks the first consumer, like a healthy plugin.
+ *
+ * Two modes start a thread and only make sense with at=init:
+ *
+ * mode=flood: the thread waits for the first call, then writes a RESULT
+ * frame for seq 0 (05 00 00 00 03 00 00 00 00: a result that announces
+ * nothing) to fd 3, the helper's socket, in a tight loop for ever.  Each
+ * call sleeps ms first, so it is still running when the flood starts.
+ * (Waiting for a call keeps the flood behind the handshake.)
+ *
+ * mode=deaf: 100 ms after init, well after the handshake, the thread
+ * moves the socket to fd 5 and puts the read end of a pipe nobody writes
+ * on fd 3.  The helper's loop then reads the pipe for ever, once the read
+ * it was blocked in returns: the socket stays open and is never read.
  */
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +43,60 @@ struct misbehave {
 };
 
 static struct misbehave	conf = { "ok", false, 200, 99 };
+static atomic_bool	called;		/* a call has started (flood) */
+
+/* Sleep ms milliseconds, whatever interrupts. */
+static void
+misbehave_sleep(long ms)
+{
+	struct timespec	ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1)
+		;
+}
+
+/* mode=flood's thread: once a call runs, empty RESULT frames for ever. */
+static void *
+misbehave_flood(void *arg)
+{
+	static const char	frame[] = "\x05\x00\x00\x00\x03\x00\x00\x00\x00";
+
+	(void)arg;
+	while (!atomic_load(&called))
+		misbehave_sleep(1);
+	for (;;)
+		(void)!write(3, frame, sizeof frame - 1);
+	return NULL;
+}
+
+/* mode=deaf's thread: put a silent pipe where the socket was. */
+static void *
+misbehave_deaf(void *arg)
+{
+	int	p[2];
+
+	(void)arg;
+	misbehave_sleep(100);
+	if (fcntl(3, F_DUPFD, 5) == -1 || pipe(p) == -1 || dup2(p[0], 3) == -1)
+		abort();
+	/* p[1] stays open: the pipe never reaches EOF. */
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* Start fn in a detached thread, or die trying. */
+static void
+misbehave_thread(void *(*fn)(void *))
+{
+	pthread_t	t;
+
+	if (pthread_create(&t, NULL, fn, NULL) != 0)
+		abort();
+	(void)pthread_detach(t);
+}
 
 /* Do the configured harm; returns only for the modes that return. */
 static int
@@ -34,7 +104,6 @@ misbehave_act(size_t n)
 {
 	static const char	garbage[] = "\x07\x00\x00\x00\x09garbage!";
 	unsigned char		huge[5] = { 0xff, 0xff, 0xff, 0x7f, 3 };
-	struct timespec		ts;
 
 	if (strcmp(conf.mode, "segv") == 0)
 		return *(volatile int *)0;
@@ -45,12 +114,12 @@ misbehave_act(size_t n)
 	if (strcmp(conf.mode, "loop") == 0)
 		for (;;)
 			;
-	if (strcmp(conf.mode, "sleep") == 0) {
-		ts.tv_sec = conf.ms / 1000;
-		ts.tv_nsec = (conf.ms % 1000) * 1000000L;
-		while (nanosleep(&ts, &ts) == -1)
-			;
-	}
+	if (strcmp(conf.mode, "sleep") == 0)
+		misbehave_sleep(conf.ms);
+	if (strcmp(conf.mode, "flood") == 0 && conf.at_init)
+		misbehave_thread(misbehave_flood);
+	if (strcmp(conf.mode, "deaf") == 0 && conf.at_init)
+		misbehave_thread(misbehave_deaf);
 	if (strcmp(conf.mode, "closefds") == 0)
 		for (int fd = 0; fd < 1024; fd++)
 			close(fd);
@@ -102,6 +171,10 @@ misbehave_route(void *state, const struct route_message *msg,
 	(void)state;
 	(void)msg;
 	(void)consumers;
+	if (strcmp(conf.mode, "flood") == 0 && conf.at_init) {
+		atomic_store(&called, true);
+		misbehave_sleep(conf.ms);
+	}
 	if (conf.at_init)
 		return n > 0 ? 0 : ROUTE_NONE;
 	return misbehave_act(n);
