@@ -598,12 +598,14 @@ pool_lose(struct proc *p, enum status st, const char *why, bool requeue)
 		head = NULL;
 	while ((c = TAILQ_LAST(&p->calls, call_fifo)) != NULL) {
 		proc_unfifo(p, c);
-		call_leave(c);
-		if (c->state == CALL_SENT) {
-			if (c == head || !requeue)
-				call_finish(c, st, ROUTE_NONE, why);
-			else
-				call_requeue(c);
+		if (c->state != CALL_SENT)
+			call_leave(c);		/* ended already: let go */
+		else if (c == head || !requeue) {
+			call_leave(c);
+			call_finish(c, st, ROUTE_NONE, why);
+		} else {
+			call_leave(c);
+			call_requeue(c);
 		}
 	}
 	pool_kick_later(p->module);
@@ -675,8 +677,10 @@ pool_answer(struct proc *p, const struct proc_ev *ev)
 	char		 why[DETAIL_MAX];
 
 	m->pool->crash_streak = 0;
-	call_leave(c);
-	if (c->state == CALL_SENT) {
+	if (c->state != CALL_SENT)
+		call_leave(c);		/* ended already: dropped */
+	else {
+		call_leave(c);
 		if (ev->bad_request)
 			call_finish(c, ST_BAD_REQUEST, ROUTE_NONE, ev->why);
 		else if (ev->decision != ROUTE_NONE && (ev->decision < 0 ||
