@@ -485,7 +485,10 @@ engine_submit(struct call *c)
 	struct result	r;
 
 	memset(&r, 0, sizeof r);
-	if (pool_fail_fast(c->module, &r))
+	if (c->engine->closing)
+		call_finish(c, ST_SHUTTING_DOWN, ROUTE_NONE,
+		    "engine shutting down");
+	else if (pool_fail_fast(c->module, &r))
 		call_finish(c, r.status, ROUTE_NONE, r.detail);
 	else
 		call_queue(c);

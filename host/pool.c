@@ -924,22 +924,25 @@ pool_flushed(struct proc *p, bool progress)
 void
 pool_call_expired(struct call *c)
 {
-	struct proc	*p = c->proc;
+	struct proc	*p;
 	char		 why[DETAIL_MAX];
 
-	if (p == NULL) {
+	/*
+	 * The helper may have finished c, or the calls ahead of it, and
+	 * not said so yet: take those results first, and look again (that
+	 * may also find the helper broken, and c back in the queue).
+	 */
+	if (c->proc != NULL)
+		proc_collect(c->proc);
+	if (c->state == CALL_QUEUED) {
 		snprintf(why, sizeof why, "not started within %d ms: no "
 		    "helper was ready", c->timeout_ms);
 		call_finish(c, ST_TIMED_OUT, ROUTE_NONE, why);
 		return;
 	}
-	/*
-	 * The helper may have finished c, or the calls ahead of it, and
-	 * not said so yet: take those results first, and look again.
-	 */
-	proc_collect(p);
 	if (c->state != CALL_SENT)
 		return;
+	p = c->proc;
 	if (c == TAILQ_FIRST(&p->calls) && proc_sent(p, c)) {
 		snprintf(why, sizeof why, "no answer within %d ms; helper pid "
 		    "%ld killed", c->timeout_ms, (long)p->pid);
