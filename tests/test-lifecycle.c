@@ -53,7 +53,7 @@
 #define NVERS		4	/* versions: chaos.so under different bytes */
 #define NCHANS		4	/* channel slots */
 #define DRAIN_END_MS	15000	/* the final drain's bound */
-#define WATCHDOG_SLACK	90	/* seconds past the steps before SIGALRM */
+#define WATCHDOG_SLACK	40	/* seconds past the steps before SIGALRM */
 
 enum act { ACT_OK, ACT_SLEEP, ACT_CRASH, ACT_HANG, ACT_LAST = ACT_HANG };
 static const char *const act_names[] = { "ok", "sleep", "crash", "hang" };
@@ -151,6 +151,23 @@ violation(struct life *L, enum viol v, const char *fmt, ...)
 		    "%s\n", L->seed, L->step, viol_names[v], buf);
 }
 
+/* Say which seed and step, from a signal handler: write(2) only. */
+static void
+fatal_say(const char *what)
+{
+	char	num[16];
+	int	n = 0;
+	u_int	s = life != NULL ? life->step : 0;
+
+	do
+		num[sizeof num - 1 - n++] = (char)('0' + s % 10);
+	while ((s /= 10) > 0 && n < 15);
+	(void)!write(2, fatal_msg, strlen(fatal_msg));
+	(void)!write(2, what, strlen(what));
+	(void)!write(2, num + sizeof num - n, (size_t)n);
+	(void)!write(2, ")\n", 2);
+}
+
 /* A fatal signal in the host: say which seed, then let it die. */
 static void
 fatal(int sig)
@@ -158,17 +175,8 @@ fatal(int sig)
 	struct sigaction	*old = sig == SIGSEGV ? &old_segv :
 				    sig == SIGABRT ? &old_abrt :
 				    sig == SIGBUS ? &old_bus : &old_fpe;
-	char			 num[16];
-	int			 n = 0;
-	u_int			 s = life != NULL ? life->step : 0;
 
-	(void)!write(2, fatal_msg, strlen(fatal_msg));
-	do
-		num[sizeof num - 1 - n++] = (char)('0' + s % 10);
-	while ((s /= 10) > 0 && n < 15);
-	(void)!write(2, " (fatal signal in the host at step ", 35);
-	(void)!write(2, num + sizeof num - n, (size_t)n);
-	(void)!write(2, ")\n", 2);
+	fatal_say(" (the host crashed: fatal signal at step ");
 	/* Chain: cmocka or ASan report it, or it kills the process. */
 	sigaction(sig, old, NULL);
 	if (old->sa_handler == SIG_DFL || old->sa_handler == SIG_IGN)
@@ -184,8 +192,7 @@ static void
 watchdog(int sig)
 {
 	(void)sig;
-	(void)!write(2, fatal_msg, strlen(fatal_msg));
-	(void)!write(2, " (watchdog: the host hung)\n", 27);
+	fatal_say(" (watchdog: the host hung at step ");
 	_exit(1);
 }
 
@@ -518,15 +525,20 @@ step_engine(struct life *L, int k, bool probe)
 	engine_release(L->e, m);
 }
 
-/* Step: one loop turn. */
+/* Step: run the loop for ms milliseconds (0: one turn that does not wait). */
 static void
 step_run(struct life *L, int ms)
 {
-	if (engine_run(L->e, ms) == -1)
-		fail_msg("seed %" PRIu64 ": step %u: engine_run: %s", L->seed,
-		    L->step, strerror(errno));
-	refresh(L);
-	L->runs++;
+	uint64_t	now = engine_now(), end = now + (uint64_t)ms * MS_NS;
+
+	do {
+		if (engine_run(L->e, (int)((end - now + MS_NS - 1) / MS_NS)) ==
+		    -1)
+			fail_msg("seed %" PRIu64 ": step %u: engine_run: %s",
+			    L->seed, L->step, strerror(errno));
+		refresh(L);
+		L->runs++;
+	} while ((now = engine_now()) < end);
 }
 
 /* One random step. */
@@ -699,7 +711,7 @@ test_lifecycle(void **state)
 	seconds = env_u64("LIFECYCLE_SECONDS", 3);
 	steps = env_u64("LIFECYCLE_STEPS", 0);
 	L->verbose = getenv("LIFECYCLE_VERBOSE") != NULL;
-	print_message("seed %" PRIu64 "\n", L->seed);
+	fprintf(stderr, "seed %" PRIu64 "\n", L->seed);
 	snprintf(fatal_msg, sizeof fatal_msg, "lifecycle: seed %" PRIu64
 	    ": FAILED (replay with LIFECYCLE_SEED=%" PRIu64 ")", L->seed,
 	    L->seed);
