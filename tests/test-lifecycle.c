@@ -50,6 +50,10 @@
 
 #include "testutil.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #define NVERS		4	/* versions: chaos.so under different bytes */
 #define NCHANS		4	/* channel slots */
 #define DRAIN_END_MS	15000	/* the final drain's bound */
@@ -195,6 +199,15 @@ watchdog(int sig)
 	fatal_say(" (watchdog: the host hung at step ");
 	_exit(1);
 }
+
+#ifdef __SANITIZE_ADDRESS__
+/* ASan or UBSan found an error in the host and is about to exit. */
+static void
+sanitizer_death(void)
+{
+	fatal_say(" (a sanitizer stopped the host at step ");
+}
+#endif
 
 /* The index of the version whose hex is hex, or -1. */
 static int
@@ -727,6 +740,9 @@ test_lifecycle(void **state)
 	sa.sa_handler = watchdog;
 	sa.sa_flags = 0;
 	sigaction(SIGALRM, &sa, NULL);
+#ifdef __SANITIZE_ADDRESS__
+	__sanitizer_set_death_callback(sanitizer_death);
+#endif
 	alarm((u_int)(steps > 0 ? steps / 100 : seconds) + WATCHDOG_SLACK);
 
 	fds = testutil_fds();
