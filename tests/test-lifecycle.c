@@ -170,6 +170,12 @@ fatal_say(const char *what)
 	(void)!write(2, what, strlen(what));
 	(void)!write(2, num + sizeof num - n, (size_t)n);
 	(void)!write(2, ")\n", 2);
+	/* unlink and rmdir are async-signal-safe: leave no files behind. */
+	if (life != NULL && life->dir[0] != '\0') {
+		for (int k = 0; k < NVERS; k++)
+			unlink(life->path[k]);
+		rmdir(life->dir);
+	}
 }
 
 /* A fatal signal in the host: say which seed, then let it die. */
