@@ -255,6 +255,8 @@ pool_dequeue(struct call *c)
 
 	TAILQ_REMOVE(&pl->queue, c, entry);
 	pl->nqueued--;
+	if (pl->nqueued == 0 && c->module->state != MODULE_HELD)
+		pool_kick_later(c->module);	/* its helpers may go */
 }
 
 /* End every call waiting in m's queue. */
@@ -509,7 +511,8 @@ pool_least_loaded(const struct pool *pl)
 }
 
 /*
- * Move m's queue along: a spare steps in first, waiting calls go to warm
+ * Move m's queue along: a retired version with nothing waiting lets its
+ * helpers go; otherwise a spare steps in first, waiting calls go to warm
  * helpers, and helpers are forked for calls still waiting, up to the pool
  * size, unless m is in a crash loop and must wait for spawn_not_before.
  * With the pool full, helpers take up to depth calls each, sent in one
@@ -520,11 +523,20 @@ pool_kick(struct pool *pl)
 {
 	struct engine	*e = pl->engine;
 	struct call	*c;
-	struct proc	*p;
+	struct proc	*p, *next;
 	u_int		 idle, spawning, live, want, max = pool_max(pl);
 
 	if (e->closing)
 		return;
+	if (pl->module->state != MODULE_HELD && pl->nqueued == 0) {
+		/* Retired, and nothing waits: whatever is not busy goes. */
+		loop_timer_cancel(e->loop, &pl->throttle);
+		TAILQ_FOREACH_SAFE(p, &pl->procs, entry, next)
+			if (p->state == PROC_IDLE || p->state == PROC_STANDBY ||
+			    p->state == PROC_SPAWNING)
+				pool_stop(p);
+		return;
+	}
 	pool_count(pl, &idle, &spawning, &live);
 	if (pl->standby_until != 0 && (p = pool_spare(pl)) != NULL &&
 	    live < max && (live == 0 || (pl->nqueued > 0 && idle == 0))) {
@@ -650,8 +662,7 @@ pool_ready(struct proc *p, const struct proc_ev *ev)
 	pl->spawn_error[0] = '\0';
 	p->state = p->spare ? PROC_STANDBY : PROC_IDLE;
 	pool_arm(p);
-	if ((p->module->state != MODULE_HELD && pl->nqueued == 0) ||
-	    (p->state == PROC_STANDBY && pl->standby_until == 0))
+	if (p->state == PROC_STANDBY && pl->standby_until == 0)
 		pool_stop(p);
 	else {
 		pool_kick_later(p->module);
@@ -694,13 +705,8 @@ pool_answer(struct proc *p, const struct proc_ev *ev)
 	}
 	if (p->state == PROC_BUSY && p->ncalls == 0)
 		p->state = PROC_IDLE;
-	if (p->state == PROC_IDLE && m->state != MODULE_HELD &&
-	    m->pool->nqueued == 0)
-		pool_stop(p);
-	else {
-		pool_arm(p);
-		pool_kick_later(m);
-	}
+	pool_arm(p);
+	pool_kick_later(m);
 }
 
 /* The helper closed its socket: it has a moment to die on its own. */
@@ -991,21 +997,12 @@ pool_shut(struct module *m)
 				    "engine shutting down");
 }
 
-/*
- * m was retired: idle and standing-by helpers stop, and so do those still
- * loading when no call waits for them.
- */
+/* m was retired: its spare goes now, its idle helpers at the kick. */
 void
 pool_retire(struct module *m)
 {
-	struct pool	*pl = m->pool;
-	struct proc	*p, *next;
-
-	pool_end_standby(pl);
-	TAILQ_FOREACH_SAFE(p, &pl->procs, entry, next)
-		if (p->state == PROC_IDLE || (p->state == PROC_SPAWNING &&
-		    pl->nqueued == 0))
-			pool_stop(p);
+	pool_end_standby(m->pool);
+	pool_kick_later(m);
 }
 
 /* m is held again: its pool serves as before. */

@@ -704,6 +704,22 @@ summary(struct life *L)
 		    "held\n", L->seed);
 }
 
+/* Print a version left behind, and its helpers. */
+static void
+show_version(struct module *m, void *arg)
+{
+	struct engine_helper	hs[16];
+	u_int			n = engine_helpers(m, hs, nitems(hs));
+
+	(void)arg;
+	print_message("lifecycle:   left: %.12s %s, %u call(s), %u "
+	    "helper(s):", m->hex, module_state_name(m->state), m->ncalls, n);
+	for (u_int i = 0; i < n; i++)
+		print_message(" %ld %s%s", (long)hs[i].pid, hs[i].state,
+		    hs[i].spare ? " (spare)" : "");
+	print_message("\n");
+}
+
 /*
  * The whole run: random steps for a while, then every channel freed, the
  * loop run until nothing is pending, the engine freed, and the checks.
@@ -786,10 +802,12 @@ test_lifecycle(void **state)
 	while ((engine_procs(L->e) > 0 || engine_loaded(L->e) > 0) &&
 	    engine_now() < end)
 		step_run(L, 10);
-	if (engine_loaded(L->e) > 0 || engine_procs(L->e) > 0)
+	if (engine_loaded(L->e) > 0 || engine_procs(L->e) > 0) {
 		violation(L, V_DRAINED, "%u versions and %u helpers left 3 s "
 		    "after the last call", engine_loaded(L->e),
 		    engine_procs(L->e));
+		engine_foreach(L->e, show_version, NULL);
+	}
 	engine_free(L->e);
 	L->e = NULL;
 	alarm(0);
