@@ -6,8 +6,9 @@
  * the descriptor, runs init, and says how that went in a HELLO frame.  Then
  * it runs CALL frames in order, each result written to the ledger (ledger.c)
  * and announced by a RESULT frame, until the host closes the socket.
- * The host treats the helper as an untrusted peer; the helper in turn takes
- * nothing on trust from the plugin it runs.
+ * The helper shares its address space with the plugin, so its own checks
+ * of the plugin are advisory: the host treats the whole helper as an
+ * untrusted peer and checks everything it says again.
  */
 
 #include "config.h"

@@ -8,7 +8,8 @@
  * after each turn of the loop, so one read and one write carry many calls
  * whenever many are queued.  The daemon reads only the frame header (id,
  * channel, deadline) and hands the body to the channel untouched: the
- * helper decodes it.  A client that pipelines past its window, or stops
+ * helper decodes it (the host decodes it again only if the helper calls
+ * it malformed).  A client that pipelines past its window, or stops
  * reading its answers, is simply not read from until it catches up.
  */
 

@@ -12,8 +12,9 @@
  * where str8 is a u8 length and that many bytes, and a value is nothing
  * (null), u8 (boolean), i64 (integer), the IEEE-754 bits of a double as u64
  * (float) or u32 length and bytes (text).  Every decoder checks a length
- * before reading and rejects trailing bytes.  The body is decoded only in
- * the helper: hostile bytes crash a helper, never the host.
+ * before reading and rejects trailing bytes.  A body is decoded in the
+ * helper, and in the host only to say why a body the helper refused is
+ * malformed (proc.c): hostile bytes must find the decoder careful in both.
  */
 
 #include "config.h"
