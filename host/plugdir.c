@@ -21,7 +21,6 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 
 #include <ctype.h>
 #include <dirent.h>
@@ -71,7 +70,7 @@ struct plugdir {
 	struct plugdir_config	 conf;
 	char			 path[PATH_MAX];
 	struct watch		 inw;		/* inotify */
-	struct watch		 timw;		/* settle and rescan timer */
+	struct timer		 timer;		/* settle and rescan */
 	dev_t			 dev;
 	ino_t			 ino;
 	char			 direrror[DETAIL_MAX];
@@ -337,7 +336,6 @@ static void
 plugdir_arm(struct plugdir *pd, uint64_t now)
 {
 	struct plugdir_entry	*en;
-	struct itimerspec	 its;
 	uint64_t		 next = now + (uint64_t)pd->conf.rescan_ms * MS_NS;
 	uint64_t		 at;
 
@@ -350,10 +348,7 @@ plugdir_arm(struct plugdir *pd, uint64_t now)
 	}
 	if (next <= now)
 		next = now + 1;
-	memset(&its, 0, sizeof its);
-	its.it_value.tv_sec = (time_t)(next / 1000000000ULL);
-	its.it_value.tv_nsec = (long)(next % 1000000000ULL);
-	(void)timerfd_settime(pd->timw.fd, TFD_TIMER_ABSTIME, &its, NULL);
+	loop_timer_at(engine_loop(pd->engine), &pd->timer, next);
 }
 
 /* Say (once per distinct reason) what is wrong with the directory. */
@@ -495,15 +490,9 @@ plugdir_inotify(struct watch *w, uint32_t events)
 
 /* A file settled, or the slow rescan is due. */
 static void
-plugdir_timer(struct watch *w, uint32_t events)
+plugdir_timer(void *arg)
 {
-	struct plugdir	*pd = w->arg;
-	uint64_t	 ticks;
-
-	(void)events;
-	while (read(w->fd, &ticks, sizeof ticks) == (ssize_t)sizeof ticks)
-		;
-	plugdir_scan(pd);
+	plugdir_scan(arg);
 }
 
 /*
@@ -526,7 +515,8 @@ plugdir_open(struct engine *e, const char *path,
 	pd->conf = *conf;
 	pd->log = log;
 	pd->logarg = logarg;
-	pd->inw.fd = pd->timw.fd = -1;
+	pd->inw.fd = -1;
+	loop_timer_init(&pd->timer, plugdir_timer, pd);
 	RB_INIT(&pd->entries);
 	if (strlcpy(pd->path, path, sizeof pd->path) >= sizeof pd->path) {
 		snprintf(err, errlen, "%s: path too long", path);
@@ -534,11 +524,7 @@ plugdir_open(struct engine *e, const char *path,
 	}
 	pd->inw.cb = plugdir_inotify;
 	pd->inw.arg = pd;
-	pd->timw.cb = plugdir_timer;
-	pd->timw.arg = pd;
-	if ((pd->inw.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1 ||
-	    (pd->timw.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK |
-	    TFD_CLOEXEC)) == -1) {
+	if ((pd->inw.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
@@ -546,8 +532,7 @@ plugdir_open(struct engine *e, const char *path,
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (engine_watch(e, &pd->inw, EPOLLIN) == -1 ||
-	    engine_watch(e, &pd->timw, EPOLLIN) == -1) {
+	if (engine_watch(e, &pd->inw, EPOLLIN) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
@@ -576,10 +561,7 @@ plugdir_close(struct plugdir *pd)
 		engine_unwatch(pd->engine, &pd->inw);
 		close(pd->inw.fd);
 	}
-	if (pd->timw.fd != -1) {
-		engine_unwatch(pd->engine, &pd->timw);
-		close(pd->timw.fd);
-	}
+	loop_timer_cancel(engine_loop(pd->engine), &pd->timer);
 	free(pd);
 }
 
