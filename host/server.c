@@ -105,6 +105,7 @@ server_stats_cmp(struct server_stats *a, struct server_stats *b)
 RB_GENERATE_STATIC(server_stats_tree, server_stats, entry, server_stats_cmp);
 
 static void	server_client_event(struct watch *, uint32_t);
+static void	server_frames(struct server_client *);
 static void	server_read(struct server_client *);
 static bool	server_write(struct server_client *);
 
@@ -267,7 +268,11 @@ server_write(struct server_client *c)
 	return true;
 }
 
-/* Resume reading a paused client once it is under its limits again. */
+/*
+ * Resume a paused client once it is under its limits again: first the
+ * frames it sent that are already read (no read and no event would
+ * bring them up again), then its socket.
+ */
 static void
 server_resume(struct server_client *c)
 {
@@ -277,7 +282,9 @@ server_resume(struct server_client *c)
 	    c->out.len - c->outoff > SERVER_OUT_HIGH)
 		return;
 	c->paused = false;
-	server_read(c);
+	server_frames(c);
+	if (!c->closed && !c->paused)
+		server_read(c);
 }
 
 /* Write every client with results waiting: one write each. */

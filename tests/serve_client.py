@@ -201,5 +201,67 @@ def t_inflight(path):
     print(f"ok - SIGTERM with {n} calls in flight: all answered {statuses}")
 
 
+def answers(c, nstatus, nroute, what):
+    """Read nstatus STATUS_REPLY and nroute RESULT frames, each id once."""
+    statuses, results = set(), set()
+    try:
+        while len(statuses) < nstatus or len(results) < nroute:
+            t, p = c.read()
+            assert t is not None, "connection closed"
+            rid = struct.unpack_from("<Q", p)[0]
+            if t == STATUS_REPLY:
+                assert rid not in statuses, f"second STATUS_REPLY {rid}"
+                statuses.add(rid)
+            else:
+                assert t == RESULT, (t, p)
+                assert rid not in results, f"second RESULT {rid}"
+                assert p[8] == 0, f"call {rid}: status {p[8]}"
+                results.add(rid)
+    except socket.timeout:
+        raise AssertionError(f"{what}: {len(statuses)} of {nstatus} "
+                             f"STATUS_REPLY and {len(results)} of {nroute} "
+                             "RESULT before the timeout") from None
+
+
+def t_resume_window(path):
+    """window + 1 calls in one write: the last one waits in the daemon's
+    buffer, and must be handled when a call ends, with nothing more to
+    read."""
+    c = Conn(path)
+    c.s.settimeout(10)
+    n = c.window + 1
+    c.s.sendall(b"".join(route(i, "orders") for i in range(n)))
+    answers(c, 0, n, f"{n} calls in one write, window {c.window}")
+    print(f"ok - {n} calls in one write with window {c.window}: "
+          "all answered")
+
+
+def t_resume_output(path):
+    """A client that pipelines without reading until more than 1 MiB of
+    answers wait for it, then reads: every answer arrives, those to the
+    frames the daemon held back while paused too."""
+    c = Conn(path)
+    c.s.settimeout(10)
+    c.s.sendall(frame(STATUS, struct.pack("<Q", 1 << 40)))
+    t, p = c.read()
+    assert t == STATUS_REPLY, t
+    # About 2 MiB of answers, from one write of under 64 KiB (one read).
+    nstatus = min(4000, (2 << 20) // (len(p) + 5) + 1)
+    out, nroute = [], 0
+    for i in range(nstatus):
+        out.append(frame(STATUS, struct.pack("<Q", 100000 + i)))
+        if i % 50 == 49:
+            out.append(route(nroute, "orders"))
+            nroute += 1
+    data = b"".join(out)
+    assert len(data) < 65536, len(data)
+    c.s.sendall(data)
+    time.sleep(0.5)
+    answers(c, nstatus, nroute, "reading after 0.5 s")
+    print(f"ok - {nstatus} STATUS and {nroute} ROUTE without reading "
+          f"({nstatus * (len(p) + 5) >> 10} KiB of answers), then read: "
+          "all answered")
+
+
 if __name__ == "__main__":
-    globals()["t_" + sys.argv[2]](sys.argv[1])
+    globals()["t_" + sys.argv[2]](sys.argv[1], *sys.argv[3:])

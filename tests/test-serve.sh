@@ -2,7 +2,8 @@
 # The daemon end to end, through its socket: pipelining across channels
 # and connections, a hung plugin beside a healthy one, hostile clients,
 # 200 connections, SIGHUP and hot deploy under traffic, a bad reload,
-# SIGTERM with calls in flight, kill -9, and configuration errors.
+# SIGTERM with calls in flight, paused connections resuming on the frames
+# they hold, kill -9, and configuration errors.
 set -u
 
 : "${ROUTE_HOST:=host/route-host}"
@@ -40,12 +41,12 @@ rh() {
 	$ROUTE_HOST_WRAPPER "$ROUTE_HOST" "$@"
 }
 py() {
-	if out=$(python3 "$srcdir/serve_client.py" "$sock" "$1" 2>&1); then
+	if out=$(python3 "$srcdir/serve_client.py" "$sock" "$@" 2>&1); then
 		pass=$((pass + 1))
 		echo "$out"
 	else
 		fail=$((fail + 1))
-		echo "not ok - serve_client.py $1"
+		echo "not ok - serve_client.py $*"
 		echo "$out" | sed 's/^/#   /'
 	fi
 }
@@ -232,6 +233,21 @@ check "SIGTERM: socket removed" '[ ! -e "$sock" ]'
 sleep 0.2
 # shellcheck disable=SC2086
 check "SIGTERM: no helper left" '[ "$(alive $helpers)" = 0 ]'
+
+# stop_daemon: SIGTERM, wait; rc is its exit status.
+stop_daemon() {
+	kill -TERM "$pid"
+	wait "$pid"; rc=$?
+	pid=""
+}
+
+# --- a paused connection resumes on the frames it already holds
+echo "window 4" > "$tmp/window.conf"
+start_daemon -c "$tmp/window.conf"
+py resume_window
+py resume_output
+stop_daemon
+check "after the paused connections: exit 0" '[ $rc -eq 0 ]'
 
 # --- kill -9 leaves no helper behind
 start_daemon
