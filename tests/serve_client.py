@@ -263,5 +263,26 @@ def t_resume_output(path):
           "all answered")
 
 
+def t_paused_stop(path):
+    """Window 1, a call that does not end, and about 78 KB of STATUS
+    frames behind it that the daemon does not read: the caller then
+    sends SIGTERM."""
+    c = Conn(path)
+    c.s.settimeout(30)
+    assert c.window == 1, c.window
+    c.s.sendall(route(1, "sleep") + b"".join(
+        frame(STATUS, struct.pack("<Q", 100 + i)) for i in range(6000)))
+    print("sent", flush=True)
+    rid, status, _, _, detail = c.result()
+    assert rid == 1 and status == 6, (rid, status, detail)
+    try:
+        t, _ = c.read()
+    except ConnectionResetError:
+        t = None
+    assert t is None, f"after its last call a frame of type {t:#x}"
+    print("ok - SIGTERM with a paused connection: its call ends "
+          "shutting_down, the frames held back are not read")
+
+
 if __name__ == "__main__":
     globals()["t_" + sys.argv[2]](sys.argv[1], *sys.argv[3:])

@@ -3,15 +3,18 @@
 # and connections, a hung plugin beside a healthy one, hostile clients,
 # 200 connections, SIGHUP and hot deploy under traffic, a bad reload,
 # SIGTERM with calls in flight, paused connections resuming on the frames
-# they hold, kill -9, and configuration errors.
+# they hold, SIGTERM with a paused connection, kill -9, and configuration
+# errors.
 set -u
 
 : "${ROUTE_HOST:=host/route-host}"
 : "${SHIPPED_PLUGINS:=plugins/.libs}"
+: "${TEST_PLUGINS:=tests/plugins/.libs}"
 : "${ROUTE_HOST_WRAPPER:=}"
 srcdir=$(cd "$(dirname "$0")" && pwd)
 ROUTE_HOST=$(cd "$(dirname "$ROUTE_HOST")" && pwd)/$(basename "$ROUTE_HOST")
 SHIPPED_PLUGINS=$(cd "$SHIPPED_PLUGINS" && pwd)
+TEST_PLUGINS=$(cd "$TEST_PLUGINS" && pwd)
 
 tmp=$(mktemp -d /tmp/route-host-serve-XXXXXX)
 chmod 755 "$tmp"
@@ -248,6 +251,36 @@ py resume_window
 py resume_output
 stop_daemon
 check "after the paused connections: exit 0" '[ $rc -eq 0 ]'
+
+# --- SIGTERM while a connection is paused with frames held back
+cp "$TEST_PLUGINS/misbehave.so" "$tmp/plugins/sleep.so"
+cat > "$tmp/paused.conf" <<CONF
+window 1
+channel sleep {
+	timeout 60000
+	option mode=sleep
+	option ms=60000
+}
+CONF
+start_daemon -c "$tmp/paused.conf"
+python3 "$srcdir/serve_client.py" "$sock" paused_stop > "$tmp/paused" 2>&1 &
+cpid=$!
+i=0
+while [ $i -lt 100 ] && ! rh status -s "$sock" --json |
+    grep -q '"in_flight": 1,'; do
+	sleep 0.1; i=$((i + 1))
+done
+: >"$tmp/log"
+stop_daemon
+if wait $cpid; then
+	ok "SIGTERM, paused connection: its call answered, nothing more read"
+else
+	not_ok "SIGTERM, paused connection: its call answered, nothing more read"
+	sed 's/^/#   /' "$tmp/paused"
+fi
+check "SIGTERM, paused connection: exit 0" '[ $rc -eq 0 ]'
+[ $rc -eq 0 ] || grep -v "route-host\[" "$tmp/log" | head -40 | sed 's/^/#   /'
+rm -f "$tmp/plugins/sleep.so"
 
 # --- kill -9 leaves no helper behind
 start_daemon
