@@ -4,7 +4,10 @@
 usage: serve_client.py SOCKET TEST
 Each TEST prints 'ok - ...' lines or fails with an exception.
 """
+import collections
 import os
+import random
+import select
 import socket
 import struct
 import sys
@@ -282,6 +285,103 @@ def t_paused_stop(path):
     assert t is None, f"after its last call a frame of type {t:#x}"
     print("ok - SIGTERM with a paused connection: its call ends "
           "shutting_down, the frames held back are not read")
+
+
+def t_storm(path, ncalls="2000", nconns="4"):
+    """Connections each keeping up to a window of calls in flight on the
+    crashy channel, half of the calls crashing their helper: every call
+    is answered once, the crashed ones crashed, the healthy ones ok."""
+    ncalls, nconns = int(ncalls), int(nconns)
+    t0 = time.monotonic()
+    conns = [Conn(path) for _ in range(nconns)]
+    healthy = route(0, "crashy")
+    poisoned = route(0, "crashy", [("poison", 1, True)])
+    for k, c in enumerate(conns):
+        c.poison = [True] * (ncalls // 2) + [False] * (ncalls - ncalls // 2)
+        random.Random(k).shuffle(c.poison)
+        c.s.setblocking(False)
+        c.buf = bytearray()
+        c.out = bytearray()
+        c.unsent = collections.deque()  # [id, bytes not yet written]
+        c.next = 0
+        c.sent = {}                     # id -> when written in full
+        c.done = 0
+    lat, bad, wrong, crashed, answered = [], [], [], 0, 0
+    total = ncalls * nconns
+    last = time.monotonic()
+    while answered < total:
+        for c in conns:
+            while c.next < ncalls and len(c.sent) < c.window:
+                f = poisoned if c.poison[c.next] else healthy
+                c.out += f[:5] + struct.pack("<Q", c.next) + f[13:]
+                c.unsent.append([c.next, len(f)])
+                c.sent[c.next] = None
+                c.next += 1
+        r, w, _ = select.select([c.s for c in conns if c.done < ncalls],
+                                [c.s for c in conns if c.out], [], 1.0)
+        now = time.monotonic()
+        assert now - last < 20, (f"no answer for 20 s: {answered} of "
+                                 f"{total} answered")
+        for c in conns:
+            if c.s in w:
+                try:
+                    n = c.s.send(c.out)
+                except BlockingIOError:
+                    n = 0
+                del c.out[:n]
+                while n > 0:
+                    if c.unsent[0][1] > n:
+                        c.unsent[0][1] -= n
+                        break
+                    rid, left = c.unsent.popleft()
+                    c.sent[rid] = now
+                    n -= left
+            if c.s not in r:
+                continue
+            chunk = c.s.recv(1 << 20)
+            assert chunk, "the daemon closed a connection"
+            c.buf += chunk
+            off = 0
+            while len(c.buf) - off >= 4:
+                (n,) = struct.unpack_from("<I", c.buf, off)
+                if len(c.buf) - off < 4 + n:
+                    break
+                t = c.buf[off + 4]
+                assert t == RESULT, (t, bytes(c.buf[off:off + 4 + n]))
+                rid, status = struct.unpack_from("<QB", c.buf, off + 5)
+                off += 4 + n
+                assert rid in c.sent, f"an answer to {rid}, not in flight"
+                at = c.sent.pop(rid)
+                c.done += 1
+                answered += 1
+                last = now
+                if c.poison[rid]:
+                    if status == 1:
+                        crashed += 1
+                    else:
+                        wrong.append(status)
+                elif status == 0:
+                    lat.append(now - (at if at is not None else now))
+                else:
+                    bad.append(status)
+            del c.buf[:off]
+    took = time.monotonic() - t0
+    lat.sort()
+    p50 = lat[len(lat) // 2] * 1000 if lat else 0
+    p99 = lat[min(len(lat) - 1, len(lat) * 99 // 100)] * 1000 if lat else 0
+    print(f"# storm: {nconns} connections x {ncalls} calls, window "
+          f"{conns[0].window}, in {took:.1f} s: {crashed} crashed, "
+          f"{len(lat)} healthy ok, {len(bad)} healthy failed; healthy "
+          f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    assert not bad, (f"{len(bad)} healthy calls failed, statuses "
+                     f"{dict(collections.Counter(bad))}")
+    assert not wrong, (f"{len(wrong)} poisoned calls not crashed, "
+                       f"statuses {dict(collections.Counter(wrong))}")
+    c = Conn(path)
+    c.s.sendall(route(1, "crashy"))
+    assert c.result()[1] == 0, "no answer after the storm"
+    print(f"ok - crash storm: {total} calls each answered once, "
+          f"{crashed} crashed, every healthy one ok, still serving")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 # and connections, a hung plugin beside a healthy one, hostile clients,
 # 200 connections, SIGHUP and hot deploy under traffic, a bad reload,
 # SIGTERM with calls in flight, paused connections resuming on the frames
-# they hold, SIGTERM with a paused connection, kill -9, and configuration
-# errors.
+# they hold, SIGTERM with a paused connection, a crash storm, kill -9, and
+# configuration errors.
 set -u
 
 : "${ROUTE_HOST:=host/route-host}"
@@ -285,6 +285,26 @@ fi
 check "SIGTERM, paused connection: exit 0" '[ $rc -eq 0 ]'
 [ $rc -eq 0 ] || grep -v "route-host\[" "$tmp/log" | head -40 | sed 's/^/#   /'
 rm -f "$tmp/plugins/sleep.so"
+
+# --- a crash storm: half of the calls crash their helper
+# 4096 calls queue at once: a generous deadline keeps this about crashes.
+cat > "$tmp/storm.conf" <<CONF
+window 1024
+max-in-flight 8192
+channel crashy {
+	timeout 60000
+}
+CONF
+start_daemon -c "$tmp/storm.conf"
+# 4 connections x 2000 calls; under valgrind (about 20 calls a second) 50.
+if [ -n "$ROUTE_HOST_WRAPPER" ]; then
+	py storm 50
+else
+	py storm 2000
+fi
+check "the daemon is up after the storm" 'kill -0 "$pid"'
+stop_daemon
+check "after the storm: exit 0" '[ $rc -eq 0 ]'
 
 # --- kill -9 leaves no helper behind
 start_daemon
