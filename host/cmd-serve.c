@@ -347,22 +347,27 @@ cmd_serve(int argc, char **argv)
 		    CMD_SERVE_STOP_MS);
 		cmd_serve_log(&d, LOG_WARNING, err);
 	}
+	/*
+	 * Undo in the reverse order of creation.  The server goes first:
+	 * it answers the calls left shutting_down and closes its clients
+	 * while the plugins directory and the engine its clients' frames
+	 * would reach still exist, and reads no frame again.  The engine
+	 * goes last, ending what it still runs.
+	 */
+	server_free(d.server);
 	plugdir_close(d.plugdir);
 	engine_unwatch(d.engine, &d.sigw);
 	close(d.sigw.fd);
 	engine_free(d.engine);
-	server_free(d.server);
 	cmd_serve_log(&d, LOG_INFO, "stopped");
 	conf_free(&d.conf);
 	return 0;
 
 fatal:
 	cmd_serve_log(&d, LOG_ERR, err);
-	if (d.server != NULL)
-		server_stop(d.server);
+	server_free(d.server);
 	plugdir_close(d.plugdir);
 	engine_free(d.engine);
-	server_free(d.server);
 	conf_free(&d.conf);
 	return 1;
 }

@@ -11,6 +11,11 @@
  * helper decodes it (the host decodes it again only if the helper calls
  * it malformed).  A client that pipelines past its window, or stops
  * reading its answers, is simply not read from until it catches up.
+ *
+ * The server is made last and freed first: server_free answers the calls
+ * still in flight itself and closes every client while the plugins
+ * directory and the engine still exist, and reads nothing more.  Calls
+ * the engine ends after that find no client and are dropped.
  */
 
 #include "config.h"
@@ -49,6 +54,15 @@ struct server_stats {
 };
 RB_HEAD(server_stats_tree, server_stats);
 
+/* One call made for a client; client is NULL once server_free let go. */
+struct server_call {
+	TAILQ_ENTRY(server_call) entry;		/* client's calls */
+	struct server_client	*client;
+	struct server_stats	*stats;
+	uint64_t		 id;
+	uint64_t		 start;
+};
+
 /* One connection. */
 struct server_client {
 	TAILQ_ENTRY(server_client) entry;
@@ -60,6 +74,7 @@ struct server_client {
 	size_t			 insize;
 	struct wire_buf		 out;
 	size_t			 outoff;
+	TAILQ_HEAD(, server_call) calls;	/* in flight */
 	u_int			 in_flight;
 	u_int			 window;	/* told in WELCOME */
 	bool			 hello;
@@ -68,14 +83,6 @@ struct server_client {
 	bool			 paused;	/* not reading */
 	bool			 dead;		/* on the dead list */
 	uint32_t		 events;
-};
-
-/* One call made for a client. */
-struct server_call {
-	struct server_client	*client;
-	struct server_stats	*stats;
-	uint64_t		 id;
-	uint64_t		 start;
 };
 
 struct server {
@@ -91,7 +98,7 @@ struct server {
 	u_int			 nclients;
 	u_int			 in_flight;
 	bool			 stopping;
-	bool			 detached;	/* the engine is gone */
+	bool			 closing;	/* in server_free: read nothing */
 	log_cb			 log;
 	void			*logarg;
 };
@@ -106,6 +113,7 @@ server_stats_cmp(struct server_stats *a, struct server_stats *b)
 RB_GENERATE_STATIC(server_stats_tree, server_stats, entry, server_stats_cmp);
 
 static void	server_client_event(struct watch *, uint32_t);
+static void	server_frames(struct server_client *);
 static void	server_read(struct server_client *);
 static bool	server_write(struct server_client *);
 
@@ -146,7 +154,7 @@ server_client_watch(struct server_client *c)
 {
 	uint32_t	ev = 0;
 
-	if (c->closed || c->server->detached)
+	if (c->closed)
 		return;
 	if (!c->paused)
 		ev |= EPOLLIN;
@@ -203,8 +211,7 @@ server_client_close(struct server_client *c, const char *why)
 	if (why != NULL)
 		server_log(c->server, LOG_NOTICE, "client fd %d: %s; closing",
 		    c->watch.fd, why);
-	if (!c->server->detached)
-		engine_unwatch(c->server->engine, &c->watch);
+	engine_unwatch(c->server->engine, &c->watch);
 	close(c->watch.fd);
 	c->watch.fd = -1;
 	c->closed = true;
@@ -268,17 +275,23 @@ server_write(struct server_client *c)
 	return true;
 }
 
-/* Resume reading a paused client once it is under its limits again. */
+/*
+ * Resume a paused client once it is under its limits again: first the
+ * frames it sent that are already read (no read and no event would
+ * bring them up again), then its socket.
+ */
 static void
 server_resume(struct server_client *c)
 {
-	if (!c->paused || c->closed)
+	if (!c->paused || c->closed || c->server->closing)
 		return;
 	if (c->in_flight >= c->window ||
 	    c->out.len - c->outoff > SERVER_OUT_HIGH)
 		return;
 	c->paused = false;
-	server_read(c);
+	server_frames(c);
+	if (!c->closed && !c->paused)
+		server_read(c);
 }
 
 /* Write every client with results waiting: one write each. */
@@ -307,10 +320,17 @@ server_done(const struct result *r, void *arg)
 	struct server_call	*sc = arg;
 	struct server_client	*c = sc->client;
 	struct server_stats	*st = sc->stats;
-	struct server		*s = c->server;
+	struct server		*s;
 	uint64_t		 us;
 	int			 b = 0;
 
+	if (c == NULL) {
+		/* Answered by server_free, which is gone: drop it. */
+		free(sc);
+		return;
+	}
+	s = c->server;
+	TAILQ_REMOVE(&c->calls, sc, entry);
 	if (st != NULL) {
 		st->in_flight--;
 		switch (r->status) {
@@ -414,6 +434,7 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 	if ((ch = plugdir_channel(s->plugdir, channel)) != NULL &&
 	    (sc->stats = server_stats_get(s, channel)) != NULL)
 		sc->stats->in_flight++;
+	TAILQ_INSERT_TAIL(&c->calls, sc, entry);
 	c->in_flight++;
 	s->in_flight++;
 	if ((ch != NULL ? channel_call(ch, r.p, r.left, (int)timeout,
@@ -421,6 +442,7 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 	    (int)timeout, server_done, sc)) == -1) {
 		if (sc->stats != NULL)
 			sc->stats->in_flight--;
+		TAILQ_REMOVE(&c->calls, sc, entry);
 		c->in_flight--;
 		s->in_flight--;
 		free(sc);
@@ -648,6 +670,7 @@ server_accept(struct watch *w, uint32_t events)
 		c->watch.cb = server_client_event;
 		c->watch.arg = c;
 		c->events = EPOLLIN;
+		TAILQ_INIT(&c->calls);
 		wire_init(&c->out);
 		c->out.max = SIZE_MAX / 2;
 		if (engine_watch(s->engine, &c->watch, EPOLLIN) == -1) {
@@ -736,8 +759,7 @@ server_stop(struct server *s)
 	if (s->stopping)
 		return;
 	s->stopping = true;
-	if (!s->detached)
-		engine_unwatch(s->engine, &s->listen);
+	engine_unwatch(s->engine, &s->listen);
 	close(s->listen.fd);
 	s->listen.fd = -1;
 	(void)unlink(s->path);
@@ -769,28 +791,42 @@ server_set_plugdir(struct server *s, struct plugdir *pd)
 }
 
 /*
- * Free the server after engine_free, which ended every call: write the
- * last results, close every client.  The engine's loop is gone, so
- * nothing here touches it.
+ * Free the server, before the plugins directory and the engine it calls
+ * into: stop accepting, read nothing more (frames not handled yet get no
+ * answer), answer every call still in flight shutting_down, write what
+ * each socket takes of the last answers and close every client.  The
+ * engine still holds those calls; when it ends them, server_done finds
+ * no client and drops them.
  */
 void
 server_free(struct server *s)
 {
 	struct server_client	*c;
+	struct server_call	*sc;
 	struct server_stats	*st;
 
 	if (s == NULL)
 		return;
-	s->detached = true;
+	s->closing = true;
 	server_stop(s);
+	TAILQ_FOREACH(c, &s->clients, entry) {
+		while ((sc = TAILQ_FIRST(&c->calls)) != NULL) {
+			TAILQ_REMOVE(&c->calls, sc, entry);
+			if (!c->closed)
+				server_answer(c, sc->id, ST_SHUTTING_DOWN,
+				    "route-host is shutting down");
+			sc->client = NULL;
+			sc->stats = NULL;
+		}
+		c->in_flight = 0;
+	}
+	s->in_flight = 0;
 	server_flush(s);
 	while ((c = TAILQ_FIRST(&s->clients)) != NULL) {
-		c->in_flight = 0;	/* the engine has ended every call */
-		if (c->closed) {
+		if (c->closed)
 			server_client_gc(c);
-			continue;
-		}
-		server_client_close(c, NULL);
+		else
+			server_client_close(c, NULL);
 	}
 	server_reap(s);
 	while ((st = RB_ROOT(&s->stats)) != NULL) {

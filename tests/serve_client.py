@@ -4,7 +4,10 @@
 usage: serve_client.py SOCKET TEST
 Each TEST prints 'ok - ...' lines or fails with an exception.
 """
+import collections
 import os
+import random
+import select
 import socket
 import struct
 import sys
@@ -201,5 +204,185 @@ def t_inflight(path):
     print(f"ok - SIGTERM with {n} calls in flight: all answered {statuses}")
 
 
+def answers(c, nstatus, nroute, what):
+    """Read nstatus STATUS_REPLY and nroute RESULT frames, each id once."""
+    statuses, results = set(), set()
+    try:
+        while len(statuses) < nstatus or len(results) < nroute:
+            t, p = c.read()
+            assert t is not None, "connection closed"
+            rid = struct.unpack_from("<Q", p)[0]
+            if t == STATUS_REPLY:
+                assert rid not in statuses, f"second STATUS_REPLY {rid}"
+                statuses.add(rid)
+            else:
+                assert t == RESULT, (t, p)
+                assert rid not in results, f"second RESULT {rid}"
+                assert p[8] == 0, f"call {rid}: status {p[8]}"
+                results.add(rid)
+    except socket.timeout:
+        raise AssertionError(f"{what}: {len(statuses)} of {nstatus} "
+                             f"STATUS_REPLY and {len(results)} of {nroute} "
+                             "RESULT before the timeout") from None
+
+
+def t_resume_window(path):
+    """window + 1 calls in one write: the last one waits in the daemon's
+    buffer, and must be handled when a call ends, with nothing more to
+    read."""
+    c = Conn(path)
+    c.s.settimeout(10)
+    n = c.window + 1
+    c.s.sendall(b"".join(route(i, "orders") for i in range(n)))
+    answers(c, 0, n, f"{n} calls in one write, window {c.window}")
+    print(f"ok - {n} calls in one write with window {c.window}: "
+          "all answered")
+
+
+def t_resume_output(path):
+    """A client that pipelines without reading until more than 1 MiB of
+    answers wait for it, then reads: every answer arrives, those to the
+    frames the daemon held back while paused too."""
+    c = Conn(path)
+    c.s.settimeout(10)
+    c.s.sendall(frame(STATUS, struct.pack("<Q", 1 << 40)))
+    t, p = c.read()
+    assert t == STATUS_REPLY, t
+    # About 2 MiB of answers, from one write of under 64 KiB (one read).
+    nstatus = min(4000, (2 << 20) // (len(p) + 5) + 1)
+    out, nroute = [], 0
+    for i in range(nstatus):
+        out.append(frame(STATUS, struct.pack("<Q", 100000 + i)))
+        if i % 50 == 49:
+            out.append(route(nroute, "orders"))
+            nroute += 1
+    data = b"".join(out)
+    assert len(data) < 65536, len(data)
+    c.s.sendall(data)
+    time.sleep(0.5)
+    answers(c, nstatus, nroute, "reading after 0.5 s")
+    print(f"ok - {nstatus} STATUS and {nroute} ROUTE without reading "
+          f"({nstatus * (len(p) + 5) >> 10} KiB of answers), then read: "
+          "all answered")
+
+
+def t_paused_stop(path):
+    """Window 1, a call that does not end, and about 78 KB of STATUS
+    frames behind it that the daemon does not read: the caller then
+    sends SIGTERM."""
+    c = Conn(path)
+    c.s.settimeout(30)
+    assert c.window == 1, c.window
+    c.s.sendall(route(1, "sleep") + b"".join(
+        frame(STATUS, struct.pack("<Q", 100 + i)) for i in range(6000)))
+    print("sent", flush=True)
+    rid, status, _, _, detail = c.result()
+    assert rid == 1 and status == 6, (rid, status, detail)
+    try:
+        t, _ = c.read()
+    except ConnectionResetError:
+        t = None
+    assert t is None, f"after its last call a frame of type {t:#x}"
+    print("ok - SIGTERM with a paused connection: its call ends "
+          "shutting_down, the frames held back are not read")
+
+
+def t_storm(path, ncalls="2000", nconns="4"):
+    """Connections each keeping up to a window of calls in flight on the
+    crashy channel, half of the calls crashing their helper: every call
+    is answered once, the crashed ones crashed, the healthy ones ok."""
+    ncalls, nconns = int(ncalls), int(nconns)
+    t0 = time.monotonic()
+    conns = [Conn(path) for _ in range(nconns)]
+    healthy = route(0, "crashy")
+    poisoned = route(0, "crashy", [("poison", 1, True)])
+    for k, c in enumerate(conns):
+        c.poison = [True] * (ncalls // 2) + [False] * (ncalls - ncalls // 2)
+        random.Random(k).shuffle(c.poison)
+        c.s.setblocking(False)
+        c.buf = bytearray()
+        c.out = bytearray()
+        c.unsent = collections.deque()  # [id, bytes not yet written]
+        c.next = 0
+        c.sent = {}                     # id -> when written in full
+        c.done = 0
+    lat, bad, wrong, crashed, answered = [], [], [], 0, 0
+    total = ncalls * nconns
+    last = time.monotonic()
+    while answered < total:
+        for c in conns:
+            while c.next < ncalls and len(c.sent) < c.window:
+                f = poisoned if c.poison[c.next] else healthy
+                c.out += f[:5] + struct.pack("<Q", c.next) + f[13:]
+                c.unsent.append([c.next, len(f)])
+                c.sent[c.next] = None
+                c.next += 1
+        r, w, _ = select.select([c.s for c in conns if c.done < ncalls],
+                                [c.s for c in conns if c.out], [], 1.0)
+        now = time.monotonic()
+        assert now - last < 20, (f"no answer for 20 s: {answered} of "
+                                 f"{total} answered")
+        for c in conns:
+            if c.s in w:
+                try:
+                    n = c.s.send(c.out)
+                except BlockingIOError:
+                    n = 0
+                del c.out[:n]
+                while n > 0:
+                    if c.unsent[0][1] > n:
+                        c.unsent[0][1] -= n
+                        break
+                    rid, left = c.unsent.popleft()
+                    c.sent[rid] = now
+                    n -= left
+            if c.s not in r:
+                continue
+            chunk = c.s.recv(1 << 20)
+            assert chunk, "the daemon closed a connection"
+            c.buf += chunk
+            off = 0
+            while len(c.buf) - off >= 4:
+                (n,) = struct.unpack_from("<I", c.buf, off)
+                if len(c.buf) - off < 4 + n:
+                    break
+                t = c.buf[off + 4]
+                assert t == RESULT, (t, bytes(c.buf[off:off + 4 + n]))
+                rid, status = struct.unpack_from("<QB", c.buf, off + 5)
+                off += 4 + n
+                assert rid in c.sent, f"an answer to {rid}, not in flight"
+                at = c.sent.pop(rid)
+                c.done += 1
+                answered += 1
+                last = now
+                if c.poison[rid]:
+                    if status == 1:
+                        crashed += 1
+                    else:
+                        wrong.append(status)
+                elif status == 0:
+                    lat.append(now - (at if at is not None else now))
+                else:
+                    bad.append(status)
+            del c.buf[:off]
+    took = time.monotonic() - t0
+    lat.sort()
+    p50 = lat[len(lat) // 2] * 1000 if lat else 0
+    p99 = lat[min(len(lat) - 1, len(lat) * 99 // 100)] * 1000 if lat else 0
+    print(f"# storm: {nconns} connections x {ncalls} calls, window "
+          f"{conns[0].window}, in {took:.1f} s: {crashed} crashed, "
+          f"{len(lat)} healthy ok, {len(bad)} healthy failed; healthy "
+          f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    assert not bad, (f"{len(bad)} healthy calls failed, statuses "
+                     f"{dict(collections.Counter(bad))}")
+    assert not wrong, (f"{len(wrong)} poisoned calls not crashed, "
+                       f"statuses {dict(collections.Counter(wrong))}")
+    c = Conn(path)
+    c.s.sendall(route(1, "crashy"))
+    assert c.result()[1] == 0, "no answer after the storm"
+    print(f"ok - crash storm: {total} calls each answered once, "
+          f"{crashed} crashed, every healthy one ok, still serving")
+
+
 if __name__ == "__main__":
-    globals()["t_" + sys.argv[2]](sys.argv[1])
+    globals()["t_" + sys.argv[2]](sys.argv[1], *sys.argv[3:])
