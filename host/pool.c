@@ -356,10 +356,14 @@ pool_spawn(struct pool *pl, bool spare)
 	return true;
 }
 
-/* Stop a helper that has nothing to do: it runs fini and exits. */
+/*
+ * Stop a helper that has nothing to do: it runs fini and exits.  One still
+ * loading was not refused: how it ends says nothing about the version.
+ */
 static void
 pool_stop(struct proc *p)
 {
+	p->settled = true;
 	proc_stop(p);
 	p->grace_by = loop_now() + (uint64_t)p->engine->conf.grace_ms * MS_NS;
 	pool_arm(p);

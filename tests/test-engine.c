@@ -1468,6 +1468,42 @@ test_load_refusals(void **state)
 	rmdir(tmp);
 }
 
+/*
+ * A version released while its helper is still loading lets that helper
+ * go; held again before the helper has died, it loads afresh, and the
+ * old helper's exit (its socket was closed under it) is no load failure.
+ * (Found by test-lifecycle: a rollback failed "died while loading".)
+ */
+static void
+test_stopped_while_loading_is_no_failure(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m, *again;
+	static struct wait	w, probe;
+	uint64_t	 end;
+
+	m = test_load(f->e, testutil_plugin("misbehave", false), "mode=sleep",
+	    "at=init");
+	test_start(f->e, m, NULL, 0, 20, &w);
+	test_wait_for(f->e, &w, 1, 5000);
+	assert_int_equal(w.r.status, ST_TIMED_OUT);
+	engine_release(f->e, m);		/* its helper still in init */
+	assert_int_not_equal(engine_run(f->e, 0), -1);
+	again = test_load(f->e, testutil_plugin("misbehave", false),
+	    "mode=sleep", "at=init");
+	assert_ptr_equal(again, m);		/* retired, held again */
+	end = engine_now() + 600 * MS_NS;	/* the old helper exits */
+	while (engine_now() < end)
+		assert_int_not_equal(engine_run(f->e, 10), -1);
+	memset(&probe, 0, sizeof probe);
+	assert_int_equal(engine_probe(f->e, again, test_done, &probe), 0);
+	test_wait_for(f->e, &probe, 1, 5000);
+	if (probe.r.status != ST_OK)
+		fail_msg("probe after release and reload: %s '%s'",
+		    engine_status_name(probe.r.status), probe.r.detail);
+	engine_release(f->e, again);
+}
+
 int
 main(void)
 {
@@ -1505,6 +1541,7 @@ main(void)
 		T(test_result_flood_is_a_violation),
 		T(test_deaf_helper_is_killed),
 		/* Last: on a corrupted deadline tree even teardown crashes. */
+		T(test_stopped_while_loading_is_no_failure),
 		T(test_many_deadlines_behind_slow_call),
 #undef T
 	};
