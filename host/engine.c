@@ -625,5 +625,4 @@ engine_check(struct engine *e)
 	RB_FOREACH(p, proc_tree, &e->procs)
 		assert(p->engine == e && !p->reaped);
 	assert(calls <= e->ncalls);
-	assert(TAILQ_EMPTY(&e->kickq));
 }

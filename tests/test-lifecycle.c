@@ -26,6 +26,8 @@
  *   drained	once every channel is freed, engine_pending() reaches 0
  *   clean	after engine_free: no child left (zombie or not), no fd
  *		leaked; under valgrind or ASan, no leak
+ *   engine	engine_check after every step: every call in exactly one
+ *		place, every armed timer in the tree, counts that add up
  *
  * The host must not crash or hang: a fatal signal or a watchdog prints the
  * seed before the process dies.
@@ -783,8 +785,11 @@ test_lifecycle(void **state)
 
 	end = engine_now() + seconds * 1000 * MS_NS;
 	for (L->step = 1; steps > 0 ? L->step <= steps : engine_now() < end;
-	    L->step++)
+	    L->step++) {
 		step(L);
+		/* Every call in one place, counts that add up, timers. */
+		engine_check(L->e);
+	}
 
 	/* Retire everything; all that was accepted must end. */
 	for (int i = 0; i < NCHANS; i++)

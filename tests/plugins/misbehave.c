@@ -10,7 +10,7 @@
  *
  * mode=ok picks the first consumer, like a healthy plugin.
  *
- * Two modes start a thread and only make sense with at=init:
+ * mode=flood starts a thread and only makes sense with at=init:
  *
  * mode=flood: the thread waits for the first call, then writes a RESULT
  * frame for seq 0 (05 00 00 00 03 00 00 00 00: a result that announces
@@ -18,11 +18,14 @@
  * call sleeps ms first, so it is still running when the flood starts.
  * (Waiting for a call keeps the flood behind the handshake.)
  *
- * mode=deaf: 100 ms after init, well after the handshake, the thread
- * moves the socket to fd 5 and puts the read end of a pipe nobody writes
- * on fd 3.  The helper's loop then reads the pipe for ever, once the read
- * it was blocked in returns: the socket stays open and is never read.
+ * mode=deaf: a call whose message has a field "deaf" moves the socket to
+ * fd 5 and puts one end of a fresh socketpair, whose other end nobody
+ * writes, on fd 3.  The helper announces that call's result into the void
+ * and then reads the socketpair for ever: the host's socket stays open and
+ * is never read again.  Other calls answer like mode=ok.
  */
+
+#include <sys/socket.h>
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -71,20 +74,17 @@ misbehave_flood(void *arg)
 	return NULL;
 }
 
-/* mode=deaf's thread: put a silent pipe where the socket was. */
-static void *
-misbehave_deaf(void *arg)
+/* mode=deaf: put a silent socket where the host's socket was. */
+static void
+misbehave_deaf(void)
 {
-	int	p[2];
+	int	sv[2];
 
-	(void)arg;
-	misbehave_sleep(100);
-	if (fcntl(3, F_DUPFD, 5) == -1 || pipe(p) == -1 || dup2(p[0], 3) == -1)
+	if (fcntl(3, F_DUPFD, 5) == -1 ||
+	    socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1 ||
+	    dup2(sv[0], 3) == -1)
 		abort();
-	/* p[1] stays open: the pipe never reaches EOF. */
-	for (;;)
-		pause();
-	return NULL;
+	/* sv[1] stays open: fd 3 never reaches EOF. */
 }
 
 /* Start fn in a detached thread, or die trying. */
@@ -118,8 +118,6 @@ misbehave_act(size_t n)
 		misbehave_sleep(conf.ms);
 	if (strcmp(conf.mode, "flood") == 0 && conf.at_init)
 		misbehave_thread(misbehave_flood);
-	if (strcmp(conf.mode, "deaf") == 0 && conf.at_init)
-		misbehave_thread(misbehave_deaf);
 	if (strcmp(conf.mode, "closefds") == 0)
 		for (int fd = 0; fd < 1024; fd++)
 			close(fd);
@@ -169,8 +167,12 @@ misbehave_route(void *state, const struct route_message *msg,
     const struct route_consumer *consumers, size_t n)
 {
 	(void)state;
-	(void)msg;
 	(void)consumers;
+	if (strcmp(conf.mode, "deaf") == 0) {
+		if (route_message_get(msg, "deaf") != NULL)
+			misbehave_deaf();
+		return n > 0 ? 0 : ROUTE_NONE;
+	}
 	if (strcmp(conf.mode, "flood") == 0 && conf.at_init) {
 		atomic_store(&called, true);
 		misbehave_sleep(conf.ms);
