@@ -22,27 +22,6 @@
 
 static void	call_free(struct call *);
 
-/* The name of a state, for invariant failures. */
-const char *
-call_state_name(enum call_state st)
-{
-	switch (st) {
-	case CALL_NEW:
-		return "new";
-	case CALL_QUEUED:
-		return "queued";
-	case CALL_SENT:
-		return "sent";
-	case CALL_ENDED:
-		return "ended";
-	case CALL_ABANDONED:
-		return "abandoned";
-	case CALL_GHOST:
-		return "ghost";
-	}
-	return "unknown";
-}
-
 /* The caller's deadline passed: the pool decides what that means. */
 static void
 call_expired(void *arg)

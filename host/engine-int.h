@@ -75,7 +75,6 @@ void		 call_finish(struct call *, enum status, int, const char *);
 void		 call_leave(struct call *);
 void		 call_deliver(struct call *);
 bool		 call_waiting(const struct call *);
-const char	*call_state_name(enum call_state);
 
 /* proc.c: one helper process, as the host sees it. */
 enum proc_state {
@@ -196,8 +195,6 @@ void		 pool_free(struct pool *);
 void		 pool_event(struct proc *, const struct proc_ev *);
 void		 pool_enqueue(struct call *, bool);
 void		 pool_dequeue(struct call *);
-void		 pool_kick_later(struct module *);
-void		 pool_flush_later(struct proc *);
 bool		 pool_settle(struct engine *);
 void		 pool_write(struct engine *);
 void		 pool_retire(struct module *);
@@ -209,7 +206,6 @@ void		 pool_flushed(struct proc *, bool);
 bool		 pool_fail_fast(struct module *, struct result *);
 bool		 pool_empty(const struct module *);
 u_int		 pool_nprocs(const struct module *);
-u_int		 pool_nqueued(const struct module *);
 void		 pool_set_max(struct module *, u_int);
 struct proc	*pool_first(const struct module *);
 struct proc	*pool_next(const struct proc *);

@@ -159,13 +159,6 @@ pool_nprocs(const struct module *m)
 	return m->pool->nprocs;
 }
 
-/* Calls waiting for a helper. */
-u_int
-pool_nqueued(const struct module *m)
-{
-	return m->pool->nqueued;
-}
-
 /* True when m has no helper left. */
 bool
 pool_empty(const struct module *m)
@@ -210,7 +203,7 @@ pool_count(const struct pool *pl, u_int *idle, u_int *spawning, u_int *live)
 }
 
 /* Move m's pool along at the end of this turn. */
-void
+static void
 pool_kick_later(struct module *m)
 {
 	struct pool	*pl = m->pool;
@@ -222,7 +215,7 @@ pool_kick_later(struct module *m)
 }
 
 /* Write p's frames at the end of this turn. */
-void
+static void
 pool_flush_later(struct proc *p)
 {
 	struct engine	*e = p->engine;
