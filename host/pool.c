@@ -423,8 +423,14 @@ pool_spare_fired(void *arg)
 {
 	struct pool	*pl = arg;
 
-	if (pl->standby_until != 0 && pool_spare(pl) == NULL &&
-	    pl->module->state == MODULE_HELD && !pl->engine->closing)
+	if (pl->standby_until == 0 || pool_spare(pl) != NULL ||
+	    pl->module->state != MODULE_HELD || pl->engine->closing)
+		return;
+	if (loop_now() < pl->spawn_not_before)
+		/* A crash loop began meanwhile: not before its backoff. */
+		loop_timer_at(pl->engine->loop, &pl->spare,
+		    pl->spawn_not_before);
+	else
 		(void)pool_spawn(pl, true);
 }
 
