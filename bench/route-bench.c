@@ -558,10 +558,17 @@ bench_deploy(struct engine *e, const struct wire_buf *b, size_t n)
 	uint64_t		*drain = calloc(n, sizeof *drain);
 	struct wire_buf		 blk;
 	struct route_value	 v;
-	struct stat		 st;
+	char			 entered;
+	int			 sigfd;
 
 	if (mkdtemp(dir) == NULL || mkdtemp(sig) == NULL)
 		err(1, "mkdtemp");
+	/* Sandboxed, block.so says it entered with a byte in a FIFO. */
+	snprintf(path, sizeof path, "%s/entered.fifo", sig);
+	if (mkfifo(path, 0600) == -1 ||
+	    (sigfd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1 ||
+	    setenv("BLOCK_SIGNAL", path, 1) == -1)
+		err(1, "%s", path);
 	src[0] = bench_plugin("block-v1", false);
 	src[1] = bench_plugin("block-v2", false);
 	plugdir_defaults(&conf);
@@ -597,12 +604,10 @@ bench_deploy(struct engine *e, const struct wire_buf *b, size_t n)
 		memset(&hold, 0, sizeof hold);
 		snprintf(path, sizeof path, "%s/release", sig);
 		unlink(path);
-		snprintf(path, sizeof path, "%s/entered", sig);
-		unlink(path);
 		if (channel_call(ch, blk.data, blk.len, 60000, bench_done,
 		    &hold) == -1)
 			err(1, "call");
-		while (stat(path, &st) == -1)
+		while (read(sigfd, &entered, 1) != 1)
 			engine_run(e, 1);
 
 		t = bench_put(src[(i + 1) % 2], dir, "bench");
@@ -633,6 +638,8 @@ bench_deploy(struct engine *e, const struct wire_buf *b, size_t n)
 	    drain, n, NULL, 0);
 	plugdir_close(pd);
 	wire_free(&blk);
+	close(sigfd);
+	unsetenv("BLOCK_SIGNAL");
 	snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, sig);
 	if (system(cmd) != 0)
 		warnx("could not remove %s", dir);

@@ -119,6 +119,7 @@ struct ledger_slot {
 };
 struct ledger {
 	struct ledger_slot	 slot[LEDGER_SLOTS];
+	uint32_t		 blocked;	/* system call + 1 (sandbox) */
 };
 
 struct proc {
@@ -186,8 +187,13 @@ int		 ledger_take(const struct ledger *, uint32_t,
 		     struct ledger_slot *);
 
 /* helper.c: runs in the child; never returns. */
-void		 helper_main(int, int, struct ledger *, const struct module *)
-		     __attribute__((__noreturn__));
+void		 helper_main(int, int, struct ledger *, const struct module *,
+		     const struct engine_config *) __attribute__((__noreturn__));
+
+/* sandbox.c: what a helper may do (in the child), and why it died. */
+int		 sandbox_enter(size_t, char *, size_t);
+int		 sandbox_lock(volatile uint32_t *, char *, size_t);
+void		 sandbox_describe(uint32_t, char *, size_t);
 
 /* pool.c: a version's helpers and the calls waiting for them. */
 struct pool	*pool_new(struct module *);

@@ -89,6 +89,8 @@ engine_defaults(struct engine_config *conf)
 	conf->grace_ms = DEFAULT_TIMEOUT_MS;
 	conf->standby_ms = 60000;
 	conf->file_max = DEFAULT_FILE_MAX;
+	conf->sandbox = true;
+	conf->memory_limit = DEFAULT_MEMORY_LIMIT;
 }
 
 /* The engine's loop. */

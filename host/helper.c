@@ -107,13 +107,18 @@ helper_name_ok(const char *name)
 
 /* Load the plugin and run init; on any failure, say why and exit. */
 static const struct route_plugin *
-helper_load(int sock, int memfd, const struct module *m, void **state)
+helper_load(int sock, int memfd, const struct module *m,
+    const struct engine_config *conf, struct ledger *l, void **state)
 {
 	const struct route_plugin	*d;
 	const char			*why, *prefix = HELPER_IMAGE ": ";
 	char				 err[DETAIL_MAX];
 	void				*dl;
 
+	/* Plugin code runs from dlopen on: the sandbox comes first. */
+	if (conf->sandbox && sandbox_enter(conf->memory_limit, err,
+	    sizeof err) == -1)
+		helper_hello(sock, HELLO_SANDBOX, 0, "", err);
 	helper_check_elf(sock, memfd);
 	if ((dl = dlopen(HELPER_IMAGE, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		why = dlerror();
@@ -146,6 +151,9 @@ helper_load(int sock, int memfd, const struct module *m, void **state)
 			    err[0] != '\0' ? err : "init failed");
 		}
 	}
+	if (conf->sandbox && sandbox_lock(&l->blocked, err, sizeof err) ==
+	    -1)
+		helper_hello(sock, HELLO_SANDBOX, d->abi, d->name, err);
 	helper_hello(sock, HELLO_OK, d->abi, d->name, "");
 	return d;
 }
@@ -187,7 +195,8 @@ helper_announce(int sock, struct wire_buf *out, uint32_t seq)
  * the ledger, m the module (options and label) as inherited over fork.
  */
 void
-helper_main(int sock, int memfd, struct ledger *l, const struct module *m)
+helper_main(int sock, int memfd, struct ledger *l, const struct module *m,
+    const struct engine_config *conf)
 {
 	const struct route_plugin	*d;
 	struct wire_buf			 out;
@@ -199,7 +208,7 @@ helper_main(int sock, int memfd, struct ledger *l, const struct module *m)
 	void				*state;
 
 	setproctitle("helper %s %.12s", m->label, m->hex);
-	d = helper_load(sock, memfd, m, &state);
+	d = helper_load(sock, memfd, m, conf, l, &state);
 
 	/*
 	 * The host may send several calls at once: read whatever is there,

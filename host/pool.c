@@ -782,11 +782,14 @@ pool_died(struct proc *p, const struct proc_ev *ev)
 	struct module	*m = p->module;
 	struct pool	*pl = m->pool;
 	struct engine	*e = p->engine;
-	char		 how[64], cause[DETAIL_MAX + 64];
+	char		 how[DETAIL_MAX], cause[DETAIL_MAX + 64];
 	bool		 by_us;
 	u_int		 idle, spawning, live;
 
-	proc_describe_status(ev->wstatus, how, sizeof how);
+	if (WIFSIGNALED(ev->wstatus) && WTERMSIG(ev->wstatus) == SIGSYS)
+		sandbox_describe(p->ledger->blocked, how, sizeof how);
+	else
+		proc_describe_status(ev->wstatus, how, sizeof how);
 	by_us = p->state == PROC_KILLED && WIFSIGNALED(ev->wstatus) &&
 	    WTERMSIG(ev->wstatus) == SIGKILL;
 	if (p->state != PROC_KILLED && p->state != PROC_STOPPING)

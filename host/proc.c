@@ -80,12 +80,27 @@ proc_describe_status(int status, char *buf, size_t len)
 }
 
 /*
+ * In the child, when a plugin calls exit: the plugin's own exit handlers
+ * have run (registered later, they run first); the host's must not (a
+ * sanitizer's leak check, a command's clean-up), so the helper ends here
+ * with the plugin's status.
+ */
+static void
+proc_child_exit(int status, void *arg)
+{
+	(void)arg;
+	(void)fflush(NULL);
+	_exit(status);
+}
+
+/*
  * In the child: give it a clean process (default signals, empty mask, no
  * core files, death with its parent, fixed fds 0-4 and nothing else), then
  * become the helper.  Every failure is _exit.
  */
 static void __attribute__((__noreturn__))
-proc_child(pid_t parent, int sock, struct ledger *l, const struct module *m)
+proc_child(pid_t parent, int sock, struct ledger *l, const struct module *m,
+    const struct engine_config *conf)
 {
 	struct sigaction	sa;
 	struct rlimit		rl = { 0, 0 };
@@ -118,7 +133,10 @@ proc_child(pid_t parent, int sock, struct ledger *l, const struct module *m)
 	if (fcntl(PROC_SOCK_FD, F_SETFD, FD_CLOEXEC) == -1 ||
 	    fcntl(PROC_IMAGE_FD, F_SETFD, FD_CLOEXEC) == -1)
 		_exit(126);
-	helper_main(PROC_SOCK_FD, PROC_IMAGE_FD, l, m);
+	/* The host's exit handlers are not the helper's. */
+	if (on_exit(proc_child_exit, NULL) != 0)
+		_exit(126);
+	helper_main(PROC_SOCK_FD, PROC_IMAGE_FD, l, m, conf);
 }
 
 /*
@@ -157,7 +175,7 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		return NULL;
 	case 0:
 		close(sv[0]);
-		proc_child(parent, sv[1], p->ledger, m);
+		proc_child(parent, sv[1], p->ledger, m, &e->conf);
 	}
 	close(sv[1]);
 	/* This helper has its ledger; no later helper may inherit it. */
@@ -361,6 +379,7 @@ proc_hello(struct proc *p, struct wire_reader *r)
 		[HELLO_ABI] = "ABI mismatch",
 		[HELLO_BAD_DESCRIPTOR] = "bad descriptor",
 		[HELLO_INIT] = "init failed",
+		[HELLO_SANDBOX] = "sandbox",
 	};
 	struct proc_ev	ev;
 	char		name[PLUGIN_NAME_MAX], detail[DETAIL_MAX];
@@ -372,7 +391,7 @@ proc_hello(struct proc *p, struct wire_reader *r)
 	abi = wire_read_u32(r);
 	wire_read_str16(r, name, sizeof name);
 	wire_read_str16(r, detail, sizeof detail);
-	if (!wire_reader_done(r) || status > HELLO_INIT) {
+	if (!wire_reader_done(r) || status > HELLO_SANDBOX) {
 		proc_violation(p, "malformed handshake");
 		return;
 	}

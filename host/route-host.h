@@ -40,6 +40,7 @@
 
 #define DEFAULT_TIMEOUT_MS	5000
 #define DEFAULT_FILE_MAX	(64u << 20)
+#define DEFAULT_MEMORY_LIMIT	(256u << 20)
 
 /* How a call ended. */
 enum status {
@@ -77,6 +78,8 @@ struct engine_config {
 	int			 grace_ms;	/* for init, and exit */
 	int			 standby_ms;	/* spare kept after a fault */
 	size_t			 file_max;	/* plugin size cap */
+	bool			 sandbox;	/* helpers in the sandbox */
+	size_t			 memory_limit;	/* a helper's, 0: none */
 };
 
 /* engine.c */
@@ -312,6 +315,7 @@ enum wire_hello {
 	HELLO_ABI,
 	HELLO_BAD_DESCRIPTOR,
 	HELLO_INIT,
+	HELLO_SANDBOX,		/* the sandbox could not be entered */
 };
 
 enum wire_result {

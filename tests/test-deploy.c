@@ -23,7 +23,9 @@ struct fixture {
 	struct plugdir		*pd;
 	struct plugdir_config	 conf;
 	char			 dir[64];	/* the plugins directory */
-	char			 sig[64];	/* entered/release files */
+	char			 sig[64];	/* release file, entered FIFO */
+	int			 sigfd;		/* entered: block writes a byte */
+	u_int			 entered;	/* bytes read since unsignal */
 	char			 log[64][DETAIL_MAX * 2];
 	size_t			 nlog;
 	int			 fds;
@@ -69,7 +71,7 @@ setup(void **state)
 {
 	struct engine_config	 conf;
 	struct fixture		*f = calloc(1, sizeof *f);
-	char			 err[DETAIL_MAX];
+	char			 err[DETAIL_MAX], fifo[96];
 
 	assert_non_null(f);
 	f->fds = testutil_fds();
@@ -80,6 +82,12 @@ setup(void **state)
 	strlcpy(f->sig, "/tmp/route-host-signal-XXXXXX", sizeof f->sig);
 	assert_non_null(mkdtemp(f->dir));
 	assert_non_null(mkdtemp(f->sig));
+	/* block.so's helpers are sandboxed: they say "entered" in a FIFO. */
+	snprintf(fifo, sizeof fifo, "%s/entered.fifo", f->sig);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	f->sigfd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_int_not_equal(f->sigfd, -1);
+	assert_int_equal(setenv("BLOCK_SIGNAL", fifo, 1), 0);
 	plugdir_defaults(&f->conf);
 	f->conf.settle_ms = 100;
 	f->conf.rescan_ms = 1000;
@@ -107,6 +115,8 @@ teardown(void **state)
 	plugdir_close(f->pd);
 	engine_free(f->e);
 	test_rmdir(f->dir);
+	close(f->sigfd);
+	unsetenv("BLOCK_SIGNAL");
 	test_rmdir(f->sig);
 	assert_true(testutil_no_children());
 	assert_int_equal(testutil_fds(), f->fds);
@@ -243,16 +253,25 @@ test_wait(struct fixture *f, struct wait *w)
 	}
 }
 
-/* Run the loop until file name exists in the signal directory. */
+/*
+ * Run the loop until a call of block.so has entered since the last
+ * test_unsignal (each entry writes a byte to the FIFO), or until file
+ * name exists in the signal directory.
+ */
 static void
 test_wait_signal(struct fixture *f, const char *name)
 {
 	struct stat	st;
-	char		path[128];
+	char		path[128], c;
 	uint64_t	end = engine_now() + 5000 * MS_NS;
 
 	snprintf(path, sizeof path, "%s/%s", f->sig, name);
-	while (stat(path, &st) == -1) {
+	for (;;) {
+		while (read(f->sigfd, &c, 1) == 1)
+			f->entered++;
+		if (strcmp(name, "entered") == 0 ? f->entered > 0 :
+		    stat(path, &st) == 0)
+			return;
 		if (engine_now() > end)
 			fail_msg("%s never appeared", path);
 		engine_run(f->e, 1);
@@ -501,12 +520,18 @@ test_drain_cap(void **state)
 	test_wait_loaded(f, 1);
 }
 
-/* Remove file name from the signal directory. */
+/* Forget signal name: the entries so far, or a file. */
 static void
 test_unsignal(struct fixture *f, const char *name)
 {
-	char	path[128];
+	char	path[128], c;
 
+	if (strcmp(name, "entered") == 0) {
+		while (read(f->sigfd, &c, 1) == 1)
+			;
+		f->entered = 0;
+		return;
+	}
 	snprintf(path, sizeof path, "%s/%s", f->sig, name);
 	assert_int_equal(unlink(path), 0);
 }

@@ -17,6 +17,8 @@
 #include <link.h>
 #include <signal.h>
 
+#include <valgrind/valgrind.h>
+
 #include "testutil.h"
 
 struct fixture {
@@ -1506,6 +1508,84 @@ test_stopped_while_loading_is_no_failure(void **state)
 	engine_release(f->e, again);
 }
 
+static const struct testutil_consumer	two_ready[] = {
+	{ "refused", 0, 1, 0, { NULL } },
+	{ "escaped", 0, 1, 0, { NULL } },
+};
+
+/*
+ * A plugin that tries to get out of its sandbox, in a call: every attempt
+ * is refused with an error (the call picks consumer 0) or trapped (the
+ * call ends crashed, naming the system call), and the host, which a
+ * working kill or peek would reach, lives on.
+ */
+static void
+test_sandbox_in_call(void **state)
+{
+	static const char *const tries[] = {
+		"killparent", "killgroup", "fork", "exec", "thread", "peek",
+		"open", "create", "socket", "connect", "memory", "fds",
+	};
+	struct fixture	*f = *state;
+	struct module	*m;
+	struct wait	 w;
+	char		 opt[32];
+
+	if (RUNNING_ON_VALGRIND)
+		skip();		/* valgrind runs helpers unfiltered */
+	for (size_t i = 0; i < nitems(tries); i++) {
+		snprintf(opt, sizeof opt, "try=%s", tries[i]);
+		m = test_load(f->e, testutil_plugin("escape", false), opt,
+		    NULL);
+		w = test_call(f->e, m, two_ready, 2, 0);
+		print_message("%-10s %s %s%s%s\n", tries[i],
+		    engine_status_name(w.r.status), w.r.status == ST_OK ?
+		    two_ready[w.r.decision].id : "", w.r.detail[0] != '\0' ?
+		    ": " : "", w.r.detail);
+		if (w.r.status == ST_OK)
+			assert_int_equal(w.r.decision, 0);
+		else {
+			assert_int_equal(w.r.status, ST_CRASHED);
+			if (strncmp(w.r.detail, "seccomp: blocked system call",
+			    28) != 0)
+				fail_msg("%s: crashed '%s', not by the sandbox",
+				    tries[i], w.r.detail);
+		}
+		engine_release(f->e, m);
+	}
+	assert_int_equal(access("/tmp/route-host-escaped", F_OK), -1);
+}
+
+/*
+ * The same attempts while the plugin loads (its init): refused, so the
+ * version loads.  (Reading a file and starting threads are allowed there.)
+ */
+static void
+test_sandbox_in_init(void **state)
+{
+	static const char *const tries[] = {
+		"killparent", "killgroup", "fork", "exec", "peek", "socket",
+		"connect", "memory", "fds",
+	};
+	struct fixture	*f = *state;
+	struct module	*m;
+	struct wait	 w;
+	char		 opt[32];
+
+	if (RUNNING_ON_VALGRIND)
+		skip();		/* valgrind runs helpers unfiltered */
+	for (size_t i = 0; i < nitems(tries); i++) {
+		snprintf(opt, sizeof opt, "try=%s", tries[i]);
+		m = test_load(f->e, testutil_plugin("escape", false), opt,
+		    "at=init");
+		w = test_call(f->e, m, two_ready, 2, 0);
+		if (w.r.status != ST_OK || w.r.decision != 0)
+			fail_msg("%s at init: %s '%s'", tries[i],
+			    engine_status_name(w.r.status), w.r.detail);
+		engine_release(f->e, m);
+	}
+}
+
 int
 main(void)
 {
@@ -1543,6 +1623,8 @@ main(void)
 		T(test_result_flood_is_a_violation),
 		T(test_deaf_helper_is_killed),
 		/* Last: on a corrupted deadline tree even teardown crashes. */
+		T(test_sandbox_in_call),
+		T(test_sandbox_in_init),
 		T(test_stopped_while_loading_is_no_failure),
 		T(test_many_deadlines_behind_slow_call),
 #undef T

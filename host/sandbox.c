@@ -1,0 +1,341 @@
+/*
+ * The sandbox: what a helper may do once it runs plugin code.
+ *
+ * A plugin's code runs as soon as it is dlopen'ed (its constructors), so
+ * the helper enters the sandbox before that, in two stages:
+ *
+ *	sandbox_enter, before dlopen: its own session (no signal to the
+ *	daemon's process group), no new privileges, limits (no core file,
+ *	no file to write, a few descriptors, its memory capped), and a
+ *	loading filter: the dynamic loader and the plugin's init may open
+ *	and read files, but nothing may make a process or a socket, connect,
+ *	exec, trace, signal another process or reach the kernel's rarer
+ *	interfaces.
+ *
+ *	sandbox_lock, after init and before the handshake: a filter on every
+ *	thread that allows only what a running helper and ordinary plugin
+ *	code need (its descriptors, memory without new executable mappings,
+ *	futexes, clocks, randomness, signals to itself, exit).  Opening a
+ *	file or a socket fails with EACCES; anything else not allowed traps
+ *	(SIGSYS), the helper notes which system call in its ledger, and dies
+ *	of it: the host reports "seccomp: blocked system call NAME".
+ *
+ * The filters are libseccomp's.  Under valgrind the filters and the
+ * descriptor and memory limits are left out: valgrind runs the plugin's
+ * code from executable mappings of its own, and keeps descriptors and
+ * memory beside it.
+ */
+
+#include "config.h"
+
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <seccomp.h>
+#include <valgrind/valgrind.h>
+
+#include "engine-int.h"
+
+#define SANDBOX_NOFILE	32	/* descriptors a helper may hold */
+
+static volatile uint32_t	*sandbox_blocked;	/* in the ledger */
+
+/* Set one resource limit, soft and hard; -1 with err set. */
+static int
+sandbox_limit(int resource, rlim_t value, const char *name, char *err,
+    size_t errlen)
+{
+	struct rlimit	rl = { value, value };
+
+	if (setrlimit(resource, &rl) == -1) {
+		snprintf(err, errlen, "setrlimit %s: %s", name,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The size of this process's address space now, in bytes; 0 if unknown. */
+static size_t
+sandbox_vsize(void)
+{
+	char	buf[64];
+	ssize_t	n;
+	int	fd;
+
+	if ((fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strtoull(buf, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Add one rule to a filter; -1 with err set. */
+static int
+sandbox_rule(scmp_filter_ctx ctx, uint32_t action, int nr, const char *name,
+    unsigned int nargs, struct scmp_arg_cmp *args, char *err, size_t errlen)
+{
+	int	rc;
+
+	if (nr == __NR_SCMP_ERROR)
+		return 0;	/* not on this architecture */
+	if ((rc = seccomp_rule_add_array(ctx, action, nr, nargs, args)) < 0) {
+		snprintf(err, errlen, "seccomp rule for %s: %s", name,
+		    strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+#define RULE(ctx, action, name, ...) do {				\
+	struct scmp_arg_cmp	 a_[] = { __VA_ARGS__ };		\
+	if (sandbox_rule(ctx, action, SCMP_SYS(name), #name,		\
+	    nitems(a_), a_, err, errlen) == -1)				\
+		goto fail;						\
+} while (0)
+#define RULE0(ctx, action, name) do {					\
+	if (sandbox_rule(ctx, action, SCMP_SYS(name), #name, 0, NULL,	\
+	    err, errlen) == -1)						\
+		goto fail;						\
+} while (0)
+
+/* Load ctx and free it; -1 with err set. */
+static int
+sandbox_load(scmp_filter_ctx ctx, const char *stage, char *err,
+    size_t errlen)
+{
+	int	rc;
+
+	rc = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (rc < 0) {
+		snprintf(err, errlen, "loading the %s filter: %s", stage,
+		    strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Refuse what neither the loader nor any plugin's init may do.  Every
+ * other system call is allowed: this stage only has to stop escapes.
+ */
+static int
+sandbox_loader_filter(char *err, size_t errlen)
+{
+	static const char *const refused[] = {
+		"fork", "vfork", "execve", "execveat", "ptrace",
+		"process_vm_readv", "process_vm_writev", "connect", "bind",
+		"listen", "accept", "accept4", "mount", "umount2",
+		"pivot_root", "chroot", "setns", "unshare", "bpf",
+		"io_uring_setup", "io_uring_enter", "io_uring_register",
+		"userfaultfd", "perf_event_open", "keyctl", "add_key",
+		"request_key", "kexec_load", "kexec_file_load",
+		"init_module", "finit_module", "delete_module", "reboot",
+		"swapon", "swapoff", "acct", "settimeofday", "clock_settime",
+		"adjtimex", "clock_adjtime", "open_by_handle_at",
+		"name_to_handle_at", "iopl", "ioperm", "quotactl",
+		"lookup_dcookie", "process_madvise", "pidfd_open",
+		"pidfd_getfd", "pidfd_send_signal", "kcmp", "setuid",
+		"setgid", "setreuid", "setregid", "setresuid", "setresgid",
+		"setgroups", "setfsuid", "setfsgid", "tkill",
+		"rt_sigqueueinfo", "rt_tgsigqueueinfo", "mknod", "mknodat",
+	};
+	scmp_filter_ctx	 ctx;
+	pid_t		 self = getpid();
+	int		 nr;
+
+	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL) {
+		snprintf(err, errlen, "seccomp_init failed");
+		return -1;
+	}
+	for (size_t i = 0; i < nitems(refused); i++) {
+		nr = seccomp_syscall_resolve_name(refused[i]);
+		if (sandbox_rule(ctx, SCMP_ACT_ERRNO(EPERM), nr, refused[i], 0,
+		    NULL, err, errlen) == -1)
+			goto fail;
+	}
+	/* Threads, not processes; clone3 falls back to clone. */
+	RULE(ctx, SCMP_ACT_ERRNO(EPERM), clone,
+	    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+	RULE0(ctx, SCMP_ACT_ERRNO(ENOSYS), clone3);
+	/* Sockets: the helper has its own; no new ones but a pair. */
+	RULE0(ctx, SCMP_ACT_ERRNO(EACCES), socket);
+	/* Signals to itself only. */
+	RULE(ctx, SCMP_ACT_ERRNO(EPERM), kill,
+	    SCMP_A0(SCMP_CMP_NE, (scmp_datum_t)self));
+	RULE(ctx, SCMP_ACT_ERRNO(EPERM), tgkill,
+	    SCMP_A0(SCMP_CMP_NE, (scmp_datum_t)self));
+	return sandbox_load(ctx, "loading", err, errlen);
+fail:
+	seccomp_release(ctx);
+	return -1;
+}
+
+/*
+ * Enter the sandbox before the plugin is loaded.  memory is how much more
+ * address space the helper may take (0: no cap).  -1 with err set: the
+ * helper must then not load the plugin.
+ */
+int
+sandbox_enter(size_t memory, char *err, size_t errlen)
+{
+	size_t	vsize;
+
+	if (setsid() == -1) {
+		snprintf(err, errlen, "setsid: %s", strerror(errno));
+		return -1;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
+		snprintf(err, errlen, "no_new_privs: %s", strerror(errno));
+		return -1;
+	}
+	if (sandbox_limit(RLIMIT_CORE, 0, "core", err, errlen) == -1 ||
+	    sandbox_limit(RLIMIT_FSIZE, 0, "fsize", err, errlen) == -1 ||
+	    sandbox_limit(RLIMIT_MEMLOCK, 0, "memlock", err, errlen) == -1 ||
+	    sandbox_limit(RLIMIT_MSGQUEUE, 0, "msgqueue", err, errlen) == -1)
+		return -1;
+	/* A file size limit must not kill: writes fail with EFBIG. */
+	(void)signal(SIGXFSZ, SIG_IGN);
+	/* Valgrind keeps descriptors and memory of its own: no more. */
+	if (RUNNING_ON_VALGRIND)
+		return 0;
+	if (sandbox_limit(RLIMIT_NOFILE, SANDBOX_NOFILE, "nofile", err,
+	    errlen) == -1)
+		return -1;
+	/*
+	 * The address space it has now (the pages it shares with the host
+	 * until the zygote comes) plus what it may take.
+	 */
+	if (memory > 0 && (vsize = sandbox_vsize()) > 0 &&
+	    sandbox_limit(RLIMIT_AS, vsize + memory, "as", err, errlen) == -1)
+		return -1;
+	return sandbox_loader_filter(err, errlen);
+}
+
+/* SIGSYS from the running filter: note the system call, and die of it. */
+static void
+sandbox_sigsys(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (sandbox_blocked != NULL)
+		*sandbox_blocked = (uint32_t)si->si_syscall + 1;
+	/* Reset and not blocked (SA_RESETHAND, SA_NODEFER): this kills. */
+	raise(sig);
+	_exit(128 + sig);
+}
+
+/*
+ * Lock the sandbox once init has run, on every thread: only what a
+ * running helper needs.  blocked is where a trapped system call's number
+ * (plus one) is written for the host.  -1 with err set.
+ */
+int
+sandbox_lock(volatile uint32_t *blocked, char *err, size_t errlen)
+{
+	static const char *const allowed[] = {
+		"read", "readv", "pread64", "write", "writev", "pwrite64",
+		"recvfrom", "recvmsg", "sendto", "sendmsg", "close", "fstat",
+		"newfstatat", "lseek", "dup", "dup3", "fcntl", "brk",
+		"munmap", "mremap", "madvise", "futex", "clock_gettime",
+		"clock_getres", "clock_nanosleep", "nanosleep",
+		"gettimeofday", "time", "getrandom", "rt_sigreturn",
+		"rt_sigprocmask", "rt_sigaction", "sigaltstack",
+		"sched_yield", "sched_getaffinity", "getpid", "gettid",
+		"getppid", "getuid", "geteuid", "getgid", "getegid",
+		"exit", "exit_group", "restart_syscall", "rseq",
+		"set_robust_list", "get_robust_list", "set_tid_address",
+		"membarrier", "getrlimit", "prlimit64", "getrusage",
+		"uname", "poll", "ppoll", "pause", "dup2", "socketpair",
+	};
+	struct sigaction	 sa;
+	scmp_filter_ctx		 ctx;
+	pid_t			 self = getpid();
+	int			 nr;
+
+	if (RUNNING_ON_VALGRIND)
+		return 0;
+	sandbox_blocked = blocked;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = sandbox_sigsys;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) == -1) {
+		snprintf(err, errlen, "sigaction SIGSYS: %s", strerror(errno));
+		return -1;
+	}
+	if ((ctx = seccomp_init(SCMP_ACT_TRAP)) == NULL) {
+		snprintf(err, errlen, "seccomp_init failed");
+		return -1;
+	}
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) < 0) {
+		snprintf(err, errlen, "seccomp: cannot synchronise threads");
+		goto fail;
+	}
+	for (size_t i = 0; i < nitems(allowed); i++) {
+		nr = seccomp_syscall_resolve_name(allowed[i]);
+		if (sandbox_rule(ctx, SCMP_ACT_ALLOW, nr, allowed[i], 0, NULL,
+		    err, errlen) == -1)
+			goto fail;
+	}
+	/* Memory, but no new executable mappings. */
+	RULE(ctx, SCMP_ACT_ALLOW, mmap,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	RULE(ctx, SCMP_ACT_ALLOW, mprotect,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	/* Signals to itself only (abort, raise). */
+	RULE(ctx, SCMP_ACT_ALLOW, kill, SCMP_A0(SCMP_CMP_EQ,
+	    (scmp_datum_t)self));
+	RULE(ctx, SCMP_ACT_ALLOW, tgkill, SCMP_A0(SCMP_CMP_EQ,
+	    (scmp_datum_t)self));
+	/* Careless code gets an error, not a trap. */
+	RULE0(ctx, SCMP_ACT_ERRNO(EACCES), open);
+	RULE0(ctx, SCMP_ACT_ERRNO(EACCES), openat);
+	RULE0(ctx, SCMP_ACT_ERRNO(EACCES), socket);
+	RULE0(ctx, SCMP_ACT_ERRNO(ENOTTY), ioctl);
+	RULE0(ctx, SCMP_ACT_ERRNO(ENOSYS), clone3);
+	return sandbox_load(ctx, "running", err, errlen);
+fail:
+	seccomp_release(ctx);
+	return -1;
+}
+
+/*
+ * In the host: the cause of a helper's death by SIGSYS, from what it
+ * noted in its ledger (untrusted: any number is only named).
+ */
+void
+sandbox_describe(uint32_t blocked, char *buf, size_t len)
+{
+	char	*name = NULL;
+
+	if (blocked == 0) {
+		/* The plugin had SIGSYS blocked: the kernel killed at once. */
+		snprintf(buf, len, "seccomp: blocked system call (SIGSYS, "
+		    "which call unknown)");
+		return;
+	}
+	if (blocked - 1 <= 4096)
+		name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE,
+		    (int)(blocked - 1));
+	if (name != NULL)
+		snprintf(buf, len, "seccomp: blocked system call %s", name);
+	else
+		snprintf(buf, len, "seccomp: blocked system call %u",
+		    blocked - 1);
+	free(name);
+}

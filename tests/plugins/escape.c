@@ -1,0 +1,171 @@
+/*
+ * Test plugin: tries to get out of its sandbox, as its options say.
+ *
+ *	try=killparent|killgroup|fork|exec|thread|peek|open|create|
+ *	    socket|connect|memory|fds
+ *
+ * Signals sent are SIGCONT and the peek only reads, so a sandbox that
+ * fails lets the test see the escape without harm.
+ *	at=call|init	where to try (default call)
+ *
+ * A call answers 0 when the attempt was refused with an error, and 1 when
+ * it worked: an escape.  An attempt the sandbox traps never returns (the
+ * helper dies of SIGSYS).  At init, an attempt that worked fails init
+ * ("escaped: ..."), so the version never loads.
+ */
+
+#define _GNU_SOURCE	/* process_vm_readv */
+
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <route-host/plugin.h>
+
+static char	try[16] = "open";
+static bool	at_init;
+
+/* A thread that does nothing. */
+static void *
+escape_idle(void *arg)
+{
+	return arg;
+}
+
+/* Try it; true if it worked. */
+static bool
+escape_try(void)
+{
+	struct sockaddr_un	 sun;
+	struct iovec		 iov[2];
+	void			*local;
+	pthread_t		 t;
+	char			*p;
+	pid_t			 pid;
+	int			 fd, n;
+
+	if (strcmp(try, "killparent") == 0)
+		return kill(getppid(), SIGCONT) == 0;
+	if (strcmp(try, "killgroup") == 0)
+		return kill(0, SIGCONT) == 0;
+	if (strcmp(try, "fork") == 0) {
+		if ((pid = fork()) == 0)
+			_exit(0);
+		if (pid > 0)
+			(void)waitpid(pid, NULL, 0);
+		return pid > 0;
+	}
+	if (strcmp(try, "exec") == 0) {
+		execl("/bin/true", "true", (char *)NULL);
+		return false;
+	}
+	if (strcmp(try, "thread") == 0) {
+		if (pthread_create(&t, NULL, escape_idle, NULL) != 0)
+			return false;
+		pthread_join(t, NULL);
+		return !at_init;	/* threads are for init */
+	}
+	if (strcmp(try, "peek") == 0) {
+		/* The host's copy of this very variable (forked alike). */
+		local = iov[0].iov_base = iov[1].iov_base = &try;
+		iov[0].iov_len = iov[1].iov_len = 1;
+		(void)local;
+		return process_vm_readv(getppid(), &iov[0], 1, &iov[1], 1,
+		    0) == 1;
+	}
+	if (strcmp(try, "open") == 0) {
+		if ((fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC)) == -1)
+			return false;
+		close(fd);
+		return !at_init;	/* init may read files */
+	}
+	if (strcmp(try, "create") == 0) {
+		fd = open("/tmp/route-host-escaped", O_WRONLY | O_CREAT |
+		    O_CLOEXEC, 0644);
+		if (fd == -1)
+			return false;
+		n = (int)write(fd, "x", 1);
+		close(fd);
+		unlink("/tmp/route-host-escaped");
+		return n == 1;
+	}
+	if (strcmp(try, "socket") == 0) {
+		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+			return false;
+		close(fd);
+		return true;
+	}
+	if (strcmp(try, "connect") == 0) {
+		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
+			return false;
+		memset(&sun, 0, sizeof sun);
+		sun.sun_family = AF_UNIX;
+		strncpy(sun.sun_path, "/run/systemd/private",
+		    sizeof sun.sun_path - 1);
+		n = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+		close(fd);
+		return n == 0;
+	}
+	if (strcmp(try, "memory") == 0) {
+		/* 512 MiB, touched: more than the default cap allows. */
+		p = mmap(NULL, 512u << 20, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return false;
+		memset(p, 1, 512u << 20);
+		munmap(p, 512u << 20);
+		return true;
+	}
+	if (strcmp(try, "fds") == 0) {
+		for (n = 0; n < 1000 && dup(0) != -1; n++)
+			;
+		return n >= 100;
+	}
+	return false;
+}
+
+/* Read the options; try at init if told to. */
+static int
+escape_init(void **state, const struct route_option *opts, size_t nopts,
+    char *err, size_t errlen)
+{
+	const char	*v;
+
+	(void)state;
+	if ((v = route_option_get(opts, nopts, "try")) != NULL)
+		strncpy(try, v, sizeof try - 1);
+	if ((v = route_option_get(opts, nopts, "at")) != NULL)
+		at_init = strcmp(v, "init") == 0;
+	if (at_init && escape_try()) {
+		snprintf(err, errlen, "escaped: %s", try);
+		return -1;
+	}
+	return 0;
+}
+
+/* Try at each call, unless it was at init: 1 means it worked. */
+static int
+escape_route(void *state, const struct route_message *msg,
+    const struct route_consumer *consumers, size_t n)
+{
+	(void)state;
+	(void)msg;
+	(void)consumers;
+	if (n < 2)
+		return ROUTE_NONE;
+	if (at_init)
+		return 0;
+	return escape_try() ? 1 : 0;
+}
+
+ROUTE_PLUGIN_STATEFUL("escape", escape_route, escape_init, NULL);
