@@ -186,13 +186,19 @@ void		 ledger_put(struct ledger *, uint32_t, uint8_t, int32_t);
 int		 ledger_take(const struct ledger *, uint32_t,
 		     struct ledger_slot *);
 
+struct sandbox;
+
 /* helper.c: runs in the child; never returns. */
 void		 helper_main(int, int, struct ledger *, const struct module *,
-		     const struct engine_config *) __attribute__((__noreturn__));
+		     const struct engine_config *, struct sandbox *)
+		     __attribute__((__noreturn__));
 
 /* sandbox.c: what a helper may do (in the child), and why it died. */
-int		 sandbox_enter(size_t, char *, size_t);
-int		 sandbox_lock(volatile uint32_t *, char *, size_t);
+struct sandbox	*sandbox_new(char *, size_t);
+void		 sandbox_free(struct sandbox *);
+int		 sandbox_enter(struct sandbox *, size_t, char *, size_t);
+int		 sandbox_lock(struct sandbox *, volatile uint32_t *, char *,
+		     size_t);
 void		 sandbox_describe(uint32_t, char *, size_t);
 
 /* pool.c: a version's helpers and the calls waiting for them. */
@@ -238,6 +244,7 @@ TAILQ_HEAD(proc_list, proc);
 struct engine {
 	struct engine_config	 conf;
 	struct loop		*loop;
+	struct sandbox		*sandbox;	/* NULL: conf.sandbox off */
 	struct watch		 sigw;
 	sigset_t		 oldmask;
 	struct sigaction	 oldchld;

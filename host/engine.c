@@ -217,6 +217,11 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 		engine_free(e);
 		return NULL;
 	}
+	if (e->conf.sandbox && (e->sandbox = sandbox_new(err, errlen)) ==
+	    NULL) {
+		engine_free(e);
+		return NULL;
+	}
 	if ((e->sigw.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) ==
 	    -1) {
 		snprintf(err, errlen, "signalfd: %s", strerror(errno));
@@ -381,6 +386,7 @@ engine_free(struct engine *e)
 		close(e->sigw.fd);
 	}
 	loop_free(e->loop);
+	sandbox_free(e->sandbox);
 	sigaction(SIGCHLD, &e->oldchld, NULL);
 	sigprocmask(SIG_SETMASK, &e->oldmask, NULL);
 	free(e);

@@ -108,7 +108,8 @@ helper_name_ok(const char *name)
 /* Load the plugin and run init; on any failure, say why and exit. */
 static const struct route_plugin *
 helper_load(int sock, int memfd, const struct module *m,
-    const struct engine_config *conf, struct ledger *l, void **state)
+    const struct engine_config *conf, struct sandbox *sb, struct ledger *l,
+    void **state)
 {
 	const struct route_plugin	*d;
 	const char			*why, *prefix = HELPER_IMAGE ": ";
@@ -116,7 +117,7 @@ helper_load(int sock, int memfd, const struct module *m,
 	void				*dl;
 
 	/* Plugin code runs from dlopen on: the sandbox comes first. */
-	if (conf->sandbox && sandbox_enter(conf->memory_limit, err,
+	if (sb != NULL && sandbox_enter(sb, conf->memory_limit, err,
 	    sizeof err) == -1)
 		helper_hello(sock, HELLO_SANDBOX, 0, "", err);
 	helper_check_elf(sock, memfd);
@@ -151,7 +152,7 @@ helper_load(int sock, int memfd, const struct module *m,
 			    err[0] != '\0' ? err : "init failed");
 		}
 	}
-	if (conf->sandbox && sandbox_lock(&l->blocked, err, sizeof err) ==
+	if (sb != NULL && sandbox_lock(sb, &l->blocked, err, sizeof err) ==
 	    -1)
 		helper_hello(sock, HELLO_SANDBOX, d->abi, d->name, err);
 	helper_hello(sock, HELLO_OK, d->abi, d->name, "");
@@ -192,11 +193,12 @@ helper_announce(int sock, struct wire_buf *out, uint32_t seq)
 
 /*
  * Run a helper: sock is the socket to the host, memfd the sealed image, l
- * the ledger, m the module (options and label) as inherited over fork.
+ * the ledger, m the module (options and label) and sb the compiled
+ * sandbox (NULL: none) as inherited over fork.
  */
 void
 helper_main(int sock, int memfd, struct ledger *l, const struct module *m,
-    const struct engine_config *conf)
+    const struct engine_config *conf, struct sandbox *sb)
 {
 	const struct route_plugin	*d;
 	struct wire_buf			 out;
@@ -208,7 +210,7 @@ helper_main(int sock, int memfd, struct ledger *l, const struct module *m,
 	void				*state;
 
 	setproctitle("helper %s %.12s", m->label, m->hex);
-	d = helper_load(sock, memfd, m, conf, l, &state);
+	d = helper_load(sock, memfd, m, conf, sb, l, &state);
 
 	/*
 	 * The host may send several calls at once: read whatever is there,

@@ -20,7 +20,12 @@
  *	(SIGSYS), the helper notes which system call in its ledger, and dies
  *	of it: the host reports "seccomp: blocked system call NAME".
  *
- * The filters are libseccomp's.  Under valgrind the filters and the
+ * The filters are libseccomp's, built once in the host (sandbox_new) and
+ * exported as BPF programs: a fork then costs no filter compilation.  The
+ * one thing a helper adds is its own pid, which the rules compare with
+ * (signals to itself only): the programs carry SANDBOX_SELF there, and
+ * the child writes its pid over that constant before loading them.
+ * Under valgrind the filters and the
  * descriptor and memory limits are left out: valgrind runs the plugin's
  * code from executable mappings of its own, and keeps descriptors and
  * memory beside it.
@@ -30,8 +35,10 @@
 
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,12 +49,27 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
 #include <seccomp.h>
 #include <valgrind/valgrind.h>
 
 #include "engine-int.h"
 
 #define SANDBOX_NOFILE	32	/* descriptors a helper may hold */
+#define SANDBOX_SELF	0x7ffffe00u	/* no pid is this large (pid_max) */
+
+/* A filter compiled by libseccomp, ready to load. */
+struct sandbox_prog {
+	struct sock_filter	*insns;
+	size_t			 n;
+};
+
+struct sandbox {
+	struct sandbox_prog	 loading;	/* before dlopen */
+	struct sandbox_prog	 running;	/* after init */
+};
 
 static volatile uint32_t	*sandbox_blocked;	/* in the ledger */
 
@@ -113,18 +135,65 @@ sandbox_rule(scmp_filter_ctx ctx, uint32_t action, int nr, const char *name,
 		goto fail;						\
 } while (0)
 
-/* Load ctx and free it; -1 with err set. */
+/* Compile ctx into prog as BPF, and free it; -1 with err set. */
 static int
-sandbox_load(scmp_filter_ctx ctx, const char *stage, char *err,
-    size_t errlen)
+sandbox_export(scmp_filter_ctx ctx, struct sandbox_prog *prog,
+    const char *stage, char *err, size_t errlen)
 {
-	int	rc;
+	struct stat	 st;
+	ssize_t		 n;
+	int		 fd, rc;
 
-	rc = seccomp_load(ctx);
+	if ((fd = memfd_create("route-host:seccomp", MFD_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
+		seccomp_release(ctx);
+		return -1;
+	}
+	rc = seccomp_export_bpf(ctx, fd);
 	seccomp_release(ctx);
-	if (rc < 0) {
+	if (rc < 0 || fstat(fd, &st) == -1 || st.st_size <= 0 ||
+	    st.st_size % (off_t)sizeof *prog->insns != 0 ||
+	    (prog->insns = malloc((size_t)st.st_size)) == NULL) {
+		snprintf(err, errlen, "exporting the %s filter failed", stage);
+		close(fd);
+		return -1;
+	}
+	n = pread(fd, prog->insns, (size_t)st.st_size, 0);
+	close(fd);
+	if (n != st.st_size) {
+		snprintf(err, errlen, "reading the %s filter back failed",
+		    stage);
+		free(prog->insns);
+		prog->insns = NULL;
+		return -1;
+	}
+	prog->n = (size_t)st.st_size / sizeof *prog->insns;
+	return 0;
+}
+
+/*
+ * In the child: write its pid over SANDBOX_SELF and load prog (flags:
+ * SECCOMP_FILTER_FLAG_TSYNC for every thread).  The program is the
+ * child's own copy of the host's pages.  -1 with err set.
+ */
+static int
+sandbox_load(struct sandbox_prog *prog, unsigned int flags,
+    const char *stage, char *err, size_t errlen)
+{
+	struct sock_fprog	fprog;
+	uint32_t		self = (uint32_t)getpid();
+
+	for (size_t i = 0; i < prog->n; i++)
+		if (BPF_CLASS(prog->insns[i].code) == BPF_JMP &&
+		    BPF_SRC(prog->insns[i].code) == BPF_K &&
+		    prog->insns[i].k == SANDBOX_SELF)
+			prog->insns[i].k = self;
+	fprog.len = (unsigned short)prog->n;
+	fprog.filter = prog->insns;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog) !=
+	    0) {
 		snprintf(err, errlen, "loading the %s filter: %s", stage,
-		    strerror(-rc));
+		    strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -135,7 +204,7 @@ sandbox_load(scmp_filter_ctx ctx, const char *stage, char *err,
  * other system call is allowed: this stage only has to stop escapes.
  */
 static int
-sandbox_loader_filter(char *err, size_t errlen)
+sandbox_loading_filter(struct sandbox_prog *prog, char *err, size_t errlen)
 {
 	static const char *const refused[] = {
 		"fork", "vfork", "execve", "execveat", "ptrace",
@@ -156,7 +225,6 @@ sandbox_loader_filter(char *err, size_t errlen)
 		"rt_sigqueueinfo", "rt_tgsigqueueinfo", "mknod", "mknodat",
 	};
 	scmp_filter_ctx	 ctx;
-	pid_t		 self = getpid();
 	int		 nr;
 
 	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL) {
@@ -177,10 +245,10 @@ sandbox_loader_filter(char *err, size_t errlen)
 	RULE0(ctx, SCMP_ACT_ERRNO(EACCES), socket);
 	/* Signals to itself only. */
 	RULE(ctx, SCMP_ACT_ERRNO(EPERM), kill,
-	    SCMP_A0(SCMP_CMP_NE, (scmp_datum_t)self));
+	    SCMP_A0(SCMP_CMP_NE, SANDBOX_SELF));
 	RULE(ctx, SCMP_ACT_ERRNO(EPERM), tgkill,
-	    SCMP_A0(SCMP_CMP_NE, (scmp_datum_t)self));
-	return sandbox_load(ctx, "loading", err, errlen);
+	    SCMP_A0(SCMP_CMP_NE, SANDBOX_SELF));
+	return sandbox_export(ctx, prog, "loading", err, errlen);
 fail:
 	seccomp_release(ctx);
 	return -1;
@@ -192,7 +260,7 @@ fail:
  * helper must then not load the plugin.
  */
 int
-sandbox_enter(size_t memory, char *err, size_t errlen)
+sandbox_enter(struct sandbox *sb, size_t memory, char *err, size_t errlen)
 {
 	size_t	vsize;
 
@@ -224,7 +292,7 @@ sandbox_enter(size_t memory, char *err, size_t errlen)
 	if (memory > 0 && (vsize = sandbox_vsize()) > 0 &&
 	    sandbox_limit(RLIMIT_AS, vsize + memory, "as", err, errlen) == -1)
 		return -1;
-	return sandbox_loader_filter(err, errlen);
+	return sandbox_load(&sb->loading, 0, "loading", err, errlen);
 }
 
 /* SIGSYS from the running filter: note the system call, and die of it. */
@@ -239,13 +307,9 @@ sandbox_sigsys(int sig, siginfo_t *si, void *uc)
 	_exit(128 + sig);
 }
 
-/*
- * Lock the sandbox once init has run, on every thread: only what a
- * running helper needs.  blocked is where a trapped system call's number
- * (plus one) is written for the host.  -1 with err set.
- */
-int
-sandbox_lock(volatile uint32_t *blocked, char *err, size_t errlen)
+/* Build the filter of a running helper: only what it needs. */
+static int
+sandbox_running_filter(struct sandbox_prog *prog, char *err, size_t errlen)
 {
 	static const char *const allowed[] = {
 		"read", "readv", "pread64", "write", "writev", "pwrite64",
@@ -262,29 +326,12 @@ sandbox_lock(volatile uint32_t *blocked, char *err, size_t errlen)
 		"membarrier", "getrlimit", "prlimit64", "getrusage",
 		"uname", "poll", "ppoll", "pause", "dup2", "socketpair",
 	};
-	struct sigaction	 sa;
 	scmp_filter_ctx		 ctx;
-	pid_t			 self = getpid();
 	int			 nr;
 
-	if (RUNNING_ON_VALGRIND)
-		return 0;
-	sandbox_blocked = blocked;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = sandbox_sigsys;
-	sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSYS, &sa, NULL) == -1) {
-		snprintf(err, errlen, "sigaction SIGSYS: %s", strerror(errno));
-		return -1;
-	}
 	if ((ctx = seccomp_init(SCMP_ACT_TRAP)) == NULL) {
 		snprintf(err, errlen, "seccomp_init failed");
 		return -1;
-	}
-	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) < 0) {
-		snprintf(err, errlen, "seccomp: cannot synchronise threads");
-		goto fail;
 	}
 	for (size_t i = 0; i < nitems(allowed); i++) {
 		nr = seccomp_syscall_resolve_name(allowed[i]);
@@ -298,20 +345,75 @@ sandbox_lock(volatile uint32_t *blocked, char *err, size_t errlen)
 	RULE(ctx, SCMP_ACT_ALLOW, mprotect,
 	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	/* Signals to itself only (abort, raise). */
-	RULE(ctx, SCMP_ACT_ALLOW, kill, SCMP_A0(SCMP_CMP_EQ,
-	    (scmp_datum_t)self));
-	RULE(ctx, SCMP_ACT_ALLOW, tgkill, SCMP_A0(SCMP_CMP_EQ,
-	    (scmp_datum_t)self));
+	RULE(ctx, SCMP_ACT_ALLOW, kill, SCMP_A0(SCMP_CMP_EQ, SANDBOX_SELF));
+	RULE(ctx, SCMP_ACT_ALLOW, tgkill, SCMP_A0(SCMP_CMP_EQ, SANDBOX_SELF));
 	/* Careless code gets an error, not a trap. */
 	RULE0(ctx, SCMP_ACT_ERRNO(EACCES), open);
 	RULE0(ctx, SCMP_ACT_ERRNO(EACCES), openat);
 	RULE0(ctx, SCMP_ACT_ERRNO(EACCES), socket);
 	RULE0(ctx, SCMP_ACT_ERRNO(ENOTTY), ioctl);
 	RULE0(ctx, SCMP_ACT_ERRNO(ENOSYS), clone3);
-	return sandbox_load(ctx, "running", err, errlen);
+	return sandbox_export(ctx, prog, "running", err, errlen);
 fail:
 	seccomp_release(ctx);
 	return -1;
+}
+
+/*
+ * Lock the sandbox once init has run, on every thread: only what a
+ * running helper needs.  blocked is where a trapped system call's number
+ * (plus one) is written for the host.  -1 with err set.
+ */
+int
+sandbox_lock(struct sandbox *sb, volatile uint32_t *blocked, char *err,
+    size_t errlen)
+{
+	struct sigaction	 sa;
+
+	if (RUNNING_ON_VALGRIND)
+		return 0;
+	sandbox_blocked = blocked;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = sandbox_sigsys;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) == -1) {
+		snprintf(err, errlen, "sigaction SIGSYS: %s", strerror(errno));
+		return -1;
+	}
+	return sandbox_load(&sb->running, SECCOMP_FILTER_FLAG_TSYNC,
+	    "running", err, errlen);
+}
+
+/* In the host: compile both filters once; NULL with err set. */
+struct sandbox *
+sandbox_new(char *err, size_t errlen)
+{
+	struct sandbox	*sb;
+	char		 why[DETAIL_MAX];
+
+	if ((sb = calloc(1, sizeof *sb)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (sandbox_loading_filter(&sb->loading, why, sizeof why) == -1 ||
+	    sandbox_running_filter(&sb->running, why, sizeof why) == -1) {
+		snprintf(err, errlen, "sandbox: %s", why);
+		sandbox_free(sb);
+		return NULL;
+	}
+	return sb;
+}
+
+/* Free the compiled filters. */
+void
+sandbox_free(struct sandbox *sb)
+{
+	if (sb == NULL)
+		return;
+	free(sb->loading.insns);
+	free(sb->running.insns);
+	free(sb);
 }
 
 /*
