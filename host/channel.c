@@ -85,6 +85,8 @@ channel_configure(struct channel *ch, const struct channel_conf *cc)
 	channel_free_options(ch);
 	ch->timeout_ms = cc->timeout_ms;
 	ch->helpers = cc->helpers;
+	ch->memory_mb = cc->memory_mb;
+	ch->sandbox = cc->sandbox;
 	if (cc->drain_ms > 0)
 		ch->drain_ms = cc->drain_ms;
 	if (cc->nopts == 0)
@@ -188,6 +190,12 @@ channel_deploy(struct channel *ch, const char *path)
 		return -1;
 	}
 	engine_set_helpers(m, ch->helpers);
+	if (ch->sandbox != 0 || ch->memory_mb != 0)
+		engine_set_sandbox(m, ch->sandbox >= 0, (size_t)ch->memory_mb <<
+		    20);
+	if (ch->sandbox < 0)
+		channel_log(ch, LOG_WARNING, "sandbox off (sandbox no): its "
+		    "plugin can do whatever route-host's user can");
 	if (m == ch->active || (ch->gate != NULL && m == ch->gate->module)) {
 		engine_release(ch->engine, m);
 		return 0;

@@ -77,8 +77,14 @@ cmd_serve_configure(void *arg, const char *name, struct channel_conf *cc)
 	cc->timeout_ms = d->conf.timeout_ms;
 	cc->helpers = d->conf.helpers;
 	cc->drain_ms = d->conf.drain_ms;
+	cc->memory_mb = d->conf.memory_mb;
+	cc->sandbox = d->conf.sandbox;
 	if (ch == NULL)
 		return;
+	if (ch->memory_mb != 0)
+		cc->memory_mb = ch->memory_mb;
+	if (ch->sandbox != 0)
+		cc->sandbox = ch->sandbox;
 	if (ch->timeout_ms != 0)
 		cc->timeout_ms = ch->timeout_ms;
 	if (ch->helpers != 0)

@@ -34,6 +34,8 @@ conf_defaults(struct conf *c)
 	c->timeout_ms = DEFAULT_TIMEOUT_MS;
 	c->helpers = n < 1 ? 1 : n > 16 ? 16 : (u_int)n;
 	c->drain_ms = 30000;
+	c->memory_mb = DEFAULT_MEMORY_LIMIT >> 20;
+	c->sandbox = 1;
 	c->strict = true;
 	c->window = 1024;
 	c->max_in_flight = 65536;
@@ -78,7 +80,7 @@ conf_number(const char *s, long long lo, long long hi, long long *out,
 /* Apply a setting valid both globally and in a channel block. */
 static int
 conf_common(const char *key, const char *val, int *timeout, u_int *helpers,
-    int *drain, char *err, size_t errlen)
+    int *drain, u_int *memory, int *sandbox, char *err, size_t errlen)
 {
 	long long	n;
 
@@ -94,6 +96,16 @@ conf_common(const char *key, const char *val, int *timeout, u_int *helpers,
 		if (conf_number(val, 1, 86400000, &n, err, errlen) == -1)
 			return -1;
 		*drain = (int)n;
+	} else if (strcmp(key, "memory-limit") == 0) {
+		if (conf_number(val, 16, 65536, &n, err, errlen) == -1)
+			return -1;
+		*memory = (u_int)n;
+	} else if (strcmp(key, "sandbox") == 0) {
+		if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0) {
+			snprintf(err, errlen, "sandbox takes yes or no");
+			return -1;
+		}
+		*sandbox = strcmp(val, "yes") == 0 ? 1 : -1;
 	} else
 		return 1;
 	return 0;
@@ -177,7 +189,7 @@ conf_line(struct conf *c, struct conf_channel **in, char **w, size_t nw,
 			return -1;
 		}
 		rc = conf_common(w[0], w[1], &ch->timeout_ms, &ch->helpers,
-		    &ch->drain_ms, err, errlen);
+		    &ch->drain_ms, &ch->memory_mb, &ch->sandbox, err, errlen);
 		if (rc == 1)
 			snprintf(err, errlen, "unknown channel setting '%s'",
 			    w[0]);
@@ -224,7 +236,7 @@ conf_line(struct conf *c, struct conf_channel **in, char **w, size_t nw,
 		c->max_in_flight = (u_int)n;
 	} else {
 		rc = conf_common(w[0], w[1], &c->timeout_ms, &c->helpers,
-		    &c->drain_ms, err, errlen);
+		    &c->drain_ms, &c->memory_mb, &c->sandbox, err, errlen);
 		if (rc == 1)
 			snprintf(err, errlen, "unknown setting '%s'", w[0]);
 		return rc == 0 ? 0 : -1;

@@ -190,8 +190,7 @@ struct sandbox;
 
 /* helper.c: runs in the child; never returns. */
 void		 helper_main(int, int, struct ledger *, const struct module *,
-		     const struct engine_config *, struct sandbox *)
-		     __attribute__((__noreturn__));
+		     struct sandbox *, size_t) __attribute__((__noreturn__));
 
 /* sandbox.c: what a helper may do (in the child), and why it died. */
 struct sandbox	*sandbox_new(char *, size_t);
@@ -219,6 +218,8 @@ bool		 pool_fail_fast(struct module *, struct result *);
 bool		 pool_empty(const struct module *);
 u_int		 pool_nprocs(const struct module *);
 void		 pool_set_max(struct module *, u_int);
+void		 pool_set_sandbox(struct module *, bool, size_t);
+struct sandbox	*pool_sandbox(const struct module *, size_t *);
 struct proc	*pool_first(const struct module *);
 struct proc	*pool_next(const struct proc *);
 void		 pool_check(const struct module *);

@@ -542,6 +542,16 @@ engine_set_helpers(struct module *m, u_int helpers)
 	pool_set_max(m, helpers);
 }
 
+/*
+ * Run m's helpers in the sandbox or not (sandbox no: a warning is the
+ * caller's), with memory bytes of address space (0: the engine's).
+ */
+void
+engine_set_sandbox(struct module *m, bool on, size_t memory)
+{
+	pool_set_sandbox(m, on, memory);
+}
+
 /* Calls submitted and not yet delivered. */
 u_int
 engine_pending(const struct engine *e)

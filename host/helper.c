@@ -108,8 +108,7 @@ helper_name_ok(const char *name)
 /* Load the plugin and run init; on any failure, say why and exit. */
 static const struct route_plugin *
 helper_load(int sock, int memfd, const struct module *m,
-    const struct engine_config *conf, struct sandbox *sb, struct ledger *l,
-    void **state)
+    struct sandbox *sb, size_t memory, struct ledger *l, void **state)
 {
 	const struct route_plugin	*d;
 	const char			*why, *prefix = HELPER_IMAGE ": ";
@@ -117,8 +116,7 @@ helper_load(int sock, int memfd, const struct module *m,
 	void				*dl;
 
 	/* Plugin code runs from dlopen on: the sandbox comes first. */
-	if (sb != NULL && sandbox_enter(sb, conf->memory_limit, err,
-	    sizeof err) == -1)
+	if (sb != NULL && sandbox_enter(sb, memory, err, sizeof err) == -1)
 		helper_hello(sock, HELLO_SANDBOX, 0, "", err);
 	helper_check_elf(sock, memfd);
 	if ((dl = dlopen(HELPER_IMAGE, RTLD_NOW | RTLD_LOCAL)) == NULL) {
@@ -193,12 +191,13 @@ helper_announce(int sock, struct wire_buf *out, uint32_t seq)
 
 /*
  * Run a helper: sock is the socket to the host, memfd the sealed image, l
- * the ledger, m the module (options and label) and sb the compiled
- * sandbox (NULL: none) as inherited over fork.
+ * the ledger, m the module (options and label), sb the compiled sandbox
+ * (NULL: none) and memory its address-space allowance, as inherited over
+ * fork.
  */
 void
 helper_main(int sock, int memfd, struct ledger *l, const struct module *m,
-    const struct engine_config *conf, struct sandbox *sb)
+    struct sandbox *sb, size_t memory)
 {
 	const struct route_plugin	*d;
 	struct wire_buf			 out;
@@ -210,7 +209,7 @@ helper_main(int sock, int memfd, struct ledger *l, const struct module *m,
 	void				*state;
 
 	setproctitle("helper %s %.12s", m->label, m->hex);
-	d = helper_load(sock, memfd, m, conf, sb, l, &state);
+	d = helper_load(sock, memfd, m, sb, memory, l, &state);
 
 	/*
 	 * The host may send several calls at once: read whatever is there,

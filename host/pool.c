@@ -40,6 +40,8 @@ struct pool {
 	TAILQ_HEAD(, proc)	 procs;
 	u_int			 nprocs;
 	u_int			 max;		/* 0: the engine's */
+	bool			 unsandboxed;	/* sandbox no */
+	size_t			 memory;	/* 0: the engine's */
 	struct call_fifo	 queue;
 	u_int			 nqueued;
 	TAILQ_ENTRY(pool)	 kickentry;
@@ -150,6 +152,24 @@ void
 pool_set_max(struct module *m, u_int max)
 {
 	m->pool->max = max;
+}
+
+/* Run m's helpers in the sandbox or not, with memory (0: the engine's). */
+void
+pool_set_sandbox(struct module *m, bool on, size_t memory)
+{
+	m->pool->unsandboxed = !on;
+	m->pool->memory = memory;
+}
+
+/* The sandbox m's helpers enter (NULL: none), and their memory cap. */
+struct sandbox *
+pool_sandbox(const struct module *m, size_t *memory)
+{
+	const struct pool	*pl = m->pool;
+
+	*memory = pl->memory != 0 ? pl->memory : pl->engine->conf.memory_limit;
+	return pl->unsandboxed ? NULL : pl->engine->sandbox;
 }
 
 /* Helpers not yet reaped. */

@@ -99,12 +99,13 @@ proc_child_exit(int status, void *arg)
  * become the helper.  Every failure is _exit.
  */
 static void __attribute__((__noreturn__))
-proc_child(pid_t parent, int sock, struct ledger *l, const struct module *m,
-    const struct engine_config *conf, struct sandbox *sb)
+proc_child(pid_t parent, int sock, struct ledger *l, const struct module *m)
 {
 	struct sigaction	sa;
 	struct rlimit		rl = { 0, 0 };
+	struct sandbox		*sb;
 	sigset_t		mask;
+	size_t			memory;
 	int			s, img, null;
 
 	memset(&sa, 0, sizeof sa);
@@ -136,7 +137,8 @@ proc_child(pid_t parent, int sock, struct ledger *l, const struct module *m,
 	/* The host's exit handlers are not the helper's. */
 	if (on_exit(proc_child_exit, NULL) != 0)
 		_exit(126);
-	helper_main(PROC_SOCK_FD, PROC_IMAGE_FD, l, m, conf, sb);
+	sb = pool_sandbox(m, &memory);
+	helper_main(PROC_SOCK_FD, PROC_IMAGE_FD, l, m, sb, memory);
 }
 
 /*
@@ -175,7 +177,7 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		return NULL;
 	case 0:
 		close(sv[0]);
-		proc_child(parent, sv[1], p->ledger, m, &e->conf, e->sandbox);
+		proc_child(parent, sv[1], p->ledger, m);
 	}
 	close(sv[1]);
 	/* This helper has its ledger; no later helper may inherit it. */

@@ -98,6 +98,7 @@ int		 engine_reject(struct engine *, enum status, const char *,
 		     engine_cb, void *);
 void		 engine_release_drain(struct engine *, struct module *, int);
 void		 engine_set_helpers(struct module *, u_int);
+void		 engine_set_sandbox(struct module *, bool, size_t);
 int		 engine_run(struct engine *, int);
 u_int		 engine_pending(const struct engine *);
 u_int		 engine_loaded(const struct engine *);
@@ -159,6 +160,8 @@ struct channel_conf {
 	int			 timeout_ms;	/* 0: the engine's */
 	u_int			 helpers;	/* 0: the engine's */
 	int			 drain_ms;
+	u_int			 memory_mb;	/* 0: the engine's */
+	int			 sandbox;	/* 0: the engine's, 1 yes, -1 no */
 	const struct route_option *opts;
 	size_t			 nopts;
 };
@@ -167,6 +170,8 @@ struct channel_gate;
 struct channel {
 	int			 timeout_ms;
 	u_int			 helpers;
+	u_int			 memory_mb;
+	int			 sandbox;
 	struct route_option	*opts;
 	size_t			 nopts;
 	char			 name[PLUGIN_NAME_MAX];
@@ -450,6 +455,8 @@ struct conf_channel {
 	int			 timeout_ms;
 	u_int			 helpers;
 	int			 drain_ms;
+	u_int			 memory_mb;
+	int			 sandbox;	/* 0: the file's, 1 yes, -1 no */
 	struct route_option	*opts;
 	size_t			 nopts;
 };
@@ -459,6 +466,8 @@ struct conf {
 	int			 timeout_ms;
 	u_int			 helpers;
 	int			 drain_ms;
+	u_int			 memory_mb;
+	int			 sandbox;	/* 1 yes, -1 no */
 	bool			 strict;
 	u_int			 window;
 	u_int			 max_in_flight;

@@ -91,6 +91,11 @@ cp "$SHIPPED_PLUGINS/sticky.so" "$tmp/plugins/users.so"
 cp "$SHIPPED_PLUGINS/sticky.so" "$tmp/plugins/broken.so"
 cp "$SHIPPED_PLUGINS/demo-crashy.so" "$tmp/plugins/crashy.so"
 cp "$TEST_PLUGINS/escape.so" "$tmp/plugins/escape.so"
+cp "$TEST_PLUGINS/escape.so" "$tmp/plugins/small.so"
+cp "$TEST_PLUGINS/escape.so" "$tmp/plugins/roomy.so"
+cp "$TEST_PLUGINS/escape.so" "$tmp/plugins/unboxed.so"
+# (Options differ: channels with the same bytes and options share a
+# version, and its helpers' settings.)
 cat > "$tmp/route-host.conf" <<CONF
 # test configuration
 helpers 2
@@ -106,6 +111,21 @@ channel broken {
 }
 channel escape {
 	option try=killparent
+}
+channel small {
+	memory-limit 64
+	option try=memory
+	option mb=128
+	option channel=small
+}
+channel roomy {
+	option try=memory
+	option mb=128
+}
+channel unboxed {
+	sandbox no
+	option try=killparent
+	option channel=unboxed
 }
 CONF
 start_daemon -c "$tmp/route-host.conf"
@@ -143,6 +163,15 @@ if [ -z "$ROUTE_HOST_WRAPPER" ]; then
 	    rh route -s "$sock" -c orders)
 	contains "the daemon and its other channels keep serving" \
 	    '"decision": "a"' "$got"
+	two='{"consumers": [{"id": "a", "max_in_flight": 1}, {"id": "b", "max_in_flight": 1}]}'
+	contains "memory-limit 64: 128 MiB cannot be had" \
+	    '"decision": "a"' "$(echo "$two" | rh route -s "$sock" -c small)"
+	contains "the default memory limit allows 128 MiB" \
+	    '"decision": "b"' "$(echo "$two" | rh route -s "$sock" -c roomy)"
+	contains "sandbox no: nothing stops the plugin (SIGCONT to the daemon)" \
+	    '"decision": "b"' "$(echo "$two" | rh route -s "$sock" -c unboxed)"
+	contains "sandbox no is logged as a warning" \
+	    "channel unboxed: sandbox off" "$(cat "$tmp/log")"
 fi
 
 # --- after a crash a channel keeps a loaded spare, which status shows

@@ -7,6 +7,7 @@
  * Signals sent are SIGCONT and the peek only reads, so a sandbox that
  * fails lets the test see the escape without harm.
  *	at=call|init	where to try (default call)
+ *	mb=N		how much memory try=memory maps and touches (512)
  *
  * A call answers 0 when the attempt was refused with an error, and 1 when
  * it worked: an escape.  An attempt the sandbox traps never returns (the
@@ -34,6 +35,7 @@
 
 static char	try[16] = "open";
 static bool	at_init;
+static size_t	mb = 512;
 
 /* A thread that does nothing. */
 static void *
@@ -117,13 +119,13 @@ escape_try(void)
 		return n == 0;
 	}
 	if (strcmp(try, "memory") == 0) {
-		/* 512 MiB, touched: more than the default cap allows. */
-		p = mmap(NULL, 512u << 20, PROT_READ | PROT_WRITE,
+		/* 512 MiB by default, touched: more than the cap allows. */
+		p = mmap(NULL, mb << 20, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			return false;
-		memset(p, 1, 512u << 20);
-		munmap(p, 512u << 20);
+		memset(p, 1, mb << 20);
+		munmap(p, mb << 20);
 		return true;
 	}
 	if (strcmp(try, "fds") == 0) {
@@ -146,6 +148,8 @@ escape_init(void **state, const struct route_option *opts, size_t nopts,
 		strncpy(try, v, sizeof try - 1);
 	if ((v = route_option_get(opts, nopts, "at")) != NULL)
 		at_init = strcmp(v, "init") == 0;
+	if ((v = route_option_get(opts, nopts, "mb")) != NULL)
+		mb = strtoul(v, NULL, 10);
 	if (at_init && escape_try()) {
 		snprintf(err, errlen, "escaped: %s", try);
 		return -1;
