@@ -1,12 +1,14 @@
 /*
  * route-host internal interfaces.
  *
- * The engine (engine.c) owns one event loop: helper sockets, a signalfd for
- * SIGCHLD and one timerfd for every deadline.  A loaded plugin version is a
- * module (module.c): a sealed memfd of the bytes that were hashed.  Each
- * module has a pool of helper processes (proc.c) that dlopen the memfd and
- * run the plugin (helper.c).  Host and helpers speak the frames of wire.c.
- * The library part never prints and never exits: it returns errors.
+ * The engine (engine.c) owns one event loop (loop.c): helper sockets, a
+ * signalfd for SIGCHLD and one timer tree for every deadline.  A loaded
+ * plugin version is a module (module.c): a sealed memfd of the bytes that
+ * were hashed.  Each module has a pool (pool.c) of helper processes
+ * (proc.c) that enter a sandbox (sandbox.c), dlopen the memfd and run the
+ * plugin (helper.c).  Host and helpers speak the frames of wire.c.  The
+ * engine's insides are in engine-int.h.  The library part never prints
+ * and never exits: it returns errors.
  */
 
 #ifndef ROUTE_HOST_H
