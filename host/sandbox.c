@@ -123,6 +123,18 @@ sandbox_rule(scmp_filter_ctx ctx, uint32_t action, int nr, const char *name,
 	return 0;
 }
 
+/* Add action for each system call named; -1 with err set. */
+static int
+sandbox_rules(scmp_filter_ctx ctx, uint32_t action, const char *const *names,
+    size_t n, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++)
+		if (sandbox_rule(ctx, action, seccomp_syscall_resolve_name(
+		    names[i]), names[i], 0, NULL, err, errlen) == -1)
+			return -1;
+	return 0;
+}
+
 #define RULE(ctx, action, name, ...) do {				\
 	struct scmp_arg_cmp	 a_[] = { __VA_ARGS__ };		\
 	if (sandbox_rule(ctx, action, SCMP_SYS(name), #name,		\
@@ -225,18 +237,14 @@ sandbox_loading_filter(struct sandbox_prog *prog, char *err, size_t errlen)
 		"rt_sigqueueinfo", "rt_tgsigqueueinfo", "mknod", "mknodat",
 	};
 	scmp_filter_ctx	 ctx;
-	int		 nr;
 
 	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL) {
 		snprintf(err, errlen, "seccomp_init failed");
 		return -1;
 	}
-	for (size_t i = 0; i < nitems(refused); i++) {
-		nr = seccomp_syscall_resolve_name(refused[i]);
-		if (sandbox_rule(ctx, SCMP_ACT_ERRNO(EPERM), nr, refused[i], 0,
-		    NULL, err, errlen) == -1)
-			goto fail;
-	}
+	if (sandbox_rules(ctx, SCMP_ACT_ERRNO(EPERM), refused,
+	    nitems(refused), err, errlen) == -1)
+		goto fail;
 	/* Threads, not processes; clone3 falls back to clone. */
 	RULE(ctx, SCMP_ACT_ERRNO(EPERM), clone,
 	    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
@@ -327,18 +335,14 @@ sandbox_running_filter(struct sandbox_prog *prog, char *err, size_t errlen)
 		"uname", "poll", "ppoll", "pause", "dup2", "socketpair",
 	};
 	scmp_filter_ctx		 ctx;
-	int			 nr;
 
 	if ((ctx = seccomp_init(SCMP_ACT_TRAP)) == NULL) {
 		snprintf(err, errlen, "seccomp_init failed");
 		return -1;
 	}
-	for (size_t i = 0; i < nitems(allowed); i++) {
-		nr = seccomp_syscall_resolve_name(allowed[i]);
-		if (sandbox_rule(ctx, SCMP_ACT_ALLOW, nr, allowed[i], 0, NULL,
-		    err, errlen) == -1)
-			goto fail;
-	}
+	if (sandbox_rules(ctx, SCMP_ACT_ALLOW, allowed, nitems(allowed), err,
+	    errlen) == -1)
+		goto fail;
 	/* Memory, but no new executable mappings. */
 	RULE(ctx, SCMP_ACT_ALLOW, mmap,
 	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
