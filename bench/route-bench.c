@@ -545,8 +545,10 @@ bench_put(const char *src, const char *dir, const char *name)
  * old version's last in-flight call ending, to its helpers reaped).
  */
 static void
-bench_deploy(struct engine *e, const struct wire_buf *b, size_t n)
+bench_deploy(const struct wire_buf *b, size_t n)
 {
+	struct engine_config	 econf;
+	struct engine		*e;
 	struct plugdir_config	 conf;
 	struct plugdir		*pd;
 	struct channel		*ch;
@@ -563,12 +565,20 @@ bench_deploy(struct engine *e, const struct wire_buf *b, size_t n)
 
 	if (mkdtemp(dir) == NULL || mkdtemp(sig) == NULL)
 		err(1, "mkdtemp");
-	/* Sandboxed, block.so says it entered with a byte in a FIFO. */
+	/*
+	 * Sandboxed, block.so says it entered with a byte in a FIFO, maybe
+	 * as another user; it finds the FIFO in the environment its engine's
+	 * zygote started with, so this section has an engine of its own.
+	 */
 	snprintf(path, sizeof path, "%s/entered.fifo", sig);
-	if (mkfifo(path, 0600) == -1 ||
+	if (mkfifo(path, 0600) == -1 || chmod(path, 0666) == -1 ||
+	    chmod(sig, 0755) == -1 ||
 	    (sigfd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1 ||
 	    setenv("BLOCK_SIGNAL", path, 1) == -1)
 		err(1, "%s", path);
+	engine_defaults(&econf);
+	if ((e = engine_new(&econf, errbuf, sizeof errbuf)) == NULL)
+		errx(1, "%s", errbuf);
 	src[0] = bench_plugin("block-v1", false);
 	src[1] = bench_plugin("block-v2", false);
 	plugdir_defaults(&conf);
@@ -637,6 +647,7 @@ bench_deploy(struct engine *e, const struct wire_buf *b, size_t n)
 	bench_row("drain", "drain: last old call to old helpers reaped",
 	    drain, n, NULL, 0);
 	plugdir_close(pd);
+	engine_free(e);
 	wire_free(&blk);
 	close(sigfd);
 	unsetenv("BLOCK_SIGNAL");
@@ -1220,7 +1231,7 @@ main(int argc, char **argv)
 		    bench_floor_d(10, 200 / (size_t)bench_scale));
 		bench_overshoot(e, 100, 30 / (size_t)bench_scale + 1,
 		    bench_floor_d(100, 30 / (size_t)bench_scale + 1));
-		bench_deploy(e, &b, 50 / (size_t)bench_scale);
+		bench_deploy(&b, 50 / (size_t)bench_scale);
 	}
 	if (bench_wants("daemon"))
 		bench_serve(&b, 20000 / (size_t)bench_scale);

@@ -178,6 +178,10 @@ cmd_serve_reload(struct cmd_serve *d)
 		cmd_serve_plugdir_conf(d, &pc);
 		plugdir_reconfigure(d->plugdir, &pc);
 	}
+	/* Helpers started from now on run as the new helper-user. */
+	if (engine_set_user(d->engine, d->conf.helper_user, err,
+	    sizeof err) == -1)
+		cmd_serve_log(d, LOG_ERR, err);
 	/* The new limits, now that nothing can fail any more. */
 	if (d->conf.window != old_window ||
 	    d->conf.max_in_flight != old_max) {
@@ -240,6 +244,7 @@ cmd_serve(int argc, char **argv)
 	struct engine_config	 ec;
 	struct plugdir_config	 pc;
 	struct server_config	 sc;
+	struct zygote		*zygote;
 	sigset_t		 set;
 	const char		*errstr;
 	char			 err[512];
@@ -279,8 +284,17 @@ cmd_serve(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cmd_serve_usage();
-	if (cmd_serve_read_conf(&d, &d.conf, err, sizeof err) == -1)
+	/*
+	 * The zygote first: it forks every helper, so it must hold nothing
+	 * of what comes next (channels' options, clients' calls).  It lives
+	 * as long as its sockets, so daemon(3) below does not end it.
+	 */
+	if ((ec.zygote = zygote_start(err, sizeof err)) == NULL)
 		errx(1, "serve: %s", err);
+	if (cmd_serve_read_conf(&d, &d.conf, err, sizeof err) == -1) {
+		zygote_free(ec.zygote);
+		errx(1, "serve: %s", err);
+	}
 
 	if (!d.foreground) {
 		/* daemon() moves to /: keep relative paths meaning the same. */
@@ -292,12 +306,16 @@ cmd_serve(int argc, char **argv)
 		if (d.conf.plugins[0] != '/' && realpath(d.conf.plugins,
 		    err) != NULL)
 			strlcpy(d.conf.plugins, err, sizeof d.conf.plugins);
-		if (d.conf.socket[0] != '/')
+		if (d.conf.socket[0] != '/') {
+			zygote_free(ec.zygote);
 			errx(1, "serve: socket %s: give an absolute path "
 			    "without -f", d.conf.socket);
+		}
 		openlog("route-host", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-		if (daemon(0, 0) == -1)
+		if (daemon(0, 0) == -1) {
+			zygote_free(ec.zygote);
 			errx(1, "serve: daemon: %s", strerror(errno));
+		}
 	}
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
@@ -306,11 +324,16 @@ cmd_serve(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
+	zygote = ec.zygote;
 	engine_defaults(&ec);
 	ec.timeout_ms = d.conf.timeout_ms;
 	ec.helpers = d.conf.helpers;
+	ec.helper_user = d.conf.helper_user;
+	ec.zygote = zygote;
 	if ((d.engine = engine_new(&ec, err, sizeof err)) == NULL)
 		goto fatal;
+	engine_describe_sandbox(d.engine, err, sizeof err);
+	cmd_serve_log(&d, LOG_INFO, err);
 	d.sigw.arg = &d;
 	d.sigw.cb = cmd_serve_signal;
 	if ((d.sigw.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) ==
@@ -343,6 +366,12 @@ cmd_serve(int argc, char **argv)
 			goto fatal;
 		}
 		server_flush(d.server);
+		if (engine_broken(d.engine) != NULL) {
+			/* A service manager starts a whole new daemon. */
+			snprintf(err, sizeof err, "no helper can start any "
+			    "more: %s", engine_broken(d.engine));
+			goto fatal;
+		}
 		if (d.stopping && (server_in_flight(d.server) == 0 ||
 		    engine_now() >= d.stop_by))
 			break;

@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ conf_defaults(struct conf *c)
 	c->helpers = n < 1 ? 1 : n > 16 ? 16 : (u_int)n;
 	c->drain_ms = 30000;
 	c->memory_mb = DEFAULT_MEMORY_LIMIT >> 20;
+	strlcpy(c->helper_user, "nobody", sizeof c->helper_user);
 	c->sandbox = 1;
 	c->strict = true;
 	c->window = 1024;
@@ -218,6 +220,18 @@ conf_line(struct conf *c, struct conf_channel **in, char **w, size_t nw,
 		    sizeof c->socket) {
 			snprintf(err, errlen, "socket path over %zu bytes",
 			    sizeof c->socket - 1);
+			return -1;
+		}
+	} else if (strcmp(w[0], "helper-user") == 0) {
+		errno = 0;
+		if (getpwnam(w[1]) == NULL) {
+			snprintf(err, errlen, "helper-user %s: %s", w[1],
+			    errno != 0 ? strerror(errno) : "no such user");
+			return -1;
+		}
+		if (strlcpy(c->helper_user, w[1], sizeof c->helper_user) >=
+		    sizeof c->helper_user) {
+			snprintf(err, errlen, "user name too long");
 			return -1;
 		}
 	} else if (strcmp(w[0], "strict") == 0) {

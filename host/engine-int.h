@@ -127,7 +127,7 @@ struct proc {
 	TAILQ_ENTRY(proc)	 entry;		/* its pool, or the dead list */
 	TAILQ_ENTRY(proc)	 flushentry;	/* engine's flush list */
 	TAILQ_ENTRY(proc)	 pipeentry;	/* engine's pipelined list */
-	RB_ENTRY(proc)		 pidentry;	/* engine's pid index */
+	RB_ENTRY(proc)		 tokentry;	/* engine's index */
 	bool			 flushing;	/* on the flush list */
 	bool			 pipelined;	/* on the pipelined list */
 	bool			 spare;		/* forked as a standby */
@@ -136,7 +136,9 @@ struct proc {
 	bool			 reaped;	/* its pid is gone */
 	struct engine		*engine;
 	struct module		*module;
+	uint64_t		 token;		/* its name to the zygote */
 	pid_t			 pid;
+	int			 pidfd;		/* signals go through it */
 	struct watch		 watch;		/* its socket, -1 once closed */
 	struct call_fifo	 calls;		/* sent, unanswered, in order */
 	u_int			 ncalls;
@@ -179,8 +181,7 @@ void		 proc_reaped(struct proc *, int);
 const char	*proc_state_name(enum proc_state);
 void		 proc_describe_status(int, char *, size_t);
 
-struct ledger	*ledger_new(void);
-int		 ledger_seal(struct ledger *);
+struct ledger	*ledger_new(int *);
 void		 ledger_free(struct ledger *);
 void		 ledger_put(struct ledger *, uint32_t, uint8_t, int32_t);
 int		 ledger_take(const struct ledger *, uint32_t,
@@ -188,14 +189,36 @@ int		 ledger_take(const struct ledger *, uint32_t,
 
 struct sandbox;
 
+/* What a helper runs and how it is confined: a SPAWN to the zygote. */
+struct helper_spec {
+	const char			*label;
+	const char			*hex;
+	const struct route_option	*opts;
+	size_t				 nopts;
+	bool				 sandbox;	/* sandbox no: false */
+	size_t				 memory;	/* more address space */
+	bool				 setuser;	/* switch to uid, gid */
+	uid_t				 uid;
+	gid_t				 gid;
+};
+
+/* zygote.c: the process that forks helpers (the host's side). */
+int		 zygote_spawn(struct zygote *, const struct helper_spec *,
+		     const int[3], uint64_t, pid_t *, int *, bool *, char *,
+		     size_t);
+int		 zygote_exited(struct zygote *, uint64_t *, int *);
+int		 zygote_exits_fd(const struct zygote *);
+
 /* helper.c: runs in the child; never returns. */
-void		 helper_main(int, int, struct ledger *, const struct module *,
-		     struct sandbox *, size_t) __attribute__((__noreturn__));
+void		 helper_main(int, int, struct ledger *,
+		     const struct helper_spec *, struct sandbox *)
+		     __attribute__((__noreturn__));
 
 /* sandbox.c: what a helper may do (in the child), and why it died. */
 struct sandbox	*sandbox_new(char *, size_t);
 void		 sandbox_free(struct sandbox *);
-int		 sandbox_enter(struct sandbox *, size_t, char *, size_t);
+int		 sandbox_enter(struct sandbox *, const struct helper_spec *,
+		     char *, size_t);
 int		 sandbox_lock(struct sandbox *, volatile uint32_t *, char *,
 		     size_t);
 void		 sandbox_describe(uint32_t, char *, size_t);
@@ -219,7 +242,7 @@ bool		 pool_empty(const struct module *);
 u_int		 pool_nprocs(const struct module *);
 void		 pool_set_max(struct module *, u_int);
 void		 pool_set_sandbox(struct module *, bool, size_t);
-struct sandbox	*pool_sandbox(const struct module *, size_t *);
+void		 pool_spec(const struct module *, struct helper_spec *);
 struct proc	*pool_first(const struct module *);
 struct proc	*pool_next(const struct proc *);
 void		 pool_check(const struct module *);
@@ -245,7 +268,13 @@ TAILQ_HEAD(proc_list, proc);
 struct engine {
 	struct engine_config	 conf;
 	struct loop		*loop;
-	struct sandbox		*sandbox;	/* NULL: conf.sandbox off */
+	struct zygote		*zygote;	/* forks the helpers */
+	struct watch		 zyw;		/* its EXITED reports */
+	char			 broken[DETAIL_MAX];	/* it is gone: why */
+	bool			 setuser;	/* helpers switch user */
+	uid_t			 uid;
+	gid_t			 gid;
+	char			 user[64];
 	struct watch		 sigw;
 	sigset_t		 oldmask;
 	struct sigaction	 oldchld;
@@ -262,6 +291,7 @@ struct engine {
 	TAILQ_HEAD(, call)	 done;		/* results to deliver */
 
 	uint64_t		 nextid;
+	uint64_t		 nexttoken;	/* for helpers */
 	u_int			 pending;	/* callers not yet answered */
 	u_int			 ncalls;	/* call structures alive */
 	u_int			 nloaded;	/* modules not yet freed */

@@ -23,6 +23,8 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,14 +37,14 @@
 
 #define ENGINE_DRAIN_MS		500	/* for fini at shutdown */
 
-/* Order helpers by pid. */
+/* Order helpers by token. */
 static int
 engine_proc_cmp(struct proc *a, struct proc *b)
 {
-	return a->pid < b->pid ? -1 : a->pid > b->pid;
+	return a->token < b->token ? -1 : a->token > b->token;
 }
 
-RB_GENERATE_STATIC(proc_tree, proc, pidentry, engine_proc_cmp);
+RB_GENERATE_STATIC(proc_tree, proc, tokentry, engine_proc_cmp);
 
 /* Nanoseconds on the monotonic clock. */
 uint64_t
@@ -121,7 +123,7 @@ engine_unwatch(struct engine *e, struct watch *w)
 	loop_unwatch(e->loop, w);
 }
 
-/* A helper was forked: index it by pid for the reaper. */
+/* A helper was forked: index it by token for the reaper. */
 void
 engine_proc_born(struct engine *e, struct proc *p)
 {
@@ -138,23 +140,61 @@ engine_proc_reaped(struct engine *e, struct proc *p)
 	TAILQ_INSERT_TAIL(&e->deadprocs, p, entry);
 }
 
-/* Reap one child with status, if it is a helper. */
+/* The zygote reaped helper token with status. */
 static void
-engine_reap(struct engine *e, pid_t pid, int status)
+engine_reap(struct engine *e, uint64_t token, int status)
 {
 	struct proc	 key, *p;
 
-	key.pid = pid;
+	key.token = token;
 	if ((p = RB_FIND(proc_tree, &e->procs, &key)) != NULL)
 		proc_reaped(p, status);
 }
 
-/* Reap every child that has exited; no work happened in a handler. */
+/*
+ * The zygote is gone, and every helper died with it (PR_SET_PDEATHSIG):
+ * each is reaped as killed, and no helper can be started again.
+ */
+static void
+engine_lose_zygote(struct engine *e)
+{
+	struct proc	*p;
+
+	if (e->broken[0] == '\0')
+		strlcpy(e->broken, "the zygote died", sizeof e->broken);
+	if (e->zyw.fd != -1) {
+		loop_unwatch(e->loop, &e->zyw);
+		e->zyw.fd = -1;
+	}
+	while ((p = RB_MIN(proc_tree, &e->procs)) != NULL) {
+		proc_kill(p, e->broken);
+		proc_reaped(p, SIGKILL);
+	}
+}
+
+/* Take the zygote's EXITED reports; its EOF means it is gone. */
+static void
+engine_zygote_event(struct watch *w, uint32_t events)
+{
+	struct engine	*e = w->arg;
+	uint64_t	 token;
+	int		 status, rc;
+
+	(void)events;
+	while ((rc = zygote_exited(e->zygote, &token, &status)) == 1)
+		engine_reap(e, token, status);
+	if (rc == -1)
+		engine_lose_zygote(e);
+}
+
+/*
+ * Reap any child of ours that exited (the zygote, when it is ours): no
+ * work happened in a handler.  Helpers are the zygote's to reap.
+ */
 static void
 engine_sigchld(struct watch *w, uint32_t events)
 {
 	struct signalfd_siginfo	 si;
-	struct engine		*e = w->arg;
 	pid_t			 pid;
 	int			 status;
 
@@ -167,11 +207,83 @@ engine_sigchld(struct watch *w, uint32_t events)
 			continue;
 		if (pid <= 0)
 			break;
-		engine_reap(e, pid, status);
 	}
 }
 
-/* Create an engine; NULL with err set on failure. */
+/*
+ * Wait up to ms (-1: no limit) for the zygote's next reports, and take
+ * them.  For the end of the engine's life, outside the loop.
+ */
+static void
+engine_wait_exits(struct engine *e, int ms)
+{
+	struct pollfd	pfd;
+
+	if (e->zyw.fd == -1)
+		return;
+	pfd.fd = e->zyw.fd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, ms) == 1)
+		engine_zygote_event(&e->zyw, EPOLLIN);
+}
+
+/*
+ * Set the user helpers switch to when the engine runs as root (NULL:
+ * "nobody"); as anyone else helpers keep the engine's.  -1 with err set.
+ */
+int
+engine_set_user(struct engine *e, const char *name, char *err,
+    size_t errlen)
+{
+	struct passwd	*pw;
+
+	if (name == NULL)
+		name = "nobody";
+	if (geteuid() != 0) {
+		e->setuser = false;
+		return 0;
+	}
+	errno = 0;
+	if ((pw = getpwnam(name)) == NULL) {
+		snprintf(err, errlen, "helper-user %s: %s", name, errno != 0 ?
+		    strerror(errno) : "no such user");
+		return -1;
+	}
+	e->setuser = pw->pw_uid != 0;
+	e->uid = pw->pw_uid;
+	e->gid = pw->pw_gid;
+	strlcpy(e->user, name, sizeof e->user);
+	return 0;
+}
+
+/* Why no helper can start any more (the zygote is gone); NULL if fine. */
+const char *
+engine_broken(const struct engine *e)
+{
+	return e->broken[0] != '\0' ? e->broken : NULL;
+}
+
+/* Say in buf what confines the helpers, and what could not. */
+void
+engine_describe_sandbox(const struct engine *e, char *buf, size_t len)
+{
+	char	user[96];
+
+	if (e->setuser)
+		snprintf(user, sizeof user, "user %s (uid %u)", e->user,
+		    (u_int)e->uid);
+	else
+		snprintf(user, sizeof user, "the daemon's user (%s)",
+		    geteuid() == 0 ? "helper-user is root" : "not root");
+	snprintf(buf, len, "%s: seccomp filters, limits (memory %zu MiB), "
+	    "%s, %s", e->conf.sandbox ? "sandboxed" : "NOT sandboxed",
+	    e->conf.memory_limit >> 20, user, zygote_what(e->zygote));
+}
+
+/*
+ * Create an engine, with conf->zygote (which it owns from now on, even if
+ * this fails) or a zygote of its own; NULL with err set on failure.
+ */
 struct engine *
 engine_new(const struct engine_config *conf, char *err, size_t errlen)
 {
@@ -181,10 +293,12 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 
 	if (sodium_init() < 0) {
 		snprintf(err, errlen, "libsodium failed to initialise");
+		zygote_free(conf->zygote);
 		return NULL;
 	}
 	if ((e = calloc(1, sizeof *e)) == NULL) {
 		snprintf(err, errlen, "out of memory");
+		zygote_free(conf->zygote);
 		return NULL;
 	}
 	e->conf = *conf;
@@ -195,6 +309,9 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 	if (e->conf.depth > LEDGER_SLOTS)
 		e->conf.depth = LEDGER_SLOTS;
 	e->sigw.fd = -1;
+	e->zyw.fd = -1;
+	e->zygote = conf->zygote;
+	e->conf.zygote = NULL;
 	RB_INIT(&e->modules);
 	RB_INIT(&e->procs);
 	TAILQ_INIT(&e->retired);
@@ -217,8 +334,21 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 		engine_free(e);
 		return NULL;
 	}
-	if (e->conf.sandbox && (e->sandbox = sandbox_new(err, errlen)) ==
+	if (e->zygote == NULL && (e->zygote = zygote_start(err, errlen)) ==
 	    NULL) {
+		engine_free(e);
+		return NULL;
+	}
+	if (engine_set_user(e, conf->helper_user, err, errlen) == -1) {
+		engine_free(e);
+		return NULL;
+	}
+	e->zyw.fd = zygote_exits_fd(e->zygote);
+	e->zyw.cb = engine_zygote_event;
+	e->zyw.arg = e;
+	if (loop_watch(e->loop, &e->zyw, EPOLLIN) == -1) {
+		snprintf(err, errlen, "event loop: %s", strerror(errno));
+		e->zyw.fd = -1;
 		engine_free(e);
 		return NULL;
 	}
@@ -317,11 +447,7 @@ static void
 engine_drain(struct engine *e)
 {
 	struct proc	*p;
-	struct timespec	 ts;
-	sigset_t	 set;
 	uint64_t	 end, now;
-	pid_t		 pid;
-	int		 status;
 
 	RB_FOREACH(p, proc_tree, &e->procs) {
 		if (p->state == PROC_IDLE || p->state == PROC_STANDBY)
@@ -329,18 +455,10 @@ engine_drain(struct engine *e)
 		else if (p->state != PROC_STOPPING)
 			proc_kill(p, "engine shutting down");
 	}
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
 	end = loop_now() + ENGINE_DRAIN_MS * MS_NS;
-	while (!RB_EMPTY(&e->procs) && (now = loop_now()) < end) {
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-			engine_reap(e, pid, status);
-		if (RB_EMPTY(&e->procs))
-			break;
-		ts.tv_sec = (time_t)((end - now) / 1000000000ULL);
-		ts.tv_nsec = (long)((end - now) % 1000000000ULL);
-		(void)sigtimedwait(&set, NULL, &ts);
-	}
+	while (!RB_EMPTY(&e->procs) && e->zyw.fd != -1 &&
+	    (now = loop_now()) < end)
+		engine_wait_exits(e, (int)((end - now) / MS_NS) + 1);
 }
 
 /*
@@ -353,7 +471,6 @@ engine_free(struct engine *e)
 {
 	struct module	*m, *next;
 	struct proc	*p;
-	int		 status;
 
 	if (e == NULL)
 		return;
@@ -365,13 +482,13 @@ engine_free(struct engine *e)
 			pool_shut(m);
 		engine_settle(e);
 		engine_drain(e);
-		while ((p = RB_ROOT(&e->procs)) != NULL) {
+		RB_FOREACH(p, proc_tree, &e->procs)
 			proc_kill(p, "engine shutting down");
-			while (waitpid(p->pid, &status, 0) == -1 &&
-			    errno == EINTR)
-				;
-			proc_reaped(p, status);
-		}
+		while (!RB_EMPTY(&e->procs) && e->zyw.fd != -1)
+			engine_wait_exits(e, -1);
+		/* Without its zygote, a helper's end is known all the same. */
+		if (!RB_EMPTY(&e->procs))
+			engine_lose_zygote(e);
 		engine_settle(e);
 		/* Holders that never let go: their versions go too. */
 		RB_FOREACH_SAFE(m, module_tree, &e->modules, next)
@@ -385,8 +502,10 @@ engine_free(struct engine *e)
 			loop_unwatch(e->loop, &e->sigw);
 		close(e->sigw.fd);
 	}
+	if (e->zyw.fd != -1 && e->loop != NULL)
+		loop_unwatch(e->loop, &e->zyw);
 	loop_free(e->loop);
-	sandbox_free(e->sandbox);
+	zygote_free(e->zygote);
 	sigaction(SIGCHLD, &e->oldchld, NULL);
 	sigprocmask(SIG_SETMASK, &e->oldmask, NULL);
 	free(e);

@@ -1,8 +1,8 @@
 /*
  * The helper: the only code that runs a plugin.
  *
- * A helper is forked by the host (proc.c), which leaves it its socket on
- * fd 3 and the version's sealed memfd on fd 4.  It dlopens the memfd, checks
+ * A helper is forked by the zygote (zygote.c), which leaves it its socket
+ * on fd 3, the version's sealed memfd on fd 4 and its ledger mapped.  It dlopens the memfd, checks
  * the descriptor, runs init, and says how that went in a HELLO frame.  Then
  * it runs CALL frames in order, each result written to the ledger (ledger.c)
  * and announced by a RESULT frame, until the host closes the socket.
@@ -107,8 +107,8 @@ helper_name_ok(const char *name)
 
 /* Load the plugin and run init; on any failure, say why and exit. */
 static const struct route_plugin *
-helper_load(int sock, int memfd, const struct module *m,
-    struct sandbox *sb, size_t memory, struct ledger *l, void **state)
+helper_load(int sock, int memfd, const struct helper_spec *spec,
+    struct sandbox *sb, struct ledger *l, void **state)
 {
 	const struct route_plugin	*d;
 	const char			*why, *prefix = HELPER_IMAGE ": ";
@@ -116,7 +116,7 @@ helper_load(int sock, int memfd, const struct module *m,
 	void				*dl;
 
 	/* Plugin code runs from dlopen on: the sandbox comes first. */
-	if (sb != NULL && sandbox_enter(sb, memory, err, sizeof err) == -1)
+	if (sb != NULL && sandbox_enter(sb, spec, err, sizeof err) == -1)
 		helper_hello(sock, HELLO_SANDBOX, 0, "", err);
 	helper_check_elf(sock, memfd);
 	if ((dl = dlopen(HELPER_IMAGE, RTLD_NOW | RTLD_LOCAL)) == NULL) {
@@ -144,7 +144,8 @@ helper_load(int sock, int memfd, const struct module *m,
 	*state = NULL;
 	if (d->init != NULL) {
 		memset(err, 0, sizeof err);
-		if (d->init(state, m->opts, m->nopts, err, sizeof err) != 0) {
+		if (d->init(state, spec->opts, spec->nopts, err,
+		    sizeof err) != 0) {
 			err[sizeof err - 1] = '\0';
 			helper_hello(sock, HELLO_INIT, d->abi, d->name,
 			    err[0] != '\0' ? err : "init failed");
@@ -191,13 +192,12 @@ helper_announce(int sock, struct wire_buf *out, uint32_t seq)
 
 /*
  * Run a helper: sock is the socket to the host, memfd the sealed image, l
- * the ledger, m the module (options and label), sb the compiled sandbox
- * (NULL: none) and memory its address-space allowance, as inherited over
- * fork.
+ * the ledger, spec what it runs (label, version, options) and how it is
+ * confined, sb the compiled sandbox (NULL: none), as the zygote has them.
  */
 void
-helper_main(int sock, int memfd, struct ledger *l, const struct module *m,
-    struct sandbox *sb, size_t memory)
+helper_main(int sock, int memfd, struct ledger *l,
+    const struct helper_spec *spec, struct sandbox *sb)
 {
 	const struct route_plugin	*d;
 	struct wire_buf			 out;
@@ -208,8 +208,8 @@ helper_main(int sock, int memfd, struct ledger *l, const struct module *m,
 	bool				 ran = false;
 	void				*state;
 
-	setproctitle("helper %s %.12s", m->label, m->hex);
-	d = helper_load(sock, memfd, m, sb, memory, l, &state);
+	setproctitle("helper %s %.12s", spec->label, spec->hex);
+	d = helper_load(sock, memfd, spec, sb, l, &state);
 
 	/*
 	 * The host may send several calls at once: read whatever is there,

@@ -1,8 +1,9 @@
 /*
  * The ledger: where a helper writes down each call's result.
  *
- * Every helper shares one small anonymous mapping with the host, and only
- * with the host.  The moment a plugin returns, the helper writes the result
+ * Every helper shares one small page with the host, and only with the
+ * host: a sealed memfd the host maps and hands the zygote for that helper
+ * alone.  The moment a plugin returns, the helper writes the result
  * into the slot of that call's sequence number; after a run of calls it
  * sends a single RESULT frame saying "answered through seq N".  So one
  * frame announces many answers, and an answer once written outlives the
@@ -21,31 +22,39 @@
 #include <sys/mman.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine-int.h"
 
-/* Map a new ledger shared with the children forked next; NULL, errno. */
+/*
+ * Map a new ledger, and set *fd to the memfd behind it for its helper to
+ * map (sealed: no helper can shrink it under the host).  NULL, errno.
+ */
 struct ledger *
-ledger_new(void)
+ledger_new(int *fd)
 {
 	struct ledger	*l;
+	int		 saved;
 
-	l = mmap(NULL, sizeof *l, PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (l == MAP_FAILED)
+	*fd = memfd_create("route-host:ledger", MFD_CLOEXEC |
+	    MFD_ALLOW_SEALING);
+	if (*fd == -1)
 		return NULL;
+	if (ftruncate(*fd, sizeof *l) == -1 || fcntl(*fd, F_ADD_SEALS,
+	    F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == -1)
+		goto fail;
+	l = mmap(NULL, sizeof *l, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	if (l == MAP_FAILED)
+		goto fail;
 	return l;
-}
-
-/*
- * Keep l out of every later fork: once its own helper has it, no other
- * helper may see it, or one plugin could forge another's answers.
- */
-int
-ledger_seal(struct ledger *l)
-{
-	return madvise(l, sizeof *l, MADV_DONTFORK);
+fail:
+	saved = errno;
+	close(*fd);
+	*fd = -1;
+	errno = saved;
+	return NULL;
 }
 
 /* Unmap a ledger. */

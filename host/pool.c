@@ -162,14 +162,23 @@ pool_set_sandbox(struct module *m, bool on, size_t memory)
 	m->pool->memory = memory;
 }
 
-/* The sandbox m's helpers enter (NULL: none), and their memory cap. */
-struct sandbox *
-pool_sandbox(const struct module *m, size_t *memory)
+/* What m's next helper runs, and how it is confined. */
+void
+pool_spec(const struct module *m, struct helper_spec *spec)
 {
 	const struct pool	*pl = m->pool;
+	const struct engine	*e = pl->engine;
 
-	*memory = pl->memory != 0 ? pl->memory : pl->engine->conf.memory_limit;
-	return pl->unsandboxed ? NULL : pl->engine->sandbox;
+	memset(spec, 0, sizeof *spec);
+	spec->label = m->label;
+	spec->hex = m->hex;
+	spec->opts = m->opts;
+	spec->nopts = m->nopts;
+	spec->sandbox = e->conf.sandbox && !pl->unsandboxed;
+	spec->memory = pl->memory != 0 ? pl->memory : e->conf.memory_limit;
+	spec->setuser = e->setuser;
+	spec->uid = e->uid;
+	spec->gid = e->gid;
 }
 
 /* Helpers not yet reaped. */

@@ -1,7 +1,7 @@
 /*
  * The host's side of a helper process: the device, not the policy.
  *
- * proc.c forks a helper and gives it a clean process, writes the calls the
+ * proc.c has the zygote start a helper (zygote.c), writes the calls the
  * pool sends it, reads its socket and its ledger, and turns what it finds
  * into typed events for pool.c (engine-int.h lists them): a handshake, a
  * refused handshake, one result per call, EOF, a protocol violation, its
@@ -15,8 +15,7 @@
 #include "config.h"
 
 #include <sys/epoll.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -30,8 +29,6 @@
 
 #include "engine-int.h"
 
-#define PROC_SOCK_FD	3
-#define PROC_IMAGE_FD	4
 #define PROC_READ_MAX	(16 * 1024)	/* per wake-up */
 
 static void	proc_event(struct watch *, uint32_t);
@@ -80,113 +77,57 @@ proc_describe_status(int status, char *buf, size_t len)
 }
 
 /*
- * In the child, when a plugin calls exit: the plugin's own exit handlers
- * have run (registered later, they run first); the host's must not (a
- * sanitizer's leak check, a command's clean-up), so the helper ends here
- * with the plugin's status.
- */
-static void
-proc_child_exit(int status, void *arg)
-{
-	(void)arg;
-	(void)fflush(NULL);
-	_exit(status);
-}
-
-/*
- * In the child: give it a clean process (default signals, empty mask, no
- * core files, death with its parent, fixed fds 0-4 and nothing else), then
- * become the helper.  Every failure is _exit.
- */
-static void __attribute__((__noreturn__))
-proc_child(pid_t parent, int sock, struct ledger *l, const struct module *m)
-{
-	struct sigaction	sa;
-	struct rlimit		rl = { 0, 0 };
-	struct sandbox		*sb;
-	sigset_t		mask;
-	size_t			memory;
-	int			s, img, null;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
-	sigemptyset(&mask);
-	if (sigprocmask(SIG_SETMASK, &mask, NULL) == -1)
-		_exit(126);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
-		_exit(126);
-	(void)setrlimit(RLIMIT_CORE, &rl);
-
-	/* Lift both fds clear of 0-4 before placing them. */
-	if ((s = fcntl(sock, F_DUPFD_CLOEXEC, 10)) == -1 ||
-	    (img = fcntl(m->memfd, F_DUPFD_CLOEXEC, 10)) == -1)
-		_exit(126);
-	if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
-		_exit(126);
-	if (dup2(null, STDIN_FILENO) == -1 ||
-	    dup2(STDERR_FILENO, STDOUT_FILENO) == -1 ||
-	    dup2(s, PROC_SOCK_FD) == -1 || dup2(img, PROC_IMAGE_FD) == -1)
-		_exit(126);
-	closefrom(PROC_IMAGE_FD + 1);
-	/* Nothing a plugin execs inherits the socket or the image. */
-	if (fcntl(PROC_SOCK_FD, F_SETFD, FD_CLOEXEC) == -1 ||
-	    fcntl(PROC_IMAGE_FD, F_SETFD, FD_CLOEXEC) == -1)
-		_exit(126);
-	/* The host's exit handlers are not the helper's. */
-	if (on_exit(proc_child_exit, NULL) != 0)
-		_exit(126);
-	sb = pool_sandbox(m, &memory);
-	helper_main(PROC_SOCK_FD, PROC_IMAGE_FD, l, m, sb, memory);
-}
-
-/*
- * Fork a helper for module m.  The host stays single-threaded, so fork is
- * safe, and it stays small, so fork is cheap.  Returns NULL with err set.
+ * Start a helper for module m: the zygote forks it, with its socket, the
+ * version's image and a ledger of its own.  Returns NULL with err set (and
+ * the engine broken, if the zygote is gone).
  */
 struct proc *
 proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 {
-	struct proc	*p;
-	pid_t		 parent = getpid();
-	int		 sv[2];
+	struct helper_spec	 spec;
+	struct proc		*p;
+	bool			 gone;
+	int			 sv[2], fds[3], lfd, rc;
 
+	if (e->broken[0] != '\0') {
+		strlcpy(err, e->broken, errlen);
+		return NULL;
+	}
 	if ((p = calloc(1, sizeof *p)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if ((p->ledger = ledger_new()) == NULL) {
+	if ((p->ledger = ledger_new(&lfd)) == NULL) {
 		snprintf(err, errlen, "mapping a ledger: %s", strerror(errno));
 		free(p);
 		return NULL;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		close(lfd);
 		ledger_free(p->ledger);
 		free(p);
 		return NULL;
 	}
-	switch (p->pid = fork()) {
-	case -1:
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		close(sv[0]);
-		close(sv[1]);
-		ledger_free(p->ledger);
-		free(p);
-		return NULL;
-	case 0:
-		close(sv[0]);
-		proc_child(parent, sv[1], p->ledger, m);
-	}
+	pool_spec(m, &spec);
+	fds[0] = sv[1];
+	fds[1] = m->memfd;
+	fds[2] = lfd;
+	p->token = ++e->nexttoken;
+	rc = zygote_spawn(e->zygote, &spec, fds, p->token, &p->pid,
+	    &p->pidfd, &gone, err, errlen);
 	close(sv[1]);
-	/* This helper has its ledger; no later helper may inherit it. */
-	if (ledger_seal(p->ledger) == -1) {
-		kill(p->pid, SIGKILL);
-		p->state = PROC_KILLED;
-		strlcpy(p->cause, "sealing its ledger failed", sizeof p->cause);
-	} else
-		p->state = PROC_SPAWNING;
+	close(lfd);
+	if (rc == -1) {
+		/* Its EOF comes to engine.c, which ends its helpers. */
+		if (gone)
+			strlcpy(e->broken, err, sizeof e->broken);
+		close(sv[0]);
+		ledger_free(p->ledger);
+		free(p);
+		return NULL;
+	}
+	p->state = PROC_SPAWNING;
 	TAILQ_INIT(&p->calls);
 	wire_init(&p->out);
 	p->out.max = SIZE_MAX / 2;
@@ -195,17 +136,13 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 	p->watch.fd = sv[0];
 	p->watch.cb = proc_event;
 	p->watch.arg = p;
-	if (p->state == PROC_KILLED) {
-		close(sv[0]);
-		p->watch.fd = -1;
-		p->settled = true;
-	} else if (fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1 ||
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1 ||
 	    engine_watch(e, &p->watch, EPOLLIN) == -1) {
 		snprintf(err, errlen, "watching helper: %s", strerror(errno));
 		close(sv[0]);
 		p->watch.fd = -1;
 		/* The child is ours now: kill it and let the reaper free it. */
-		kill(p->pid, SIGKILL);
+		(void)pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
 		p->state = PROC_KILLED;
 		p->settled = true;
 		strlcpy(p->cause, err, sizeof p->cause);
@@ -229,6 +166,7 @@ proc_close(struct proc *p)
 void
 proc_free(struct proc *p)
 {
+	close(p->pidfd);
 	wire_free(&p->out);
 	ledger_free(p->ledger);
 	free(p);
@@ -242,9 +180,9 @@ void
 proc_kill(struct proc *p, const char *cause)
 {
 	if (p->state != PROC_KILLED) {
-		/* Once reaped, the pid may be another process's. */
+		/* The pidfd names this process even once it is reaped. */
 		if (!p->reaped)
-			kill(p->pid, SIGKILL);
+			(void)pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
 		strlcpy(p->cause, cause, sizeof p->cause);
 		p->state = PROC_KILLED;
 	}

@@ -82,7 +82,15 @@ struct engine_config {
 	size_t			 file_max;	/* plugin size cap */
 	bool			 sandbox;	/* helpers in the sandbox */
 	size_t			 memory_limit;	/* a helper's, 0: none */
+	const char		*helper_user;	/* as root; NULL: "nobody" */
+	struct zygote		*zygote;	/* started early; NULL: now */
 };
+
+/* zygote.c: the process that forks every helper, started first. */
+struct zygote;
+struct zygote	*zygote_start(char *, size_t);
+void		 zygote_free(struct zygote *);
+const char	*zygote_what(const struct zygote *);
 
 /* engine.c */
 void		 engine_defaults(struct engine_config *);
@@ -101,6 +109,11 @@ int		 engine_reject(struct engine *, enum status, const char *,
 void		 engine_release_drain(struct engine *, struct module *, int);
 void		 engine_set_helpers(struct module *, u_int);
 void		 engine_set_sandbox(struct module *, bool, size_t);
+int		 engine_set_user(struct engine *, const char *, char *,
+		     size_t);
+const char	*engine_broken(const struct engine *);
+void		 engine_describe_sandbox(const struct engine *, char *,
+		     size_t);
 int		 engine_run(struct engine *, int);
 u_int		 engine_pending(const struct engine *);
 u_int		 engine_loaded(const struct engine *);
@@ -465,6 +478,7 @@ struct conf_channel {
 struct conf {
 	char			 plugins[4096];
 	char			 socket[108];
+	char			 helper_user[64];	/* as root */
 	int			 timeout_ms;
 	u_int			 helpers;
 	int			 drain_ms;

@@ -5,12 +5,14 @@
  * the helper enters the sandbox before that, in two stages:
  *
  *	sandbox_enter, before dlopen: its own session (no signal to the
- *	daemon's process group), no new privileges, limits (no core file,
+ *	daemon's process group), its own user when the daemon is root (no
+ *	signal to the daemon, no root's files), not dumpable (no other
+ *	process of its user traces it), no new privileges, limits (no core file,
  *	no file to write, a few descriptors, its memory capped), and a
  *	loading filter: the dynamic loader and the plugin's init may open
  *	and read files, but nothing may make a process or a socket, connect,
- *	exec, trace, signal another process or reach the kernel's rarer
- *	interfaces.
+ *	exec, trace, signal another process (directly, or by owning a
+ *	descriptor that signals) or reach the kernel's rarer interfaces.
  *
  *	sandbox_lock, after init and before the handshake: a filter on every
  *	thread that allows only what a running helper and ordinary plugin
@@ -20,7 +22,7 @@
  *	(SIGSYS), the helper notes which system call in its ledger, and dies
  *	of it: the host reports "seccomp: blocked system call NAME".
  *
- * The filters are libseccomp's, built once in the host (sandbox_new) and
+ * The filters are libseccomp's, built once in the zygote (sandbox_new) and
  * exported as BPF programs: a fork then costs no filter compilation.  The
  * one thing a helper adds is its own pid, which the rules compare with
  * (signals to itself only): the programs carry SANDBOX_SELF there, and
@@ -33,6 +35,7 @@
 
 #include "config.h"
 
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -42,6 +45,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -186,7 +190,7 @@ sandbox_export(scmp_filter_ctx ctx, struct sandbox_prog *prog,
 /*
  * In the child: write its pid over SANDBOX_SELF and load prog (flags:
  * SECCOMP_FILTER_FLAG_TSYNC for every thread).  The program is the
- * child's own copy of the host's pages.  -1 with err set.
+ * child's own copy of the zygote's pages.  -1 with err set.
  */
 static int
 sandbox_load(struct sandbox_prog *prog, unsigned int flags,
@@ -256,6 +260,25 @@ sandbox_loading_filter(struct sandbox_prog *prog, char *err, size_t errlen)
 	    SCMP_A0(SCMP_CMP_NE, SANDBOX_SELF));
 	RULE(ctx, SCMP_ACT_ERRNO(EPERM), tgkill,
 	    SCMP_A0(SCMP_CMP_NE, SANDBOX_SELF));
+	/*
+	 * Nor through its descriptors: an owner set on its socket would have
+	 * the kernel send SIGIO (or any F_SETSIG signal) to that process
+	 * each time the host writes.  The kernel reads these commands as
+	 * 32-bit values, so the rules compare 32 bits.  Filters stack: this
+	 * holds after sandbox_lock too.
+	 */
+	RULE(ctx, SCMP_ACT_ERRNO(EPERM), fcntl,
+	    SCMP_A1_32(SCMP_CMP_EQ, F_SETOWN));
+	RULE(ctx, SCMP_ACT_ERRNO(EPERM), fcntl,
+	    SCMP_A1_32(SCMP_CMP_EQ, F_SETOWN_EX));
+	RULE(ctx, SCMP_ACT_ERRNO(EPERM), fcntl,
+	    SCMP_A1_32(SCMP_CMP_EQ, F_SETSIG));
+	RULE(ctx, SCMP_ACT_ERRNO(EPERM), ioctl,
+	    SCMP_A1_32(SCMP_CMP_EQ, FIOSETOWN));
+	RULE(ctx, SCMP_ACT_ERRNO(EPERM), ioctl,
+	    SCMP_A1_32(SCMP_CMP_EQ, SIOCSPGRP));
+	RULE(ctx, SCMP_ACT_ERRNO(EPERM), ioctl,
+	    SCMP_A1_32(SCMP_CMP_EQ, FIOASYNC));
 	return sandbox_export(ctx, prog, "loading", err, errlen);
 fail:
 	seccomp_release(ctx);
@@ -263,17 +286,53 @@ fail:
 }
 
 /*
- * Enter the sandbox before the plugin is loaded.  memory is how much more
- * address space the helper may take (0: no cap).  -1 with err set: the
- * helper must then not load the plugin.
+ * Become spec's user (uid, gid, no supplementary groups): then the helper
+ * can neither signal nor trace the daemon, nor read what only root may.
+ * -1 with err set.
+ */
+static int
+sandbox_user(const struct helper_spec *spec, char *err, size_t errlen)
+{
+	uid_t	r, e, s;
+
+	if (!spec->setuser)
+		return 0;
+	if (setgroups(0, NULL) == -1 ||
+	    setresgid(spec->gid, spec->gid, spec->gid) == -1 ||
+	    setresuid(spec->uid, spec->uid, spec->uid) == -1) {
+		snprintf(err, errlen, "switching to uid %u: %s",
+		    (u_int)spec->uid, strerror(errno));
+		return -1;
+	}
+	if (getresuid(&r, &e, &s) == -1 || r != spec->uid ||
+	    e != spec->uid || s != spec->uid || setuid(0) != -1) {
+		snprintf(err, errlen, "uid %u did not stick",
+		    (u_int)spec->uid);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Enter the sandbox before the plugin is loaded: spec says its user and
+ * how much more address space the helper may take (0: no cap).  -1 with
+ * err set: the helper must then not load the plugin.
  */
 int
-sandbox_enter(struct sandbox *sb, size_t memory, char *err, size_t errlen)
+sandbox_enter(struct sandbox *sb, const struct helper_spec *spec, char *err,
+    size_t errlen)
 {
-	size_t	vsize;
+	size_t	vsize, memory = spec->memory;
 
 	if (setsid() == -1) {
 		snprintf(err, errlen, "setsid: %s", strerror(errno));
+		return -1;
+	}
+	if (sandbox_user(spec, err, errlen) == -1)
+		return -1;
+	/* No other process of its user may trace it or read its memory. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1) {
+		snprintf(err, errlen, "dumpable: %s", strerror(errno));
 		return -1;
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
@@ -293,10 +352,7 @@ sandbox_enter(struct sandbox *sb, size_t memory, char *err, size_t errlen)
 	if (sandbox_limit(RLIMIT_NOFILE, SANDBOX_NOFILE, "nofile", err,
 	    errlen) == -1)
 		return -1;
-	/*
-	 * The address space it has now (the pages it shares with the host
-	 * until the zygote comes) plus what it may take.
-	 */
+	/* The address space it has now (the zygote's) plus what it may take. */
 	if (memory > 0 && (vsize = sandbox_vsize()) > 0 &&
 	    sandbox_limit(RLIMIT_AS, vsize + memory, "as", err, errlen) == -1)
 		return -1;
@@ -389,7 +445,7 @@ sandbox_lock(struct sandbox *sb, volatile uint32_t *blocked, char *err,
 	    "running", err, errlen);
 }
 
-/* In the host: compile both filters once; NULL with err set. */
+/* In the zygote: compile both filters once; NULL with err set. */
 struct sandbox *
 sandbox_new(char *err, size_t errlen)
 {

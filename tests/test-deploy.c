@@ -75,19 +75,25 @@ setup(void **state)
 
 	assert_non_null(f);
 	f->fds = testutil_fds();
-	engine_defaults(&conf);
-	f->e = engine_new(&conf, err, sizeof err);
-	assert_non_null(f->e);
 	strlcpy(f->dir, "/tmp/route-host-plugins-XXXXXX", sizeof f->dir);
 	strlcpy(f->sig, "/tmp/route-host-signal-XXXXXX", sizeof f->sig);
 	assert_non_null(mkdtemp(f->dir));
 	assert_non_null(mkdtemp(f->sig));
-	/* block.so's helpers are sandboxed: they say "entered" in a FIFO. */
+	/*
+	 * block.so's helpers are sandboxed: they say "entered" in a FIFO,
+	 * as another user when the test runs as root, and they find it in
+	 * the environment the zygote had when the engine started it.
+	 */
 	snprintf(fifo, sizeof fifo, "%s/entered.fifo", f->sig);
 	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(chmod(fifo, 0666), 0);
+	assert_int_equal(chmod(f->sig, 0755), 0);
 	f->sigfd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	assert_int_not_equal(f->sigfd, -1);
 	assert_int_equal(setenv("BLOCK_SIGNAL", fifo, 1), 0);
+	engine_defaults(&conf);
+	f->e = engine_new(&conf, err, sizeof err);
+	assert_non_null(f->e);
 	plugdir_defaults(&f->conf);
 	f->conf.settle_ms = 100;
 	f->conf.rescan_ms = 1000;

@@ -1327,9 +1327,10 @@ test_shared_maps(pid_t pid)
 	assert_non_null(fp = fopen(path, "r"));
 	while (fgets(line, sizeof line, fp) != NULL)
 		if (sscanf(line, "%*s %7s", perms) == 1 &&
-		    strcmp(perms, "rw-s") == 0 &&
-		    strstr(line, "/dev/zero") != NULL)
+		    strcmp(perms, "rw-s") == 0) {
+			assert_non_null(strstr(line, "route-host:ledger"));
 			n++;
+		}
 	fclose(fp);
 	return n;
 }
@@ -1524,7 +1525,7 @@ test_sandbox_in_call(void **state)
 {
 	static const char *const tries[] = {
 		"killparent", "killgroup", "fork", "exec", "thread", "peek",
-		"open", "create", "socket", "connect", "memory", "fds",
+		"open", "create", "socket", "connect", "memory", "fds", "sigio",
 	};
 	struct fixture	*f = *state;
 	struct module	*m;
@@ -1565,7 +1566,7 @@ test_sandbox_in_init(void **state)
 {
 	static const char *const tries[] = {
 		"killparent", "killgroup", "fork", "exec", "peek", "socket",
-		"connect", "memory", "fds",
+		"connect", "memory", "fds", "sigio",
 	};
 	struct fixture	*f = *state;
 	struct module	*m;

@@ -94,6 +94,9 @@ cp "$TEST_PLUGINS/escape.so" "$tmp/plugins/escape.so"
 cp "$TEST_PLUGINS/escape.so" "$tmp/plugins/small.so"
 cp "$TEST_PLUGINS/escape.so" "$tmp/plugins/roomy.so"
 cp "$TEST_PLUGINS/escape.so" "$tmp/plugins/unboxed.so"
+cp "$TEST_PLUGINS/escape.so" "$tmp/plugins/vault.so"
+cp "$TEST_PLUGINS/escape.so" "$tmp/plugins/finder.so"
+cp "$TEST_PLUGINS/escape.so" "$tmp/plugins/sigio.so"
 # (Options differ: channels with the same bytes and options share a
 # version, and its helpers' settings.)
 cat > "$tmp/route-host.conf" <<CONF
@@ -126,6 +129,17 @@ channel unboxed {
 	sandbox no
 	option try=killparent
 	option channel=unboxed
+}
+channel vault {
+	option api_key=s3cr3t-7f0a9c
+}
+channel finder {
+	option try=secret
+	option at=init
+	option needle=c9a0f7-t3rc3s
+}
+channel sigio {
+	option try=sigio
 }
 CONF
 start_daemon -c "$tmp/route-host.conf"
@@ -168,11 +182,23 @@ if [ -z "$ROUTE_HOST_WRAPPER" ]; then
 	    '"decision": "a"' "$(echo "$two" | rh route -s "$sock" -c small)"
 	contains "the default memory limit allows 128 MiB" \
 	    '"decision": "b"' "$(echo "$two" | rh route -s "$sock" -c roomy)"
-	contains "sandbox no: nothing stops the plugin (SIGCONT to the daemon)" \
+	contains "sandbox no: nothing stops the plugin (SIGCONT to its parent)" \
 	    '"decision": "b"' "$(echo "$two" | rh route -s "$sock" -c unboxed)"
+	contains "a plugin cannot own its socket to have the daemon signalled" \
+	    '"decision": "a"' "$(echo "$two" | rh route -s "$sock" -c sigio)"
+	contains "... and the daemon serves the calls written after that" \
+	    '"decision": "a"' "$(echo "$two" | rh route -s "$sock" -c sigio)"
 	contains "sandbox no is logged as a warning" \
 	    "channel unboxed: sandbox off" "$(cat "$tmp/log")"
 fi
+
+# --- a helper holds nothing of the daemon's memory: the zygote forked it
+# before the daemon read its configuration (needle is vault's key backwards)
+two='{"consumers": [{"id": "a", "max_in_flight": 1}, {"id": "b", "max_in_flight": 1}]}'
+contains "another channel's option is nowhere in a helper's memory" \
+    '"decision": "a"' "$(echo "$two" | rh route -s "$sock" -c finder)"
+contains "... though the vault channel that has it is deployed" \
+    '"decision": "a"' "$(echo "$two" | rh route -s "$sock" -c vault)"
 
 # --- after a crash a channel keeps a loaded spare, which status shows
 poison='{"message": {"poison": true}, "consumers": [{"id": "a", "max_in_flight": 1}]}'

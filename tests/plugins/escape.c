@@ -2,12 +2,20 @@
  * Test plugin: tries to get out of its sandbox, as its options say.
  *
  *	try=killparent|killgroup|fork|exec|thread|peek|open|create|
- *	    socket|connect|memory|fds
+ *	    socket|connect|memory|fds|sigio|secret
  *
  * Signals sent are SIGCONT and the peek only reads, so a sandbox that
  * fails lets the test see the escape without harm.
  *	at=call|init	where to try (default call)
  *	mb=N		how much memory try=memory maps and touches (512)
+ *	needle=S	what try=secret looks for in its own memory, written
+ *			backwards (so that the needle itself is never found)
+ *
+ * try=sigio makes the daemon (the peer of its socket, fd 3) the owner of
+ * that socket, so the kernel would signal the daemon at each write.
+ * try=secret (at=init: it reads /proc/self/maps) searches every readable
+ * page of its own for S: another channel's option, say, copied from the
+ * daemon's memory.
  *
  * A call answers 0 when the attempt was refused with an error, and 1 when
  * it worked: an escape.  An attempt the sandbox traps never returns (the
@@ -17,6 +25,7 @@
 
 #define _GNU_SOURCE	/* process_vm_readv */
 
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -25,6 +34,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +46,78 @@
 static char	try[16] = "open";
 static bool	at_init;
 static size_t	mb = 512;
+static char	needle[128];
+static pid_t	peer;		/* the other end of fd 3 */
+static sigjmp_buf	fault;
+
+/* A page that cannot be read after all: skip its mapping. */
+static void
+escape_fault(int sig)
+{
+	siglongjmp(fault, sig);
+}
+
+/* True if s[0..n) is needle backwards. */
+static bool
+escape_match(const volatile char *s, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (s[k] != needle[n - 1 - k])
+			return false;
+	return true;
+}
+
+/* Search every readable mapping of this process for the needle. */
+static bool
+escape_find_secret(void)
+{
+	struct sigaction	 sa, osegv, obus;
+	unsigned long		 lo, hi;
+	char			 line[512], perms[8];
+	size_t			 n = strlen(needle);
+	volatile bool		 found = false;
+	FILE			*f;
+
+	if (n == 0 || (f = fopen("/proc/self/maps", "re")) == NULL)
+		return false;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = escape_fault;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &osegv);
+	sigaction(SIGBUS, &sa, &obus);
+	while (!found && fgets(line, sizeof line, f) != NULL) {
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 ||
+		    perms[0] != 'r' || strstr(line, "[v") != NULL)
+			continue;
+		if (sigsetjmp(fault, 1) != 0)
+			continue;
+		for (unsigned long a = lo; a + n <= hi && !found; a++)
+			if (((const volatile char *)a)[0] == needle[n - 1] &&
+			    escape_match((const volatile char *)a, n))
+				found = true;
+	}
+	sigaction(SIGSEGV, &osegv, NULL);
+	sigaction(SIGBUS, &obus, NULL);
+	fclose(f);
+	return found;
+}
+
+/* Make the socket's peer (the daemon, found at init) its owner. */
+static bool
+escape_sigio(void)
+{
+	int	pid = peer, owned = 0;
+
+	if (pid <= 0)
+		return false;
+	if (fcntl(3, F_SETOWN, pid) == 0)
+		owned++;
+	if (ioctl(3, FIOSETOWN, &pid) == 0)
+		owned++;
+	if (owned > 0)
+		(void)fcntl(3, F_SETFL, fcntl(3, F_GETFL) | O_ASYNC);
+	return owned > 0;
+}
 
 /* A thread that does nothing. */
 static void *
@@ -128,6 +210,10 @@ escape_try(void)
 		munmap(p, mb << 20);
 		return true;
 	}
+	if (strcmp(try, "sigio") == 0)
+		return escape_sigio();
+	if (strcmp(try, "secret") == 0)
+		return escape_find_secret();
 	if (strcmp(try, "fds") == 0) {
 		for (n = 0; n < 1000 && dup(0) != -1; n++)
 			;
@@ -141,15 +227,21 @@ static int
 escape_init(void **state, const struct route_option *opts, size_t nopts,
     char *err, size_t errlen)
 {
+	struct ucred	 cred;
+	socklen_t	 len = sizeof cred;
 	const char	*v;
 
 	(void)state;
+	if (getsockopt(3, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		peer = cred.pid;
 	if ((v = route_option_get(opts, nopts, "try")) != NULL)
 		strncpy(try, v, sizeof try - 1);
 	if ((v = route_option_get(opts, nopts, "at")) != NULL)
 		at_init = strcmp(v, "init") == 0;
 	if ((v = route_option_get(opts, nopts, "mb")) != NULL)
 		mb = strtoul(v, NULL, 10);
+	if ((v = route_option_get(opts, nopts, "needle")) != NULL)
+		strncpy(needle, v, sizeof needle - 1);
 	if (at_init && escape_try()) {
 		snprintf(err, errlen, "escaped: %s", try);
 		return -1;

@@ -1,0 +1,836 @@
+/*
+ * The zygote: the one process that forks helpers.
+ *
+ * A helper forked from the daemon would hold a copy of the daemon's
+ * memory: every channel's options, the requests it buffers.  So the daemon
+ * starts the zygote first, before it reads its configuration or accepts a
+ * client (zygote_start), and from then on asks it for every helper.  The
+ * zygote is small and single-threaded, holds nothing but what it was
+ * started with and the compiled sandbox, and does three things:
+ *
+ *	spawn: the host sends SPAWN (what the helper runs: label, version,
+ *	options, sandbox, memory cap, user) with three descriptors (the
+ *	helper's socket, the version's sealed image, its ledger).  The zygote
+ *	forks; the child gets a clean process (zygote_child) and becomes the
+ *	helper (helper.c).  The zygote answers SPAWNED with the child's pid
+ *	and a pidfd, through which the host kills it, or FAILED with why.
+ *
+ *	reap: it is every helper's parent, so it reaps them (SIGCHLD through
+ *	a signalfd, waitpid(WNOHANG) in a loop) and sends each one's wait
+ *	status in an EXITED message on a second socket, which the host's
+ *	loop watches.  What the host has not read yet waits in a queue.
+ *
+ *	end: it lives exactly as long as the host's end of its sockets, and
+ *	ignores the signals a terminal or a service manager sends a group.
+ *	At EOF (the host is done, or died) it kills and reaps the helpers it
+ *	still has and exits.  A helper dies with it (PR_SET_PDEATHSIG).
+ *
+ * The host names each helper with a token of its own choosing, never by
+ * its pid, which the zygote may give a new helper as soon as it reaped
+ * the old one.  Messages are SOCK_SEQPACKET datagrams encoded with wire.c
+ * and checked like any other: the zygote never runs plugin code, but a
+ * decoder that checks lengths costs nothing.
+ */
+
+#include "config.h"
+
+#include <sys/mman.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine-int.h"
+
+#define ZYGOTE_MSG_MAX		65536	/* a SPAWN with its options */
+#define ZYGOTE_REPLY_MS		5000	/* a silent zygote is a dead one */
+#define ZYGOTE_SOCK_FD		3	/* in a helper */
+#define ZYGOTE_IMAGE_FD		4
+
+enum zygote_msg {
+	ZY_READY = 1,		/* z->h: u8 ok, str description or error */
+	ZY_SPAWN,		/* h->z: the helper_spec; fds sock, image, ledger */
+	ZY_SPAWNED,		/* z->h: u64 token, u32 pid; fd pidfd */
+	ZY_FAILED,		/* z->h: u64 token, str why */
+	ZY_EXITED,		/* z->h: u64 token, u32 pid, u32 wait status */
+};
+
+/* The host's handle. */
+struct zygote {
+	pid_t		 pid;
+	int		 pidfd;		/* it may not stay our child */
+	int		 ctl;		/* SPAWN, and its answer */
+	int		 exits;		/* EXITED, nonblocking */
+	char		 what[256];	/* what helpers get, or what was refused */
+};
+
+/* In the zygote: a helper not yet reported. */
+struct zygote_child {
+	RB_ENTRY(zygote_child)	 entry;
+	TAILQ_ENTRY(zygote_child) qentry;
+	pid_t			 pid;
+	uint64_t		 token;
+	int			 status;
+};
+
+/* Order children by pid. */
+static int
+zygote_child_cmp(struct zygote_child *a, struct zygote_child *b)
+{
+	return a->pid < b->pid ? -1 : a->pid > b->pid;
+}
+
+RB_HEAD(zygote_children, zygote_child);
+TAILQ_HEAD(zygote_queue_head, zygote_child);
+RB_GENERATE_STATIC(zygote_children, zygote_child, entry, zygote_child_cmp);
+
+/* Append a NUL-terminated string, its NUL counted in its u16 length. */
+static void
+zygote_put_str(struct wire_buf *b, const char *s)
+{
+	size_t	n = strlen(s) + 1;
+
+	if (n > UINT16_MAX) {
+		b->failed = true;
+		return;
+	}
+	wire_u16(b, (uint16_t)n);
+	wire_bytes(b, s, n);
+}
+
+/*
+ * Take a string written by zygote_put_str, in place: NULL (the reader
+ * marked bad) unless it ends with its only NUL.
+ */
+static const char *
+zygote_take_str(struct wire_reader *r)
+{
+	uint16_t	 n = wire_read_u16(r);
+	const char	*s = wire_read_bytes(r, n);
+
+	if (s == NULL || n == 0 || strnlen(s, n) != (size_t)n - 1) {
+		r->bad = true;
+		return NULL;
+	}
+	return s;
+}
+
+/* Send one message with up to three descriptors; -1 with errno. */
+static int
+zygote_send(int fd, const struct wire_buf *b, const int *fds, size_t nfds)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(3 * sizeof(int))];
+	}		 cm;
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	ssize_t		 n;
+
+	memset(&msg, 0, sizeof msg);
+	iov.iov_base = b->data;
+	iov.iov_len = b->len;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (nfds > 0) {
+		memset(&cm, 0, sizeof cm);
+		msg.msg_control = cm.buf;
+		msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		cm.hdr.cmsg_level = SOL_SOCKET;
+		cm.hdr.cmsg_type = SCM_RIGHTS;
+		cm.hdr.cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(&cm.hdr), fds, nfds * sizeof(int));
+	}
+	while ((n = sendmsg(fd, &msg, MSG_NOSIGNAL)) == -1 && errno == EINTR)
+		;
+	if (n == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Receive one message into buf (size bytes) and up to want descriptors
+ * (close-on-exec); any other descriptor is closed.  Returns its length, 0
+ * at EOF, -1 with errno; *nfds says how many descriptors came.
+ */
+static ssize_t
+zygote_recv(int fd, void *buf, size_t size, int *fds, size_t want,
+    size_t *nfds, int flags)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(8 * sizeof(int))];
+	}		 cm;
+	struct msghdr	 msg;
+	struct cmsghdr	*c;
+	struct iovec	 iov;
+	ssize_t		 n;
+	size_t		 got;
+	int		 in[8];
+
+	*nfds = 0;
+	memset(&msg, 0, sizeof msg);
+	iov.iov_base = buf;
+	iov.iov_len = size;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof cm.buf;
+	while ((n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | flags)) == -1 &&
+	    errno == EINTR)
+		;
+	if (n == -1)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (got > nitems(in))
+			got = nitems(in);
+		memcpy(in, CMSG_DATA(c), got * sizeof(int));
+		for (size_t i = 0; i < got; i++) {
+			if (*nfds < want)
+				fds[(*nfds)++] = in[i];
+			else
+				close(in[i]);
+		}
+	}
+	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		for (size_t i = 0; i < *nfds; i++)
+			close(fds[i]);
+		*nfds = 0;
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return n;
+}
+
+/*
+ * In the child, when a plugin calls exit: the plugin's own exit handlers
+ * have run (registered later, they run first); the host's must not (a
+ * sanitizer's leak check, a command's clean-up), so the helper ends here
+ * with the plugin's status.
+ */
+static void
+zygote_child_exit(int status, void *arg)
+{
+	(void)arg;
+	(void)fflush(NULL);
+	_exit(status);
+}
+
+/*
+ * In a new child: give it a clean process (default signals, empty mask,
+ * no core files, death with the zygote, its ledger mapped, fixed fds 0-4
+ * and nothing else), then become the helper.  Every failure is _exit.
+ */
+static void __attribute__((__noreturn__))
+zygote_child(pid_t parent, const struct helper_spec *spec, const int fds[3],
+    struct sandbox *sb)
+{
+	struct sigaction	 sa;
+	struct rlimit		 rl = { 0, 0 };
+	struct ledger		*l;
+	sigset_t		 mask;
+	int			 s, img, null;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	sigemptyset(&mask);
+	if (sigprocmask(SIG_SETMASK, &mask, NULL) == -1)
+		_exit(126);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+		_exit(126);
+	(void)setrlimit(RLIMIT_CORE, &rl);
+
+	l = mmap(NULL, sizeof *l, PROT_READ | PROT_WRITE, MAP_SHARED, fds[2],
+	    0);
+	if (l == MAP_FAILED)
+		_exit(126);
+	/* Lift both fds clear of 0-4 before placing them. */
+	if ((s = fcntl(fds[0], F_DUPFD_CLOEXEC, 10)) == -1 ||
+	    (img = fcntl(fds[1], F_DUPFD_CLOEXEC, 10)) == -1)
+		_exit(126);
+	if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
+		_exit(126);
+	if (dup2(null, STDIN_FILENO) == -1 ||
+	    dup2(STDERR_FILENO, STDOUT_FILENO) == -1 ||
+	    dup2(s, ZYGOTE_SOCK_FD) == -1 || dup2(img, ZYGOTE_IMAGE_FD) == -1)
+		_exit(126);
+	closefrom(ZYGOTE_IMAGE_FD + 1);
+	/* Nothing a plugin execs inherits the socket or the image. */
+	if (fcntl(ZYGOTE_SOCK_FD, F_SETFD, FD_CLOEXEC) == -1 ||
+	    fcntl(ZYGOTE_IMAGE_FD, F_SETFD, FD_CLOEXEC) == -1)
+		_exit(126);
+	/* The host's exit handlers are not the helper's. */
+	if (on_exit(zygote_child_exit, NULL) != 0)
+		_exit(126);
+	helper_main(ZYGOTE_SOCK_FD, ZYGOTE_IMAGE_FD, l, spec,
+	    spec->sandbox ? sb : NULL);
+}
+
+/* In the zygote: answer FAILED for token. */
+static void
+zygote_failed(int ctl, uint64_t token, const char *why)
+{
+	struct wire_buf	b;
+
+	wire_init(&b);
+	wire_u8(&b, ZY_FAILED);
+	wire_u64(&b, token);
+	zygote_put_str(&b, why);
+	if (zygote_send(ctl, &b, NULL, 0) == -1)
+		_exit(0);
+	wire_free(&b);
+}
+
+/*
+ * In the zygote: decode a SPAWN in place into spec and opts (at most
+ * nopts); -1 if it is malformed.
+ */
+static int
+zygote_decode_spawn(const unsigned char *p, size_t len, uint64_t *token,
+    struct helper_spec *spec, struct route_option **opts)
+{
+	struct wire_reader	 r;
+	uint32_t		 n;
+
+	memset(spec, 0, sizeof *spec);
+	wire_reader_init(&r, p, len);
+	if (wire_read_u8(&r) != ZY_SPAWN)
+		return -1;
+	*token = wire_read_u64(&r);
+	spec->sandbox = wire_read_u8(&r) != 0;
+	spec->memory = (size_t)wire_read_u64(&r);
+	spec->setuser = wire_read_u8(&r) != 0;
+	spec->uid = (uid_t)wire_read_u32(&r);
+	spec->gid = (gid_t)wire_read_u32(&r);
+	spec->label = zygote_take_str(&r);
+	spec->hex = zygote_take_str(&r);
+	n = wire_read_u32(&r);
+	if (r.bad || n > len / 4)
+		return -1;
+	if ((*opts = calloc(n + 1, sizeof **opts)) == NULL)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		(*opts)[i].key = zygote_take_str(&r);
+		(*opts)[i].value = zygote_take_str(&r);
+	}
+	spec->opts = *opts;
+	spec->nopts = n;
+	if (!wire_reader_done(&r)) {
+		free(*opts);
+		*opts = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* In the zygote: fork the helper a SPAWN asks for, and answer. */
+static void
+zygote_spawn_one(int ctl, struct zygote_children *children,
+    struct sandbox *sb, const unsigned char *msg, size_t len, int fds[3],
+    size_t nfds)
+{
+	struct helper_spec	 spec;
+	struct route_option	*opts = NULL;
+	struct zygote_child	*zc;
+	struct wire_buf		 b;
+	uint64_t		 token = 0;
+	pid_t			 pid, self = getpid();
+	int			 pidfd;
+
+	if (nfds != 3 ||
+	    zygote_decode_spawn(msg, len, &token, &spec, &opts) == -1) {
+		zygote_failed(ctl, token, "malformed spawn request");
+		goto done;
+	}
+	if ((zc = calloc(1, sizeof *zc)) == NULL) {
+		zygote_failed(ctl, token, "zygote: out of memory");
+		goto done;
+	}
+	switch (pid = fork()) {
+	case -1:
+		free(zc);
+		zygote_failed(ctl, token, strerror(errno));
+		goto done;
+	case 0:
+		close(ctl);
+		zygote_child(self, &spec, fds, sb);
+	}
+	zc->pid = pid;
+	zc->token = token;
+	RB_INSERT(zygote_children, children, zc);
+	if ((pidfd = pidfd_open(pid, 0)) == -1) {
+		/* It is reaped and reported all the same; the host ignores it. */
+		(void)kill(pid, SIGKILL);
+		zygote_failed(ctl, token, "pidfd_open failed");
+		goto done;
+	}
+	wire_init(&b);
+	wire_u8(&b, ZY_SPAWNED);
+	wire_u64(&b, token);
+	wire_u32(&b, (uint32_t)pid);
+	if (zygote_send(ctl, &b, &pidfd, 1) == -1)
+		_exit(0);
+	wire_free(&b);
+	close(pidfd);
+done:
+	free(opts);
+	for (size_t i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+/* In the zygote: reap every child that exited, queueing its report. */
+static void
+zygote_reap(struct zygote_children *children, struct zygote_queue_head *queue)
+{
+	struct zygote_child	 key, *zc;
+	pid_t			 pid;
+	int			 status;
+
+	for (;;) {
+		pid = waitpid(-1, &status, WNOHANG);
+		if (pid == -1 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return;
+		key.pid = pid;
+		if ((zc = RB_FIND(zygote_children, children, &key)) == NULL)
+			continue;
+		RB_REMOVE(zygote_children, children, zc);
+		zc->status = status;
+		TAILQ_INSERT_TAIL(queue, zc, qentry);
+	}
+}
+
+/*
+ * In the zygote: send the queued reports the host's socket takes; -1 once
+ * the host is gone.
+ */
+static int
+zygote_report(int exits, struct zygote_queue_head *queue)
+{
+	struct zygote_child	*zc;
+	struct wire_buf		 b;
+	ssize_t			 n = 0;
+
+	wire_init(&b);
+	while ((zc = TAILQ_FIRST(queue)) != NULL) {
+		b.len = 0;
+		wire_u8(&b, ZY_EXITED);
+		wire_u64(&b, zc->token);
+		wire_u32(&b, (uint32_t)zc->pid);
+		wire_u32(&b, (uint32_t)zc->status);
+		n = send(exits, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n == -1)
+			break;
+		TAILQ_REMOVE(queue, zc, qentry);
+		free(zc);
+	}
+	wire_free(&b);
+	return n == -1 && errno != EAGAIN && errno != EWOULDBLOCK ? -1 : 0;
+}
+
+/* In the zygote, at the host's EOF: kill and reap every child, and go. */
+static void __attribute__((__noreturn__))
+zygote_end(struct zygote_children *children)
+{
+	struct zygote_child	*zc;
+	int			 status;
+
+	RB_FOREACH(zc, zygote_children, children)
+		(void)kill(zc->pid, SIGKILL);
+	while (waitpid(-1, &status, 0) > 0 || errno == EINTR)
+		;
+	_exit(0);
+}
+
+/*
+ * In the zygote: what helpers get beyond the filters, said once in READY.
+ * As root it moves into network and IPC namespaces of its own, which its
+ * helpers share: nothing to reach, whatever a filter missed.
+ */
+static void
+zygote_confine(char *what, size_t len)
+{
+	if (geteuid() != 0) {
+		snprintf(what, len, "no namespaces (not root)");
+		return;
+	}
+	if (unshare(CLONE_NEWNET | CLONE_NEWIPC) == -1) {
+		snprintf(what, len, "no namespaces (unshare: %s)",
+		    strerror(errno));
+		return;
+	}
+	snprintf(what, len, "network and IPC namespaces");
+}
+
+/* The zygote: serve SPAWN requests and report exits until EOF. */
+static void __attribute__((__noreturn__))
+zygote_main(int ctl, int exits)
+{
+	struct zygote_children	 children = RB_INITIALIZER(&children);
+	struct zygote_queue_head queue = TAILQ_HEAD_INITIALIZER(queue);
+	struct signalfd_siginfo	 si;
+	struct sandbox		*sb;
+	struct pollfd		 pfd[3];
+	struct wire_buf		 b;
+	sigset_t		 set;
+	unsigned char		*msg;
+	char			 err[DETAIL_MAX], what[128];
+	ssize_t			 n;
+	size_t			 nfds;
+	int			 fds[3], sfd;
+
+	/* A group's signals are the host's to act on; EOF ends us. */
+	(void)signal(SIGINT, SIG_IGN);
+	(void)signal(SIGTERM, SIG_IGN);
+	(void)signal(SIGHUP, SIG_IGN);
+	(void)signal(SIGQUIT, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN);
+	(void)setsid();
+	setproctitle("zygote");
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
+	    (sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1 ||
+	    (msg = malloc(ZYGOTE_MSG_MAX)) == NULL)
+		_exit(1);
+
+	wire_init(&b);
+	wire_u8(&b, ZY_READY);
+	if ((sb = sandbox_new(err, sizeof err)) == NULL) {
+		wire_u8(&b, 0);
+		zygote_put_str(&b, err);
+		(void)zygote_send(ctl, &b, NULL, 0);
+		_exit(1);
+	}
+	zygote_confine(what, sizeof what);
+	wire_u8(&b, 1);
+	zygote_put_str(&b, what);
+	if (zygote_send(ctl, &b, NULL, 0) == -1)
+		_exit(0);
+	wire_free(&b);
+
+	for (;;) {
+		pfd[0].fd = ctl;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = sfd;
+		pfd[1].events = POLLIN;
+		pfd[2].fd = exits;
+		pfd[2].events = TAILQ_EMPTY(&queue) ? 0 : POLLOUT;
+		if (poll(pfd, 3, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		if (pfd[1].revents & POLLIN) {
+			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+				;
+			zygote_reap(&children, &queue);
+		}
+		if (!TAILQ_EMPTY(&queue) && zygote_report(exits, &queue) == -1)
+			zygote_end(&children);
+		if (pfd[2].revents & (POLLHUP | POLLERR))
+			zygote_end(&children);
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = zygote_recv(ctl, msg, ZYGOTE_MSG_MAX, fds, 3,
+			    &nfds, 0);
+			if (n == 0 || (n == -1 && errno != EMSGSIZE &&
+			    errno != EAGAIN))
+				zygote_end(&children);
+			/*
+			 * A SPAWN holds its channel's options: no later
+			 * helper may find them in the pages it inherits.
+			 */
+			if (n > 0) {
+				zygote_spawn_one(ctl, &children, sb, msg,
+				    (size_t)n, fds, nfds);
+				explicit_bzero(msg, (size_t)n);
+			}
+			else if (n == -1 && errno == EMSGSIZE)
+				zygote_failed(ctl, 0, "spawn request too "
+				    "large");
+		}
+	}
+}
+
+/*
+ * Start a zygote: fork it from this process, which should hold nothing
+ * yet that helpers must not see.  NULL with err set.
+ */
+struct zygote *
+zygote_start(char *err, size_t errlen)
+{
+	struct zygote		*z;
+	struct wire_reader	 r;
+	struct pollfd		 pfd;
+	unsigned char		 buf[512];
+	const char		*what;
+	ssize_t			 n;
+	size_t			 nfds;
+	int			 ctl[2], ex[2], fd, ok;
+
+	if ((z = calloc(1, sizeof *z)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	z->pidfd = -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) == -1) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		free(z);
+		return NULL;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ex) == -1) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		close(ctl[0]);
+		close(ctl[1]);
+		free(z);
+		return NULL;
+	}
+	switch (z->pid = fork()) {
+	case -1:
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(ctl[0]);
+		close(ctl[1]);
+		close(ex[0]);
+		close(ex[1]);
+		free(z);
+		return NULL;
+	case 0:
+		close(ctl[0]);
+		close(ex[0]);
+		/* Only its two sockets and the standard streams. */
+		if ((fd = fcntl(ctl[1], F_DUPFD_CLOEXEC, 3)) == -1 ||
+		    dup2(fd, 3) == -1 ||
+		    (fd = fcntl(ex[1], F_DUPFD_CLOEXEC, 4)) == -1 ||
+		    dup2(fd, 4) == -1)
+			_exit(1);
+		closefrom(5);
+		zygote_main(3, 4);
+	}
+	close(ctl[1]);
+	close(ex[1]);
+	z->ctl = ctl[0];
+	z->exits = ex[0];
+	/* Not reaped yet, so this is the zygote. */
+	if ((z->pidfd = pidfd_open(z->pid, 0)) == -1) {
+		snprintf(err, errlen, "pidfd_open: %s", strerror(errno));
+		(void)kill(z->pid, SIGKILL);
+		zygote_free(z);
+		return NULL;
+	}
+
+	/* Its first words: ready, or why not. */
+	pfd.fd = z->ctl;
+	pfd.events = POLLIN;
+	n = -1;
+	if (poll(&pfd, 1, ZYGOTE_REPLY_MS) == 1)
+		n = zygote_recv(z->ctl, buf, sizeof buf, &fd, 0, &nfds, 0);
+	wire_reader_init(&r, buf, n > 0 ? (size_t)n : 0);
+	ok = wire_read_u8(&r) == ZY_READY ? wire_read_u8(&r) : 0;
+	what = zygote_take_str(&r);
+	if (n <= 0 || !wire_reader_done(&r) || !ok) {
+		snprintf(err, errlen, "starting the zygote: %s",
+		    n > 0 && what != NULL ? what : "it did not answer");
+		zygote_free(z);
+		return NULL;
+	}
+	strlcpy(z->what, what, sizeof z->what);
+	if (fcntl(z->exits, F_SETFL, O_NONBLOCK) == -1) {
+		snprintf(err, errlen, "zygote: fcntl: %s", strerror(errno));
+		zygote_free(z);
+		return NULL;
+	}
+	return z;
+}
+
+/*
+ * Stop the zygote: closing its sockets makes it kill what helpers it still
+ * has, reap them and exit.  Wait for that (its pidfd turns readable), and
+ * reap it if it is still our child (daemon(3) may have made it init's).
+ */
+void
+zygote_free(struct zygote *z)
+{
+	struct pollfd	pfd;
+	siginfo_t	si;
+
+	if (z == NULL)
+		return;
+	close(z->ctl);
+	close(z->exits);
+	if (z->pidfd != -1) {
+		pfd.fd = z->pidfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, ZYGOTE_REPLY_MS) != 1)
+			(void)pidfd_send_signal(z->pidfd, SIGKILL, NULL, 0);
+		while (waitid(P_PIDFD, (id_t)z->pidfd, &si, WEXITED) == -1 &&
+		    errno == EINTR)
+			;
+		close(z->pidfd);
+	}
+	free(z);
+}
+
+/* What the zygote's helpers get beyond the filters and limits. */
+const char *
+zygote_what(const struct zygote *z)
+{
+	return z->what;
+}
+
+/* The descriptor the host's loop watches for EXITED messages. */
+int
+zygote_exits_fd(const struct zygote *z)
+{
+	return z->exits;
+}
+
+/*
+ * Give up on a zygote that failed its protocol: kill it, so its helpers
+ * die with it and the host's loop sees its EOF.
+ */
+static void
+zygote_kill(struct zygote *z, bool *gone)
+{
+	(void)pidfd_send_signal(z->pidfd, SIGKILL, NULL, 0);
+	*gone = true;
+}
+
+/*
+ * Ask the zygote for a helper: spec says what it runs, fds are its socket,
+ * the version's image and its ledger; token is the host's name for it.
+ * On success *pid and *pidfd (close-on-exec) are set.  -1 with err set:
+ * no helper exists, or none that the host will ever hear of.  *gone is
+ * set when the zygote itself is gone.
+ */
+int
+zygote_spawn(struct zygote *z, const struct helper_spec *spec,
+    const int fds[3], uint64_t token, pid_t *pid, int *pidfd, bool *gone,
+    char *err, size_t errlen)
+{
+	struct wire_buf		 b;
+	struct wire_reader	 r;
+	struct pollfd		 pfd;
+	unsigned char		 buf[512];
+	const char		*why;
+	ssize_t			 n;
+	size_t			 nfds;
+	uint8_t			 type;
+	int			 rc;
+
+	*gone = false;
+	wire_init(&b);
+	b.max = ZYGOTE_MSG_MAX;
+	wire_u8(&b, ZY_SPAWN);
+	wire_u64(&b, token);
+	wire_u8(&b, spec->sandbox);
+	wire_u64(&b, spec->memory);
+	wire_u8(&b, spec->setuser);
+	wire_u32(&b, (uint32_t)spec->uid);
+	wire_u32(&b, (uint32_t)spec->gid);
+	zygote_put_str(&b, spec->label);
+	zygote_put_str(&b, spec->hex);
+	wire_u32(&b, (uint32_t)spec->nopts);
+	for (size_t i = 0; i < spec->nopts; i++) {
+		zygote_put_str(&b, spec->opts[i].key);
+		zygote_put_str(&b, spec->opts[i].value);
+	}
+	if (b.failed || b.len > ZYGOTE_MSG_MAX) {
+		snprintf(err, errlen, "its options take more than %d bytes",
+		    ZYGOTE_MSG_MAX);
+		wire_free(&b);
+		return -1;
+	}
+	rc = zygote_send(z->ctl, &b, fds, 3);
+	wire_free(&b);
+	if (rc == -1) {
+		snprintf(err, errlen, "the zygote is gone (%s)",
+		    strerror(errno));
+		zygote_kill(z, gone);
+		return -1;
+	}
+
+	pfd.fd = z->ctl;
+	pfd.events = POLLIN;
+	n = -1;
+	while ((rc = poll(&pfd, 1, ZYGOTE_REPLY_MS)) == -1 && errno == EINTR)
+		;
+	if (rc == 1)
+		n = zygote_recv(z->ctl, buf, sizeof buf, pidfd, 1, &nfds, 0);
+	if (n <= 0) {
+		snprintf(err, errlen, "the zygote is gone (%s)", n == 0 ?
+		    "it closed its socket" : rc == 0 ? "no answer" :
+		    strerror(errno));
+		zygote_kill(z, gone);
+		return -1;
+	}
+	wire_reader_init(&r, buf, (size_t)n);
+	type = wire_read_u8(&r);
+	if (wire_read_u64(&r) != token)
+		r.bad = true;
+	if (type == ZY_SPAWNED) {
+		*pid = (pid_t)wire_read_u32(&r);
+		if (wire_reader_done(&r) && nfds == 1 && *pid > 0)
+			return 0;
+	} else if (type == ZY_FAILED) {
+		why = zygote_take_str(&r);
+		if (wire_reader_done(&r) && nfds == 0) {
+			snprintf(err, errlen, "zygote: %s", why);
+			return -1;
+		}
+	}
+	if (nfds == 1)
+		close(*pidfd);
+	snprintf(err, errlen, "the zygote answered nonsense");
+	zygote_kill(z, gone);
+	return -1;
+}
+
+/*
+ * Take one EXITED report: 1 with *token and *status set, 0 if none is
+ * waiting, -1 if the zygote is gone (EOF, or it broke its protocol).
+ */
+int
+zygote_exited(struct zygote *z, uint64_t *token, int *status)
+{
+	struct wire_reader	r;
+	unsigned char		buf[64];
+	ssize_t			n;
+	size_t			nfds;
+	int			fd;
+
+	n = zygote_recv(z->exits, buf, sizeof buf, &fd, 0, &nfds,
+	    MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n <= 0)
+		return -1;
+	wire_reader_init(&r, buf, (size_t)n);
+	if (wire_read_u8(&r) != ZY_EXITED)
+		return -1;
+	*token = wire_read_u64(&r);
+	(void)wire_read_u32(&r);
+	*status = (int)wire_read_u32(&r);
+	return wire_reader_done(&r) ? 1 : -1;
+}
