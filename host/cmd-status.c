@@ -16,8 +16,6 @@
 
 #include "route-host.h"
 
-#define CMD_STATUS_SOCKET	RUNSTATEDIR "/route-host.sock"
-
 /* Ask the daemon at path for its status; NULL with err set. */
 static json_t *
 cmd_status_fetch(const char *path, char *err, size_t errlen)
@@ -149,7 +147,7 @@ cmd_status(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char	*path = CMD_STATUS_SOCKET;
+	const char	*path = DEFAULT_SOCKET;
 	char		 errbuf[512] = "";
 	bool		 as_json = false;
 	json_t		*j;

@@ -31,7 +31,7 @@ conf_defaults(struct conf *c)
 
 	memset(c, 0, sizeof *c);
 	strlcpy(c->plugins, PLUGINDIR, sizeof c->plugins);
-	strlcpy(c->socket, RUNSTATEDIR "/route-host.sock", sizeof c->socket);
+	strlcpy(c->socket, DEFAULT_SOCKET, sizeof c->socket);
 	c->timeout_ms = DEFAULT_TIMEOUT_MS;
 	c->helpers = n < 1 ? 1 : n > 16 ? 16 : (u_int)n;
 	c->drain_ms = 30000;

@@ -43,6 +43,8 @@
 #define DEFAULT_TIMEOUT_MS	5000
 #define DEFAULT_FILE_MAX	(64u << 20)
 #define DEFAULT_MEMORY_LIMIT	(256u << 20)
+/* In a directory of its own: route-host.service's RuntimeDirectory=. */
+#define DEFAULT_SOCKET		RUNSTATEDIR "/route-host/route-host.sock"
 
 /* How a call ended. */
 enum status {
