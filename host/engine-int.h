@@ -138,7 +138,7 @@ struct proc {
 	struct module		*module;
 	uint64_t		 token;		/* its name to the zygote */
 	pid_t			 pid;
-	int			 pidfd;		/* signals go through it */
+	int			 pidfd;		/* -1: kill through the zygote */
 	struct watch		 watch;		/* its socket, -1 once closed */
 	struct call_fifo	 calls;		/* sent, unanswered, in order */
 	u_int			 ncalls;
@@ -207,6 +207,7 @@ int		 zygote_spawn(struct zygote *, const struct helper_spec *,
 		     const int[3], uint64_t, pid_t *, int *, bool *, char *,
 		     size_t);
 int		 zygote_exited(struct zygote *, uint64_t *, int *);
+void		 zygote_kill_helper(struct zygote *, uint64_t, pid_t);
 int		 zygote_exits_fd(const struct zygote *);
 
 /* helper.c: runs in the child; never returns. */

@@ -77,6 +77,20 @@ proc_describe_status(int status, char *buf, size_t len)
 }
 
 /*
+ * SIGKILL the helper: through its pidfd, which names this process even
+ * once it is reaped, or else through the zygote, which kills only a child
+ * it has not reaped.
+ */
+static void
+proc_sigkill(struct proc *p)
+{
+	if (p->pidfd != -1)
+		(void)pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+	else
+		zygote_kill_helper(p->engine->zygote, p->token, p->pid);
+}
+
+/*
  * Start a helper for module m: the zygote forks it, with its socket, the
  * version's image and a ledger of its own.  Returns NULL with err set (and
  * the engine broken, if the zygote is gone).
@@ -142,7 +156,7 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		close(sv[0]);
 		p->watch.fd = -1;
 		/* The child is ours now: kill it and let the reaper free it. */
-		(void)pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+		proc_sigkill(p);
 		p->state = PROC_KILLED;
 		p->settled = true;
 		strlcpy(p->cause, err, sizeof p->cause);
@@ -166,7 +180,8 @@ proc_close(struct proc *p)
 void
 proc_free(struct proc *p)
 {
-	close(p->pidfd);
+	if (p->pidfd != -1)
+		close(p->pidfd);
 	wire_free(&p->out);
 	ledger_free(p->ledger);
 	free(p);
@@ -180,9 +195,8 @@ void
 proc_kill(struct proc *p, const char *cause)
 {
 	if (p->state != PROC_KILLED) {
-		/* The pidfd names this process even once it is reaped. */
 		if (!p->reaped)
-			(void)pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+			proc_sigkill(p);
 		strlcpy(p->cause, cause, sizeof p->cause);
 		p->state = PROC_KILLED;
 	}

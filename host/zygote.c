@@ -65,6 +65,7 @@ enum zygote_msg {
 	ZY_SPAWNED,		/* z->h: u64 token, u32 pid; fd pidfd */
 	ZY_FAILED,		/* z->h: u64 token, str why */
 	ZY_EXITED,		/* z->h: u64 token, u32 pid, u32 wait status */
+	ZY_KILL,		/* h->z: u64 token, u32 pid (no pidfd) */
 };
 
 /* The host's handle. */
@@ -370,12 +371,14 @@ zygote_spawn_one(int ctl, struct zygote_children *children,
 		goto done;
 	case 0:
 		close(ctl);
+		free(zc);	/* the zygote's record of this child */
 		zygote_child(self, &spec, fds, sb);
 	}
 	zc->pid = pid;
 	zc->token = token;
 	RB_INSERT(zygote_children, children, zc);
-	if ((pidfd = pidfd_open(pid, 0)) == -1) {
+	/* Without pidfds (valgrind has none), the host sends ZY_KILL. */
+	if ((pidfd = pidfd_open(pid, 0)) == -1 && errno != ENOSYS) {
 		/* It is reaped and reported all the same; the host ignores it. */
 		(void)kill(pid, SIGKILL);
 		zygote_failed(ctl, token, "pidfd_open failed");
@@ -385,14 +388,38 @@ zygote_spawn_one(int ctl, struct zygote_children *children,
 	wire_u8(&b, ZY_SPAWNED);
 	wire_u64(&b, token);
 	wire_u32(&b, (uint32_t)pid);
-	if (zygote_send(ctl, &b, &pidfd, 1) == -1)
+	if (zygote_send(ctl, &b, &pidfd, pidfd != -1) == -1)
 		_exit(0);
 	wire_free(&b);
-	close(pidfd);
+	if (pidfd != -1)
+		close(pidfd);
 done:
 	free(opts);
 	for (size_t i = 0; i < nfds; i++)
 		close(fds[i]);
+}
+
+/*
+ * In the zygote: kill the helper a ZY_KILL names, if it is still ours
+ * (not reaped: its pid is no one else's yet).
+ */
+static void
+zygote_kill_one(struct zygote_children *children, const unsigned char *msg,
+    size_t len)
+{
+	struct wire_reader	 r;
+	struct zygote_child	 key, *zc;
+	uint64_t		 token;
+
+	wire_reader_init(&r, msg, len);
+	(void)wire_read_u8(&r);
+	token = wire_read_u64(&r);
+	key.pid = (pid_t)wire_read_u32(&r);
+	if (!wire_reader_done(&r))
+		return;
+	if ((zc = RB_FIND(zygote_children, children, &key)) != NULL &&
+	    zc->token == token)
+		(void)kill(zc->pid, SIGKILL);
 }
 
 /* In the zygote: reap every child that exited, queueing its report. */
@@ -562,7 +589,11 @@ zygote_main(int ctl, int exits)
 			 * A SPAWN holds its channel's options: no later
 			 * helper may find them in the pages it inherits.
 			 */
-			if (n > 0) {
+			if (n > 0 && msg[0] == ZY_KILL) {
+				for (size_t i = 0; i < nfds; i++)
+					close(fds[i]);
+				zygote_kill_one(&children, msg, (size_t)n);
+			} else if (n > 0) {
 				zygote_spawn_one(ctl, &children, sb, msg,
 				    (size_t)n, fds, nfds);
 				explicit_bzero(msg, (size_t)n);
@@ -619,6 +650,7 @@ zygote_start(char *err, size_t errlen)
 	case 0:
 		close(ctl[0]);
 		close(ex[0]);
+		free(z);	/* the host's handle */
 		/* Only its two sockets and the standard streams. */
 		if ((fd = fcntl(ctl[1], F_DUPFD_CLOEXEC, 3)) == -1 ||
 		    dup2(fd, 3) == -1 ||
@@ -632,8 +664,8 @@ zygote_start(char *err, size_t errlen)
 	close(ex[1]);
 	z->ctl = ctl[0];
 	z->exits = ex[0];
-	/* Not reaped yet, so this is the zygote. */
-	if ((z->pidfd = pidfd_open(z->pid, 0)) == -1) {
+	/* Not reaped yet, so this is the zygote (none under valgrind). */
+	if ((z->pidfd = pidfd_open(z->pid, 0)) == -1 && errno != ENOSYS) {
 		snprintf(err, errlen, "pidfd_open: %s", strerror(errno));
 		(void)kill(z->pid, SIGKILL);
 		zygote_free(z);
@@ -688,7 +720,10 @@ zygote_free(struct zygote *z)
 		    errno == EINTR)
 			;
 		close(z->pidfd);
-	}
+	} else
+		while (waitid(P_PID, (id_t)z->pid, &si, WEXITED) == -1 &&
+		    errno == EINTR)
+			;
 	free(z);
 }
 
@@ -713,7 +748,10 @@ zygote_exits_fd(const struct zygote *z)
 static void
 zygote_kill(struct zygote *z, bool *gone)
 {
-	(void)pidfd_send_signal(z->pidfd, SIGKILL, NULL, 0);
+	if (z->pidfd != -1)
+		(void)pidfd_send_signal(z->pidfd, SIGKILL, NULL, 0);
+	else
+		(void)kill(z->pid, SIGKILL);
 	*gone = true;
 }
 
@@ -791,7 +829,9 @@ zygote_spawn(struct zygote *z, const struct helper_spec *spec,
 		r.bad = true;
 	if (type == ZY_SPAWNED) {
 		*pid = (pid_t)wire_read_u32(&r);
-		if (wire_reader_done(&r) && nfds == 1 && *pid > 0)
+		if (nfds == 0)
+			*pidfd = -1;	/* no pidfds here: zygote_kill_helper */
+		if (wire_reader_done(&r) && *pid > 0)
 			return 0;
 	} else if (type == ZY_FAILED) {
 		why = zygote_take_str(&r);
@@ -805,6 +845,23 @@ zygote_spawn(struct zygote *z, const struct helper_spec *spec,
 	snprintf(err, errlen, "the zygote answered nonsense");
 	zygote_kill(z, gone);
 	return -1;
+}
+
+/*
+ * Kill helper token (pid) through the zygote, where there are no pidfds:
+ * it kills only a child it has not reaped, so never a stranger.
+ */
+void
+zygote_kill_helper(struct zygote *z, uint64_t token, pid_t pid)
+{
+	struct wire_buf	b;
+
+	wire_init(&b);
+	wire_u8(&b, ZY_KILL);
+	wire_u64(&b, token);
+	wire_u32(&b, (uint32_t)pid);
+	(void)zygote_send(z->ctl, &b, NULL, 0);
+	wire_free(&b);
 }
 
 /*

@@ -1327,7 +1327,8 @@ test_shared_maps(pid_t pid)
 	assert_non_null(fp = fopen(path, "r"));
 	while (fgets(line, sizeof line, fp) != NULL)
 		if (sscanf(line, "%*s %7s", perms) == 1 &&
-		    strcmp(perms, "rw-s") == 0) {
+		    strcmp(perms, "rw-s") == 0 &&
+		    strstr(line, "/memfd:") != NULL) {
 			assert_non_null(strstr(line, "route-host:ledger"));
 			n++;
 		}
