@@ -732,6 +732,56 @@ test_untrusted_directory(void **state)
 	assert_int_equal(chmod(f->dir, 0700), 0);
 }
 
+/*
+ * Strict trust by owner: a plugin or directory owned by anyone but root
+ * or us is refused.  Only root can give a file away, so only root checks
+ * this; run by anyone else, every other test here deploys files owned by
+ * us and not by root, which checks the other half of the rule.
+ */
+static void
+test_untrusted_owner(void **state)
+{
+	struct fixture	*f = *state;
+	const uid_t	 other = 4242;	/* neither root nor us */
+	char		 v1[VERSION_HEX_LEN + 1], v2[VERSION_HEX_LEN + 1];
+	char		 path[128], want[128];
+
+	if (geteuid() != 0) {
+		print_message("skipped: giving a file to another owner needs "
+		    "root\n");
+		skip();
+	}
+	test_hash(testutil_plugin("block-v1", false), v1);
+	test_hash(testutil_plugin("block-v2", false), v2);
+	test_put(f, CHAN, testutil_plugin("block-v1", false));
+	snprintf(path, sizeof path, "%s/%s.so", f->dir, CHAN);
+	assert_int_equal(chown(path, other, (gid_t)-1), 0);
+	test_open(f);
+	test_spin(f, 2 * f->conf.settle_ms);
+	assert_string_equal(test_active(f, CHAN), "");
+	snprintf(want, sizeof want, "%s.so: refused: owned by uid %ld, "
+	    "neither root nor us", CHAN, (long)other);
+	assert_true(test_logged(f, want));
+
+	/* Given back to root, it deploys on the next scan. */
+	assert_int_equal(chown(path, 0, (gid_t)-1), 0);
+	plugdir_scan(f->pd);
+	test_wait_active(f, CHAN, v1);
+
+	/* A directory owned by someone else deploys nothing new. */
+	assert_int_equal(chown(f->dir, other, (gid_t)-1), 0);
+	test_put(f, CHAN, testutil_plugin("block-v2", false));
+	plugdir_scan(f->pd);
+	test_spin(f, 2 * f->conf.settle_ms);
+	snprintf(want, sizeof want, "%s: owned by uid %ld, neither root nor "
+	    "us; channels keep their current versions", f->dir, (long)other);
+	assert_true(test_logged(f, want));
+	assert_string_equal(test_active(f, CHAN), v1);
+	assert_int_equal(chown(f->dir, 0, (gid_t)-1), 0);
+	plugdir_scan(f->pd);
+	test_wait_active(f, CHAN, v2);
+}
+
 #define LOAD_DEPTH	4
 #define LOAD_DEPLOYS	100
 
@@ -834,6 +884,7 @@ main(void)
 		T(test_reopen_same_dir_not_capped),
 		T(test_trust),
 		T(test_untrusted_directory),
+		T(test_untrusted_owner),
 		T(test_many_deploys_under_load),
 #undef T
 	};
