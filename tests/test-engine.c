@@ -1338,7 +1338,7 @@ test_shared_maps(pid_t pid)
 
 /*
  * A helper has fds 0-4 only, a process title, is warm-reused, and shares
- * no memory but its own ledger.
+ * no memory but its own ledger; as another user, nothing can be seen.
  */
 static void
 test_helper_hygiene(void **state)
@@ -1358,17 +1358,29 @@ test_helper_hygiene(void **state)
 	assert_int_equal(w.r.status, ST_OK);
 	assert_int_equal(module_pids(m, &pid, 1), 1);
 
+	/*
+	 * A helper is not dumpable: a process of its own user cannot look
+	 * inside it.  Only root can count its fds.
+	 */
 	snprintf(path, sizeof path, "/proc/%ld/fd", (long)pid);
-	assert_non_null(d = opendir(path));
-	while ((de = readdir(d)) != NULL) {
-		/* valgrind keeps its own fds at 1024 and up. */
-		if (de->d_name[0] == '.' || atoi(de->d_name) >= 1024)
-			continue;
-		assert_true(atoi(de->d_name) <= 4);
-		nfd++;
+	if (geteuid() != 0) {
+		assert_null(d = opendir(path));
+		assert_int_equal(errno, EACCES);
+		print_message("skipped: counting a helper's fds and maps needs "
+		    "root\n");
+	} else {
+		assert_non_null(d = opendir(path));
+		while ((de = readdir(d)) != NULL) {
+			/* valgrind keeps its own fds at 1024 and up. */
+			if (de->d_name[0] == '.' ||
+			    atoi(de->d_name) >= 1024)
+				continue;
+			assert_true(atoi(de->d_name) <= 4);
+			nfd++;
+		}
+		closedir(d);
+		assert_int_equal(nfd, 5);
 	}
-	closedir(d);
-	assert_int_equal(nfd, 5);
 
 	/* Under valgrind the title area is valgrind's: nothing to see. */
 	snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
@@ -1387,7 +1399,8 @@ test_helper_hygiene(void **state)
 	w = test_call(f->e, other, one_ready, 1, 0);
 	assert_int_equal(w.r.status, ST_OK);
 	assert_int_equal(module_pids(other, &pid, 1), 1);
-	assert_int_equal(test_shared_maps(pid), 1);
+	if (geteuid() == 0)
+		assert_int_equal(test_shared_maps(pid), 1);
 	engine_release(f->e, other);
 	engine_release(f->e, m);
 }

@@ -387,8 +387,11 @@ contains "daemon, file read in init: a missing file fails the deploy, said" \
 # The helpers that answered ran under both filters.  (Under valgrind the
 # filters are left out.)
 if [ -z "$ROUTE_HOST_WRAPPER" ]; then
-	helpers=$(ps -o pid=,args= --ppid "$pid" | awk '/helper cxx / { print $1 }')
+	# The daemon's child is its zygote; the helpers are the zygote's.
+	zygote=$(ps -o pid= --ppid "$pid" | tr -d ' ')
+	helpers=$(ps -o pid=,args= --ppid "$zygote" | awk '/helper cxx / { print $1 }')
 	bad=""
+	[ -n "$helpers" ] || bad="none found"
 	for h in $helpers; do
 		st=$(cat "/proc/$h/status" 2>/dev/null)
 		case "$st" in

@@ -70,9 +70,13 @@ start_daemon() {
 		sleep 0.1; i=$((i + 1))
 	done
 }
-# helpers_of PID: the pids of a daemon's helpers.
+# helpers_of PID: the pids of a daemon's zygote and helpers.
 helpers_of() {
-	ps -o pid= --ppid "$1" | tr -d ' '
+	# The daemon's children (its zygote) and theirs (the helpers).
+	for c in $(ps -o pid= --ppid "$1"); do
+		echo "$c"
+		ps -o pid= --ppid "$c"
+	done | tr -d ' '
 }
 # alive PIDS...: how many of them still run (zombies do not count).
 alive() {
@@ -383,13 +387,13 @@ start_daemon
 echo '{"consumers": [{"id": "a", "max_in_flight": 1}]}' | rh route -s "$sock" -c orders >/dev/null
 helpers=$(helpers_of "$pid")
 # shellcheck disable=SC2086
-check "helpers are running" '[ "$(alive $helpers)" -gt 0 ]'
+check "the zygote and a helper are running" '[ "$(alive $helpers)" -ge 2 ]'
 kill -9 "$pid"; wait "$pid" 2>/dev/null
 pid=""
 # shellcheck disable=SC2086
 i=0; while [ "$(alive $helpers)" != 0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 # shellcheck disable=SC2086
-check "kill -9 of the daemon: its helpers die with it" '[ "$(alive $helpers)" = 0 ]'
+check "kill -9 of the daemon: its zygote and helpers die with it" '[ "$(alive $helpers)" = 0 ]'
 rm -f "$sock"
 
 # --- configuration errors refuse to start
@@ -402,6 +406,10 @@ got=$(rh serve -f -c "$tmp/missing.conf" -d "$tmp/plugins" -s "$sock" 2>&1; echo
 contains "missing -c file: refuses to start" "missing.conf: No such file" "$got"
 got=$(rh serve -f -d "$tmp/nowhere" -s "$sock" 2>&1; echo "rc=$?")
 contains "missing plugins directory: refuses to start" "rc=1" "$got"
+printf 'helper-user no-such-user-here\n' > "$tmp/bad.conf"
+got=$(rh serve -f -c "$tmp/bad.conf" -d "$tmp/plugins" -s "$sock" 2>&1; echo "rc=$?")
+contains "helper-user of no user: refuses to start, names line and user" \
+    "bad.conf:1: helper-user no-such-user-here: no such user" "$got"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
