@@ -330,6 +330,8 @@ cmd_serve(int argc, char **argv)
 	ec.helpers = d.conf.helpers;
 	ec.helper_user = d.conf.helper_user;
 	ec.zygote = zygote;
+	ec.log = cmd_serve_log;
+	ec.log_arg = &d;
 	if ((d.engine = engine_new(&ec, err, sizeof err)) == NULL)
 		goto fatal;
 	engine_describe_sandbox(d.engine, err, sizeof err);

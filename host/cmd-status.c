@@ -130,6 +130,15 @@ cmd_status_table(json_t *j)
 		if (json_is_string(json_object_get(ch, "error")))
 			printf("%16s last deploy: %s\n", "",
 			    json_string_value(json_object_get(ch, "error")));
+		json_array_foreach(vs, k, v)
+			if (json_integer_value(json_object_get(v,
+			    "violations")) > 0)
+				printf("%16s %.12s: %lld killed by the sandbox, "
+				    "last: %s\n", "", json_string_value(
+				    json_object_get(v, "version")),
+				    json_integer_value(json_object_get(v,
+				    "violations")), json_string_value(
+				    json_object_get(v, "last_violation")));
 	}
 	if (json_array_size(chs) == 0)
 		printf("(no channels: put NAME.so files in the plugins "

@@ -301,6 +301,8 @@ struct engine {
 };
 
 void		 engine_proc_born(struct engine *, struct proc *);
+void		 engine_log(struct engine *, int, const char *, ...)
+		     __attribute__((__format__(__printf__, 3, 4)));
 void		 engine_proc_reaped(struct engine *, struct proc *);
 
 #ifdef ENGINE_CHECKS

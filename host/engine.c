@@ -26,6 +26,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,21 @@ void
 engine_unwatch(struct engine *e, struct watch *w)
 {
 	loop_unwatch(e->loop, w);
+}
+
+/* Tell the engine's owner something worth a log line (syslog priority). */
+void
+engine_log(struct engine *e, int prio, const char *fmt, ...)
+{
+	va_list	ap;
+	char	line[1024];
+
+	if (e->conf.log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	e->conf.log(e->conf.log_arg, prio, line);
 }
 
 /* A helper was forked: index it by token for the reaper. */

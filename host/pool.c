@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "engine-int.h"
 
@@ -33,6 +34,7 @@
 #define POOL_EOF_GRACE_MS	20	/* to die after closing its socket */
 #define POOL_STALL_MS		1000	/* idle, and not reading its socket */
 #define POOL_COLLECT_MS		1	/* ledgers of pipelined helpers, read */
+#define POOL_VIOLATION_LOG_MS	60000	/* a version's sandbox kills, logged */
 
 struct pool {
 	struct module		*module;
@@ -801,6 +803,35 @@ pool_gone(struct proc *p)
 }
 
 /*
+ * The sandbox killed helper p (how says why): count it on its version,
+ * and log the first, then at most one line a minute with the count since.
+ */
+static void
+pool_violation(struct proc *p, const char *how)
+{
+	struct module	*m = p->module;
+	uint64_t	 now = loop_now();
+
+	m->violations++;
+	strlcpy(m->violation, how, sizeof m->violation);
+	if (m->violations_logged != 0 &&
+	    now - m->violation_logged < POOL_VIOLATION_LOG_MS * MS_NS)
+		return;
+	if (m->violations_logged == 0)
+		engine_log(p->engine, LOG_WARNING, "%s %.12s: the sandbox "
+		    "killed helper %ld: %s (further violations are counted "
+		    "in status and logged at most once a minute)", m->label,
+		    m->hex, (long)p->pid, how);
+	else
+		engine_log(p->engine, LOG_WARNING, "%s %.12s: the sandbox "
+		    "killed %llu more helpers, the last: %s", m->label, m->hex,
+		    (unsigned long long)(m->violations - m->violations_logged),
+		    how);
+	m->violations_logged = m->violations;
+	m->violation_logged = now;
+}
+
+/*
  * The helper was reaped.  A handshake that never came is a spawn failure;
  * a helper that died by its own hand keeps what it finished, and the call
  * it was running is lost with the cause.  Then the pool replaces it.
@@ -815,9 +846,10 @@ pool_died(struct proc *p, const struct proc_ev *ev)
 	bool		 by_us;
 	u_int		 idle, spawning, live;
 
-	if (WIFSIGNALED(ev->wstatus) && WTERMSIG(ev->wstatus) == SIGSYS)
+	if (WIFSIGNALED(ev->wstatus) && WTERMSIG(ev->wstatus) == SIGSYS) {
 		sandbox_describe(p->ledger->blocked, how, sizeof how);
-	else
+		pool_violation(p, how);
+	} else
 		proc_describe_status(ev->wstatus, how, sizeof how);
 	by_us = p->state == PROC_KILLED && WIFSIGNALED(ev->wstatus) &&
 	    WTERMSIG(ev->wstatus) == SIGKILL;

@@ -86,6 +86,9 @@ struct engine_config {
 	size_t			 memory_limit;	/* a helper's, 0: none */
 	const char		*helper_user;	/* as root; NULL: "nobody" */
 	struct zygote		*zygote;	/* started early; NULL: now */
+	/* Where the engine reports what an operator should know; NULL. */
+	void			(*log)(void *, int, const char *);
+	void			*log_arg;
 };
 
 /* zygote.c: the process that forks every helper, started first. */
@@ -278,6 +281,10 @@ struct module {
 	uint64_t		 served;
 	uint64_t		 crashed;
 	uint64_t		 timed_out;
+	uint64_t		 violations;	/* helpers the sandbox killed */
+	char			 violation[DETAIL_MAX];	/* the last */
+	uint64_t		 violation_logged;	/* when, and how many */
+	uint64_t		 violations_logged;
 
 	/* Its life (module.c) and its helpers (pool.c). */
 	enum module_state	 state;

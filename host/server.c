@@ -884,11 +884,13 @@ server_version(struct module *m, void *arg)
 	for (u_int i = 0; i < n; i++)
 		json_array_append_new(helpers, json_pack("{s:I,s:s}", "pid",
 		    (json_int_t)hs[i].pid, "state", hs[i].state));
-	v = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I}", "version", m->hex,
-	    "plugin", m->name, "state", m == sv->active ? "active" :
+	v = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:s?}", "version",
+	    m->hex, "plugin", m->name, "state", m == sv->active ? "active" :
 	    m == sv->loading ? "loading" : "draining", "helpers", helpers,
 	    "served", (json_int_t)m->served, "crashed",
-	    (json_int_t)m->crashed, "timed_out", (json_int_t)m->timed_out);
+	    (json_int_t)m->crashed, "timed_out", (json_int_t)m->timed_out,
+	    "violations", (json_int_t)m->violations, "last_violation",
+	    m->violations > 0 ? m->violation : NULL);
 	json_array_append_new(sv->versions, v);
 }
 

@@ -135,6 +135,7 @@ channel unboxed {
 	option channel=unboxed
 }
 channel vault {
+	option try=none
 	option api_key=s3cr3t-7f0a9c
 }
 channel finder {
@@ -177,6 +178,20 @@ if [ -z "$ROUTE_HOST_WRAPPER" ]; then
 	    rh route -s "$sock" -c escape)
 	contains "a plugin's kill of the daemon ends its call, naming the system call" \
 	    'seccomp: blocked system call kill' "$got"
+	echo '{"consumers": [{"id": "a", "max_in_flight": 1}, {"id": "b", "max_in_flight": 1}]}' |
+	    rh route -s "$sock" -c escape >/dev/null
+	contains "the first sandbox kill of a version is logged" \
+	    "the sandbox killed helper" "$(cat "$tmp/log")"
+	check "... once: the second is counted, not logged" \
+	    '[ "$(grep -c "the sandbox killed" "$tmp/log")" = 1 ]'
+	contains "status counts a version's sandbox kills" \
+	    '"violations": 2' "$(rh status -s "$sock" --json)"
+	contains "... and names the last" \
+	    '"last_violation": "seccomp: blocked system call kill"' \
+	    "$(rh status -s "$sock" --json)"
+	contains "... and says so in text" \
+	    "2 killed by the sandbox, last: seccomp: blocked system call kill" \
+	    "$(rh status -s "$sock")"
 	got=$(echo '{"consumers": [{"id": "a", "max_in_flight": 1}]}' |
 	    rh route -s "$sock" -c orders)
 	contains "the daemon and its other channels keep serving" \
@@ -197,12 +212,16 @@ if [ -z "$ROUTE_HOST_WRAPPER" ]; then
 fi
 
 # --- a helper holds nothing of the daemon's memory: the zygote forked it
-# before the daemon read its configuration (needle is vault's key backwards)
-two='{"consumers": [{"id": "a", "max_in_flight": 1}, {"id": "b", "max_in_flight": 1}]}'
-contains "another channel's option is nowhere in a helper's memory" \
-    '"decision": "a"' "$(echo "$two" | rh route -s "$sock" -c finder)"
-contains "... though the vault channel that has it is deployed" \
-    '"decision": "a"' "$(echo "$two" | rh route -s "$sock" -c vault)"
+# before the daemon read its configuration (needle is vault's key
+# backwards).  Under valgrind, valgrind's own memory beside the plugin's
+# holds copies of what the process read: not checked there.
+if [ -z "$ROUTE_HOST_WRAPPER" ]; then
+	two='{"consumers": [{"id": "a", "max_in_flight": 1}, {"id": "b", "max_in_flight": 1}]}'
+	contains "another channel's option is nowhere in a helper's memory" \
+	    '"decision": "a"' "$(echo "$two" | rh route -s "$sock" -c finder)"
+	contains "... though the vault channel that has it is deployed" \
+	    '"decision": "a"' "$(echo "$two" | rh route -s "$sock" -c vault)"
+fi
 
 # --- after a crash a channel keeps a loaded spare, which status shows
 poison='{"message": {"poison": true}, "consumers": [{"id": "a", "max_in_flight": 1}]}'
