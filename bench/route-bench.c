@@ -8,7 +8,7 @@
  *
  * --json prints the figures as one JSON object instead of a table; -q runs
  * fewer iterations (a smoke run); -s runs only the sections named in a
- * comma list of latency, lifecycle, daemon and memory.
+ * comma list of latency, lifecycle, sandbox, daemon and memory.
  */
 
 #include "config.h"
@@ -344,12 +344,16 @@ bench_latency(struct engine *e, const struct wire_buf *b, size_t n)
 	free(en);
 }
 
-/* Cold start: a version never loaded, from file to first answer. */
+/*
+ * Cold start: n samples into ns of a version never loaded, from file to
+ * first answer; salt keeps the versions of two runs apart.
+ */
 static void
-bench_cold(struct engine *e, const struct wire_buf *b, size_t n)
+bench_cold_fill(struct engine *e, const struct wire_buf *b, uint64_t *ns,
+    size_t n, const char *salt)
 {
-	uint64_t	*ns = calloc(n, sizeof *ns);
-	char		 opt[32];
+	u_int	base = engine_loaded(e);	/* other versions */
+	char	opt[48];
 
 	for (size_t i = 0; i < n; i++) {
 		uint64_t		t = engine_now();
@@ -357,14 +361,26 @@ bench_cold(struct engine *e, const struct wire_buf *b, size_t n)
 		struct bench_wait	w;
 
 		/* Distinct options: a distinct module, never deduped. */
-		snprintf(opt, sizeof opt, "%zu", i);
+		snprintf(opt, sizeof opt, "%s%zu", salt, i);
 		m = bench_load(e, bench_plugin("first-available", true), opt);
 		w = bench_call(e, m, b, 0);
+		if (w.r.status != ST_OK)
+			errx(1, "cold start: %s", w.r.detail);
 		ns[i] = w.at - t;
+		/* Until it is freed: its helpers are reaped. */
 		engine_release(e, m);
-		while (engine_procs(e) > 0)
+		while (engine_loaded(e) > base)
 			engine_run(e, 10);
 	}
+}
+
+/* Cold start: a version never loaded, from file to first answer. */
+static void
+bench_cold(struct engine *e, const struct wire_buf *b, size_t n)
+{
+	uint64_t	*ns = calloc(n, sizeof *ns);
+
+	bench_cold_fill(e, b, ns, n, "");
 	bench_row("cold_start", "cold start: file to first answer", ns, n,
 	    NULL, 0);
 	free(ns);
@@ -384,19 +400,18 @@ bench_spare_ready(struct module *m)
 }
 
 /*
- * Crash recovery: from a crashed call to the next answered call.  Crashes
- * now and then meet a loaded spare; crashes back to back (three good calls
- * apart, clear of the crash-loop throttle) find it still loading.
+ * Crash recovery: n samples into ns, from a crashed call of m to the next
+ * answered call.  Spaced, each crash meets a loaded spare; back to back
+ * (three good calls apart, clear of the crash-loop throttle) it finds it
+ * still loading.
  */
 static void
-bench_crash(struct engine *e, const struct wire_buf *b, size_t n,
-    bool spaced)
+bench_crash_fill(struct engine *e, struct module *m, const struct wire_buf *b,
+    uint64_t *ns, size_t n, bool spaced)
 {
-	struct module	*m = bench_load(e, bench_plugin("demo-crashy", true),
-			    spaced ? "spaced" : "back-to-back");
 	struct wire_buf	 poison;
 	struct route_value v = { .type = ROUTE_BOOLEAN, .boolean = true };
-	uint64_t	*ns = calloc(n, sizeof *ns), end;
+	uint64_t	 end;
 
 	wire_init(&poison);
 	wire_body_begin(&poison, 1, 0);
@@ -419,15 +434,102 @@ bench_crash(struct engine *e, const struct wire_buf *b, size_t n,
 		for (int k = 0; k < 2; k++)
 			bench_call(e, m, b, 0);
 	}
+	wire_free(&poison);
+}
+
+/* Crash recovery, now and then or back to back. */
+static void
+bench_crash(struct engine *e, const struct wire_buf *b, size_t n,
+    bool spaced)
+{
+	struct module	*m = bench_load(e, bench_plugin("demo-crashy", true),
+			    spaced ? "spaced" : "back-to-back");
+	uint64_t	*ns = calloc(n, sizeof *ns);
+
+	bench_crash_fill(e, m, b, ns, n, spaced);
 	if (spaced)
 		bench_row("crash_recovery", "crash recovery: crash now and then",
 		    ns, n, NULL, 0);
 	else
 		bench_row("crash_recovery_back_to_back", "crash recovery: "
 		    "crashes back to back", ns, n, NULL, 0);
-	wire_free(&poison);
 	engine_release(e, m);
 	free(ns);
+}
+
+/*
+ * The sandbox's cost: the same figures from e and from an engine whose
+ * helpers run without it (same zygote design, no user switch, limits or
+ * filters), in alternating rounds, each sandboxed row with its ratio to
+ * the unsandboxed one.
+ */
+static void
+bench_sandbox(struct engine *e, const struct wire_buf *b, size_t n)
+{
+	struct engine_config	 conf;
+	struct engine		*bare;
+	struct module		*mb, *mo, *cb, *co;
+	uint64_t		*ns[2][4];
+	char			 errbuf[DETAIL_MAX];
+	size_t			 chunk = n / BENCH_ROUNDS, cold = n / 50 + 2;
+	size_t			 ccold = cold / BENCH_ROUNDS + 1;
+	static const char *const keys[4] = { "one_call", "cold_start",
+	    "crash_recovery", "crash_recovery_back_to_back" };
+	static const char *const whats[4] = { "one call in flight",
+	    "cold start: file to first answer", "crash recovery: now and then",
+	    "crash recovery: back to back" };
+	size_t			 counts[4] = { chunk * BENCH_ROUNDS,
+	    ccold * BENCH_ROUNDS, ccold * BENCH_ROUNDS, ccold * BENCH_ROUNDS };
+
+	engine_defaults(&conf);
+	conf.sandbox = false;
+	if ((bare = engine_new(&conf, errbuf, sizeof errbuf)) == NULL)
+		errx(1, "%s", errbuf);
+	for (int k = 0; k < 2; k++)
+		for (int j = 0; j < 4; j++)
+			if ((ns[k][j] = calloc(counts[j], sizeof(uint64_t))) ==
+			    NULL)
+				err(1, NULL);
+	mb = bench_load(e, bench_plugin("first-available", true), "boxed");
+	mo = bench_load(bare, bench_plugin("first-available", true), "open");
+	cb = bench_load(e, bench_plugin("demo-crashy", true), "boxed");
+	co = bench_load(bare, bench_plugin("demo-crashy", true), "open");
+	for (int i = 0; i < 100; i++) {
+		bench_call(e, mb, b, 0);
+		bench_call(bare, mo, b, 0);
+	}
+	for (int r = 0; r < BENCH_ROUNDS; r++) {
+		bench_engine(bare, mo, b, ns[0][0] + r * chunk, chunk);
+		bench_engine(e, mb, b, ns[1][0] + r * chunk, chunk);
+		bench_cold_fill(bare, b, ns[0][1] + r * ccold, ccold, "o");
+		bench_cold_fill(e, b, ns[1][1] + r * ccold, ccold, "b");
+		bench_crash_fill(bare, co, b, ns[0][2] + r * ccold, ccold,
+		    true);
+		bench_crash_fill(e, cb, b, ns[1][2] + r * ccold, ccold, true);
+		bench_crash_fill(bare, co, b, ns[0][3] + r * ccold, ccold,
+		    false);
+		bench_crash_fill(e, cb, b, ns[1][3] + r * ccold, ccold, false);
+	}
+	for (int j = 0; j < 4; j++) {
+		char	key[64], what[96];
+
+		qsort(ns[0][j], counts[j], sizeof(uint64_t), bench_cmp);
+		snprintf(key, sizeof key, "unsandboxed_%s", keys[j]);
+		snprintf(what, sizeof what, "%s, unsandboxed", whats[j]);
+		bench_row(key, what, ns[0][j], counts[j], NULL, 0);
+		snprintf(key, sizeof key, "sandboxed_%s", keys[j]);
+		snprintf(what, sizeof what, "%s, sandboxed", whats[j]);
+		bench_row(key, what, ns[1][j], counts[j], "unsandboxed",
+		    ns[0][j][counts[j] / 2]);
+	}
+	engine_release(e, mb);
+	engine_release(bare, mo);
+	engine_release(e, cb);
+	engine_release(bare, co);
+	engine_free(bare);
+	for (int k = 0; k < 2; k++)
+		for (int j = 0; j < 4; j++)
+			free(ns[k][j]);
 }
 
 /*
@@ -975,6 +1077,23 @@ bench_kib(pid_t pid, bool uss)
 	return total;
 }
 
+/* The first child of process pid, or 0. */
+static pid_t
+bench_child(pid_t pid)
+{
+	char	 cmd[64];
+	FILE	*ps;
+	long	 c = 0;
+
+	snprintf(cmd, sizeof cmd, "ps -o pid= --ppid %ld", (long)pid);
+	if ((ps = popen(cmd, "r")) != NULL) {
+		if (fscanf(ps, "%ld", &c) != 1)
+			c = 0;
+		pclose(ps);
+	}
+	return (pid_t)c;
+}
+
 /*
  * Memory: the daemon's RSS with 1, 100 and 1000 channels, each a distinct
  * version (first-available with a distinct trailer, which ELF ignores),
@@ -992,7 +1111,7 @@ bench_memory(size_t maxch)
 	char			 errbuf[DETAIL_MAX], *text;
 	size_t			 made = 0, len;
 	uint8_t			 type;
-	pid_t			 pid, helper = 0;
+	pid_t			 pid, zygote = 0, helper = 0;
 	FILE			*out;
 	int			 in;
 
@@ -1072,19 +1191,15 @@ bench_memory(size_t maxch)
 		snprintf(key, sizeof key, "daemon_rss_%zu", counts[k]);
 		bench_value(key, cmd, (double)bench_kib(pid, false), "KiB",
 		    NULL, 0);
-		if (helper == 0) {
-			FILE	*ps;
-			long	 h;
-
-			snprintf(cmd, sizeof cmd, "ps -o pid= --ppid %ld",
-			    (long)pid);
-			if ((ps = popen(cmd, "r")) != NULL) {
-				if (fscanf(ps, "%ld", &h) == 1)
-					helper = (pid_t)h;
-				pclose(ps);
-			}
-		}
+		/* The daemon's child is its zygote, whose are the helpers. */
+		if (zygote == 0)
+			zygote = bench_child(pid);
+		if (helper == 0 && zygote != 0)
+			helper = bench_child(zygote);
 	}
+	if (zygote != 0)
+		bench_value("zygote_rss", "the zygote's RSS",
+		    (double)bench_kib(zygote, false), "KiB", NULL, 0);
 	if (helper != 0)
 		bench_value("helper_uss", "one helper's USS (private pages)",
 		    (double)bench_kib(helper, true), "KiB", NULL, 0);
@@ -1132,7 +1247,7 @@ bench_usage(void)
 {
 	fprintf(stderr, "usage: route-bench [--json] [-q] [-s SECTIONS] "
 	    "[-d DIR] [-t DIR] [-r ROUTE_HOST]\n"
-	    "SECTIONS: a comma list of latency, lifecycle, daemon, "
+	    "SECTIONS: a comma list of latency, lifecycle, sandbox, daemon, "
 	    "memory\n");
 	exit(2);
 }
@@ -1147,7 +1262,7 @@ main(int argc, char **argv)
 		{ NULL,		0,			NULL,	0 }
 	};
 	static const char *const	 sections[] = {
-		"latency", "lifecycle", "daemon", "memory"
+		"latency", "lifecycle", "sandbox", "daemon", "memory"
 	};
 	struct engine_config		 conf;
 	struct engine			*e;
@@ -1232,6 +1347,10 @@ main(int argc, char **argv)
 		bench_overshoot(e, 100, 30 / (size_t)bench_scale + 1,
 		    bench_floor_d(100, 30 / (size_t)bench_scale + 1));
 		bench_deploy(&b, 50 / (size_t)bench_scale);
+	}
+	if (bench_wants("sandbox")) {
+		bench_section("sandbox: its cost, side by side (us)", NULL);
+		bench_sandbox(e, &b, 10000 / (size_t)bench_scale);
 	}
 	if (bench_wants("daemon"))
 		bench_serve(&b, 20000 / (size_t)bench_scale);
