@@ -663,24 +663,31 @@ bench_deploy(const struct wire_buf *b, size_t n)
 	struct wire_buf		 blk;
 	struct route_value	 v;
 	char			 entered;
-	int			 sigfd;
+	int			 sigfd, pfd[2], saved;
 
-	if (mkdtemp(dir) == NULL || mkdtemp(sig) == NULL)
+	/* Helpers, maybe another user, look for the release file in sig. */
+	if (mkdtemp(dir) == NULL || mkdtemp(sig) == NULL ||
+	    chmod(sig, 0755) == -1)
 		err(1, "mkdtemp");
 	/*
-	 * Sandboxed, block.so says it entered with a byte in a FIFO, maybe
-	 * as another user; it finds the FIFO in the environment its engine's
-	 * zygote started with, so this section has an engine of its own.
+	 * Sandboxed, block.so may open no file to write: it says it entered
+	 * with a byte on its standard error, which is its zygote's, so this
+	 * section has an engine of its own started with a pipe there.
 	 */
-	snprintf(path, sizeof path, "%s/entered.fifo", sig);
-	if (mkfifo(path, 0600) == -1 || chmod(path, 0666) == -1 ||
-	    chmod(sig, 0755) == -1 ||
-	    (sigfd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1 ||
-	    setenv("BLOCK_SIGNAL", path, 1) == -1)
-		err(1, "%s", path);
+	if (pipe2(pfd, O_CLOEXEC) == -1 || fcntl(pfd[0], F_SETFL,
+	    O_NONBLOCK) == -1 || (saved = dup(STDERR_FILENO)) == -1 ||
+	    dup2(pfd[1], STDERR_FILENO) == -1 ||
+	    setenv("BLOCK_SIGNAL", "stderr", 1) == -1)
+		err(1, "pipe");
 	engine_defaults(&econf);
-	if ((e = engine_new(&econf, errbuf, sizeof errbuf)) == NULL)
+	e = engine_new(&econf, errbuf, sizeof errbuf);
+	if (dup2(saved, STDERR_FILENO) == -1)
+		err(1, "dup2");
+	close(saved);
+	close(pfd[1]);
+	if (e == NULL)
 		errx(1, "%s", errbuf);
+	sigfd = pfd[0];
 	src[0] = bench_plugin("block-v1", false);
 	src[1] = bench_plugin("block-v2", false);
 	plugdir_defaults(&conf);
@@ -719,7 +726,7 @@ bench_deploy(const struct wire_buf *b, size_t n)
 		if (channel_call(ch, blk.data, blk.len, 60000, bench_done,
 		    &hold) == -1)
 			err(1, "call");
-		while (read(sigfd, &entered, 1) != 1)
+		while (read(sigfd, &entered, 1) != 1 || entered != 0x1e)
 			engine_run(e, 1);
 
 		t = bench_put(src[(i + 1) % 2], dir, "bench");

@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
@@ -244,6 +245,17 @@ engine_wait_exits(struct engine *e, int ms)
 }
 
 /*
+ * When helpers run as this process's own user, no process of that user
+ * may read or trace this one (/proc/PID/mem, ptrace): helpers' init runs
+ * before their tight filter.  The zygote and its helpers inherit it.
+ */
+static void
+engine_undumpable(void)
+{
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/*
  * Set the user helpers switch to when the engine runs as root (NULL:
  * "nobody"); as anyone else helpers keep the engine's.  -1 with err set.
  */
@@ -257,6 +269,7 @@ engine_set_user(struct engine *e, const char *name, char *err,
 		name = "nobody";
 	if (geteuid() != 0) {
 		e->setuser = false;
+		engine_undumpable();
 		return 0;
 	}
 	errno = 0;
@@ -266,6 +279,8 @@ engine_set_user(struct engine *e, const char *name, char *err,
 		return -1;
 	}
 	e->setuser = pw->pw_uid != 0;
+	if (!e->setuser)
+		engine_undumpable();
 	e->uid = pw->pw_uid;
 	e->gid = pw->pw_gid;
 	strlcpy(e->user, name, sizeof e->user);

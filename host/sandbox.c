@@ -7,12 +7,13 @@
  *	sandbox_enter, before dlopen: its own session (no signal to the
  *	daemon's process group), its own user when the daemon is root (no
  *	signal to the daemon, no root's files), not dumpable (no other
- *	process of its user traces it), no new privileges, limits (no core file,
- *	no file to write, a few descriptors, its memory capped), and a
- *	loading filter: the dynamic loader and the plugin's init may open
- *	and read files, but nothing may make a process or a socket, connect,
- *	exec, trace, signal another process (directly, or by owning a
- *	descriptor that signals) or reach the kernel's rarer interfaces.
+ *	process of its user traces it), no new privileges, limits (no core
+ *	file, no file to write, a few descriptors, its memory capped), and
+ *	a loading filter: the dynamic loader and the plugin's init may open
+ *	files to read them, but nothing may change a file, make a process
+ *	or a socket, connect, exec, trace, signal another process (directly,
+ *	or by owning a descriptor that signals) or reach the kernel's rarer
+ *	interfaces.
  *
  *	sandbox_lock, after init and before the handshake: a filter on every
  *	thread that allows only what a running helper and ordinary plugin
@@ -239,7 +240,17 @@ sandbox_loading_filter(struct sandbox_prog *prog, char *err, size_t errlen)
 		"setgid", "setreuid", "setregid", "setresuid", "setresgid",
 		"setgroups", "setfsuid", "setfsgid", "tkill",
 		"rt_sigqueueinfo", "rt_tgsigqueueinfo", "mknod", "mknodat",
+		/* Init may read files, never change one. */
+		"creat", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat",
+		"rename", "renameat", "renameat2", "link", "linkat",
+		"symlink", "symlinkat", "truncate", "chmod", "fchmod",
+		"fchmodat", "chown", "fchown", "lchown", "fchownat", "utime",
+		"utimes", "utimensat", "futimesat", "setxattr", "lsetxattr",
+		"fsetxattr", "removexattr", "lremovexattr", "fremovexattr",
+		/* Nor share memory or queues with other processes. */
+		"shmget", "msgget", "semget", "mq_open", "mq_unlink",
 	};
+	static const int writes[] = { O_WRONLY, O_RDWR, O_CREAT, O_TRUNC };
 	scmp_filter_ctx	 ctx;
 
 	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL) {
@@ -253,6 +264,15 @@ sandbox_loading_filter(struct sandbox_prog *prog, char *err, size_t errlen)
 	RULE(ctx, SCMP_ACT_ERRNO(EPERM), clone,
 	    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
 	RULE0(ctx, SCMP_ACT_ERRNO(ENOSYS), clone3);
+	/* Files open to be read only (openat2 hides its flags; glibc's
+	 * open does not use it). */
+	for (size_t i = 0; i < nitems(writes); i++) {
+		RULE(ctx, SCMP_ACT_ERRNO(EACCES), open,
+		    SCMP_A1_32(SCMP_CMP_MASKED_EQ, writes[i], writes[i]));
+		RULE(ctx, SCMP_ACT_ERRNO(EACCES), openat,
+		    SCMP_A2_32(SCMP_CMP_MASKED_EQ, writes[i], writes[i]));
+	}
+	RULE0(ctx, SCMP_ACT_ERRNO(ENOSYS), openat2);
 	/* Sockets: the helper has its own; no new ones but a pair. */
 	RULE0(ctx, SCMP_ACT_ERRNO(EACCES), socket);
 	/* Signals to itself only. */

@@ -57,6 +57,29 @@ crashy="$SHIPPED_PLUGINS/demo-crashy.so"
 sleepy="$SHIPPED_PLUGINS/demo-sleepy.so"
 mis="$TEST_PLUGINS/misbehave.so"
 
+# --- every escape, through route --plugin: the attempt fails inside the
+# plugin (decision a) or the sandbox ends its call (crashed); it never
+# works (decision b, or init failing "escaped").  Valgrind runs helpers
+# without the filters: not checked there.
+if [ -z "$ROUTE_HOST_WRAPPER" ]; then
+	two='{"consumers": [{"id": "a", "max_in_flight": 1}, {"id": "b", "max_in_flight": 1}]}'
+	escaped=""
+	for try in killparent killgroup fork exec thread peek open create socket connect memory fds sigio shadow procmem; do
+		for at in call init; do
+			got=$(echo "$two" | rh route --plugin "$TEST_PLUGINS/escape.so" \
+			    --option "try=$try" --option "at=$at" 2>&1)
+			case "$got" in
+			*'"decision": "a"'*|*'"error": "crashed"'*) ;;
+			*) escaped="$escaped $try/$at: $got" ;;
+			esac
+		done
+	done
+	expect "route --plugin: every escape fails or is ended by the sandbox" \
+	    "" "$escaped"
+	expect "... and leaves no file behind" "" \
+	    "$(ls /tmp/route-host-escaped 2>/dev/null)"
+fi
+
 # --- hash: byte-identical to b2sum -l 256
 printf 'x' > "$tmp/back\\slash"
 printf 'y' > "$tmp/new

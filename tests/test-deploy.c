@@ -16,16 +16,17 @@
 
 #include "testutil.h"
 
-#define CHAN	"orders"
+#define CHAN		"orders"
+#define BLOCK_ENTERED	0x1e	/* block.so's "entered" (block.c) */
 
 struct fixture {
 	struct engine		*e;
 	struct plugdir		*pd;
 	struct plugdir_config	 conf;
 	char			 dir[64];	/* the plugins directory */
-	char			 sig[64];	/* release file, entered FIFO */
-	int			 sigfd;		/* entered: block writes a byte */
-	u_int			 entered;	/* bytes read since unsignal */
+	char			 sig[64];	/* release files */
+	int			 sigfd;		/* helpers' stderr: entered bytes */
+	u_int			 entered;	/* read since unsignal */
 	char			 log[64][DETAIL_MAX * 2];
 	size_t			 nlog;
 	int			 fds;
@@ -71,7 +72,8 @@ setup(void **state)
 {
 	struct engine_config	 conf;
 	struct fixture		*f = calloc(1, sizeof *f);
-	char			 err[DETAIL_MAX], fifo[96];
+	char			 err[DETAIL_MAX];
+	int			 p[2], saved;
 
 	assert_non_null(f);
 	f->fds = testutil_fds();
@@ -79,21 +81,25 @@ setup(void **state)
 	strlcpy(f->sig, "/tmp/route-host-signal-XXXXXX", sizeof f->sig);
 	assert_non_null(mkdtemp(f->dir));
 	assert_non_null(mkdtemp(f->sig));
-	/*
-	 * block.so's helpers are sandboxed: they say "entered" in a FIFO,
-	 * as another user when the test runs as root, and they find it in
-	 * the environment the zygote had when the engine started it.
-	 */
-	snprintf(fifo, sizeof fifo, "%s/entered.fifo", f->sig);
-	assert_int_equal(mkfifo(fifo, 0600), 0);
-	assert_int_equal(chmod(fifo, 0666), 0);
+	/* Helpers, as another user if root runs this, look in f->sig. */
 	assert_int_equal(chmod(f->sig, 0755), 0);
-	f->sigfd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	assert_int_not_equal(f->sigfd, -1);
-	assert_int_equal(setenv("BLOCK_SIGNAL", fifo, 1), 0);
+	/*
+	 * block.so's helpers are sandboxed and may open no file to write:
+	 * they say "entered" with a byte on their standard error, which is
+	 * the zygote's, so it is a pipe while the engine starts it.
+	 */
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	assert_int_not_equal(saved = dup(STDERR_FILENO), -1);
+	assert_int_equal(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+	assert_int_equal(setenv("BLOCK_SIGNAL", "stderr", 1), 0);
 	engine_defaults(&conf);
 	f->e = engine_new(&conf, err, sizeof err);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	close(p[1]);
 	assert_non_null(f->e);
+	f->sigfd = p[0];
 	plugdir_defaults(&f->conf);
 	f->conf.settle_ms = 100;
 	f->conf.rescan_ms = 1000;
@@ -261,8 +267,8 @@ test_wait(struct fixture *f, struct wait *w)
 
 /*
  * Run the loop until a call of block.so has entered since the last
- * test_unsignal (each entry writes a byte to the FIFO), or until file
- * name exists in the signal directory.
+ * test_unsignal (each entry writes BLOCK_ENTERED to the helpers' stderr),
+ * or until file name exists in the signal directory.
  */
 static void
 test_wait_signal(struct fixture *f, const char *name)
@@ -274,7 +280,8 @@ test_wait_signal(struct fixture *f, const char *name)
 	snprintf(path, sizeof path, "%s/%s", f->sig, name);
 	for (;;) {
 		while (read(f->sigfd, &c, 1) == 1)
-			f->entered++;
+			if (c == BLOCK_ENTERED)
+				f->entered++;
 		if (strcmp(name, "entered") == 0 ? f->entered > 0 :
 		    stat(path, &st) == 0)
 			return;

@@ -33,6 +33,13 @@ trap cleanup EXIT
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
 not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
 check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
+# expect NAME WANT GOT
+expect() {
+	if [ "$2" = "$3" ]; then ok "$1"; else
+		not_ok "$1"
+		printf '#   want: %s\n#   got:  %s\n' "$2" "$3"
+	fi
+}
 contains() {
 	case "$3" in
 	*"$2"*) ok "$1" ;;
@@ -414,6 +421,49 @@ i=0; while [ "$(alive $helpers)" != 0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1
 # shellcheck disable=SC2086
 check "kill -9 of the daemon: its zygote and helpers die with it" '[ "$(alive $helpers)" = 0 ]'
 rm -f "$sock"
+
+# --- every escape, through the daemon: each attempt fails inside the
+# plugin or the sandbox ends its call; the daemon serves on, and leaves
+# nothing behind.  (Not under valgrind: helpers run without filters.)
+if [ -z "$ROUTE_HOST_WRAPPER" ]; then
+	mkdir "$tmp/escapes"
+	: > "$tmp/escapes.conf"
+	for try in killparent killgroup fork exec thread peek open create socket connect memory fds sigio shadow procmem; do
+		for at in call init; do
+			cp "$TEST_PLUGINS/escape.so" "$tmp/escapes/$try-$at.so"
+			printf 'channel %s-%s {\n\thelpers 1\n\toption try=%s\n\toption at=%s\n}\n' \
+			    "$try" "$at" "$try" "$at" >> "$tmp/escapes.conf"
+		done
+	done
+	"$ROUTE_HOST" serve -f -c "$tmp/escapes.conf" -d "$tmp/escapes" \
+	    -s "$sock" >>"$tmp/log" 2>&1 &
+	pid=$!
+	i=0
+	while [ $i -lt 100 ] && [ "$(rh status -s "$sock" --json 2>/dev/null |
+	    grep -c '"active": "')" -lt "$(ls "$tmp/escapes" | wc -l)" ]; do
+		sleep 0.1; i=$((i + 1))
+	done
+	two='{"consumers": [{"id": "a", "max_in_flight": 1}, {"id": "b", "max_in_flight": 1}]}'
+	escaped=""
+	for f in "$tmp"/escapes/*.so; do
+		c=$(basename "$f" .so)
+		got=$(echo "$two" | rh route -s "$sock" -c "$c" 2>&1)
+		case "$got" in
+		*'"decision": "a"'*|*'"error": "crashed"'*) ;;
+		*) escaped="$escaped $c: $got" ;;
+		esac
+	done
+	expect "daemon: every escape fails or is ended by the sandbox" "" \
+	    "$escaped"
+	check "... and the daemon serves on" 'kill -0 "$pid"'
+	helpers=$(helpers_of "$pid")
+	stop_daemon
+	check "... and stops cleanly" '[ $rc -eq 0 ]'
+	i=0; while [ "$(alive $helpers)" != 0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+	# shellcheck disable=SC2086
+	check "... leaving no process behind" '[ "$(alive $helpers)" = 0 ]'
+	expect "... nor a file" "" "$(ls /tmp/route-host-escaped 2>/dev/null)"
+fi
 
 # --- configuration errors refuse to start
 printf 'timeout 5\nchannel orders {\n\tbogus 1\n}\n' > "$tmp/bad.conf"

@@ -5,10 +5,10 @@
  * DIR/release exists: the test holds a call inside the old version while
  * it deploys the new one.
  *
- * A sandboxed helper may not create files once its plugin is loaded, so
- * "entered" is one byte written to the FIFO named by the environment
- * variable BLOCK_SIGNAL, opened when the plugin loads; without it, the
- * call creates DIR/entered.
+ * A sandboxed helper may neither create nor open files for writing, so
+ * when the environment variable BLOCK_SIGNAL is set, "entered" is one
+ * BLOCK_ENTERED byte written to standard error, which the test has made a
+ * pipe it reads; without it, the call creates DIR/entered.
  */
 
 #include <sys/stat.h>
@@ -25,16 +25,15 @@
 #define BLOCK_VERSION	1
 #endif
 
-static int	signal_fd = -1;
+#define BLOCK_ENTERED	0x1e	/* one per call entered, on stderr */
 
-/* At load, before the sandbox locks: open the FIFO to signal through. */
+static int	signal_stderr;
+
+/* At load: how to say a call entered. */
 static void __attribute__((constructor))
 block_open_signal(void)
 {
-	const char	*path = getenv("BLOCK_SIGNAL");
-
-	if (path != NULL)
-		signal_fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	signal_stderr = getenv("BLOCK_SIGNAL") != NULL;
 }
 
 /* Signal entry, wait for release, then answer this version's index. */
@@ -52,8 +51,8 @@ block(void *state, const struct route_message *msg,
 	(void)consumers;
 	if (dir != NULL && dir->type == ROUTE_TEXT) {
 		snprintf(path, sizeof path, "%s/entered", dir->text);
-		if (signal_fd != -1)
-			(void)!write(signal_fd, "e", 1);
+		if (signal_stderr)
+			(void)!write(STDERR_FILENO, (char[]){ BLOCK_ENTERED }, 1);
 		else if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC,
 		    0644)) >= 0)
 			close(fd);

@@ -2,7 +2,7 @@
  * Test plugin: tries to get out of its sandbox, as its options say.
  *
  *	try=killparent|killgroup|fork|exec|thread|peek|open|create|
- *	    socket|connect|memory|fds|sigio|secret
+ *	    socket|connect|memory|fds|sigio|secret|shadow|procmem|none
  *
  * Signals sent are SIGCONT and the peek only reads, so a sandbox that
  * fails lets the test see the escape without harm.
@@ -11,6 +11,8 @@
  *	needle=S	what try=secret looks for in its own memory, written
  *			backwards (so that the needle itself is never found)
  *
+ * try=shadow reads /etc/shadow; try=procmem opens the daemon's memory
+ * (/proc/PID/mem); try=create makes a file in /tmp.
  * try=sigio makes the daemon (the peer of its socket, fd 3) the owner of
  * that socket, so the kernel would signal the daemon at each write.
  * try=secret (at=init: it reads /proc/self/maps) searches every readable
@@ -208,6 +210,23 @@ escape_try(void)
 			return false;
 		memset(p, 1, mb << 20);
 		munmap(p, mb << 20);
+		return true;
+	}
+	if (strcmp(try, "shadow") == 0) {
+		if ((fd = open("/etc/shadow", O_RDONLY | O_CLOEXEC)) == -1)
+			return false;
+		n = (int)read(fd, &local, 1);
+		close(fd);
+		return n == 1;
+	}
+	if (strcmp(try, "procmem") == 0) {
+		char	path[64];
+
+		snprintf(path, sizeof path, "/proc/%ld/mem", (long)peer);
+		if (peer <= 0 ||
+		    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			return false;
+		close(fd);
 		return true;
 	}
 	if (strcmp(try, "sigio") == 0)
