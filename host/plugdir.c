@@ -332,6 +332,7 @@ plugdir_openat(struct plugdir *pd, int dirfd, const char *file,
 	char		 rest[PATH_MAX], target[PATH_MAX], walked[PATH_MAX];
 	char		 name[NAME_MAX + 1], dir[PATH_MAX], shown[DETAIL_MAX];
 	const char	*prefix[2];
+	char		*slash;
 	int		 fds[PLUGDIR_DEPTH_MAX + 1], fd = -1, last;
 	u_int		 depth = 0, links = 0;
 	ssize_t		 n;
@@ -351,8 +352,9 @@ plugdir_openat(struct plugdir *pd, int dirfd, const char *file,
 				if (depth == 0)
 					goto leaves;
 				close(fds[depth--]);
-				*(strrchr(walked, '/') != NULL ?
-				    strrchr(walked, '/') : walked) = '\0';
+				if ((slash = strrchr(walked, '/')) == NULL)
+					slash = walked;
+				*slash = '\0';
 			}
 			if (!last)
 				continue;
