@@ -13,11 +13,14 @@
 
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "route-host.h"
 
@@ -171,20 +174,43 @@ channel_gate_done(const struct result *r, void *arg)
 }
 
 /*
- * Deploy the plugin file at path, with the channel's options: load it,
- * and swap once a helper has loaded it.  Same bytes as the active version
- * (or the one already at the gate): nothing to do.  Returns -1 with
- * ch->error set when the file cannot even be read.
+ * Deploy the plugin file at path: channel_deploy_fd on the file opened
+ * with O_NOFOLLOW.
  */
 int
 channel_deploy(struct channel *ch, const char *path)
+{
+	int	fd, rv;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+	    O_NOCTTY)) == -1) {
+		snprintf(ch->error, sizeof ch->error, "not deployed: %s: %s",
+		    path, errno == ELOOP ? "is a symbolic link" :
+		    strerror(errno));
+		channel_log(ch, LOG_ERR, "%s", ch->error);
+		return -1;
+	}
+	rv = channel_deploy_fd(ch, fd, path);
+	close(fd);
+	return rv;
+}
+
+/*
+ * Deploy the plugin file open at fd (path names it), with the channel's
+ * options: load it, and swap once a helper has loaded it.  Same bytes as
+ * the active version (or the one already at the gate): nothing to do.
+ * The caller keeps fd.  Returns -1 with ch->error set when the file cannot
+ * even be read.
+ */
+int
+channel_deploy_fd(struct channel *ch, int fd, const char *path)
 {
 	struct channel_gate	*g;
 	struct module		*m;
 	char			 err[DETAIL_MAX];
 
-	if (engine_load(ch->engine, path, ch->name, ch->opts, ch->nopts, &m,
-	    err, sizeof err) == -1) {
+	if (engine_load_fd(ch->engine, fd, path, ch->name, ch->opts,
+	    ch->nopts, &m, err, sizeof err) == -1) {
 		snprintf(ch->error, sizeof ch->error, "not deployed: %s", err);
 		channel_log(ch, LOG_ERR, "%s", ch->error);
 		return -1;

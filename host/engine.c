@@ -24,6 +24,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -32,6 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define LIBBSD_OPENBSD_VIS	/* strnvis is not used: silence its warning */
+#include <vis.h>
 
 #include <sodium.h>
 
@@ -542,6 +546,33 @@ engine_free(struct engine *e)
 	free(e);
 }
 
+/*
+ * Copy untrusted text (a plugin's name or error, a link's target) into dst,
+ * of size len, safe for a log line, the status and a call's detail: vis(3)
+ * C-style escapes for all but printable ASCII (newline, tab, escape, bytes
+ * over 0x7e), backslash and double quote; cut at a whole character, never
+ * inside an escape, when it does not fit.
+ */
+void
+engine_vis(char *dst, size_t len, const char *src)
+{
+	char	one[5];		/* "\ooo" */
+	size_t	off = 0, n;
+
+	if (len == 0)
+		return;
+	for (; *src != '\0'; src++) {
+		nvis(one, sizeof one, (unsigned char)*src, VIS_CSTYLE |
+		    VIS_OCTAL | VIS_NL | VIS_TAB | VIS_DQ, (unsigned char)src[1]);
+		n = strlen(one);
+		if (off + n >= len)
+			break;
+		memcpy(dst + off, one, n);
+		off += n;
+	}
+	dst[off] = '\0';
+}
+
 /* The label of a plugin path: its file name without ".so". */
 static void
 engine_label(const char *path, char *label, size_t len)
@@ -557,12 +588,37 @@ engine_label(const char *path, char *label, size_t len)
 }
 
 /*
- * Load the plugin at path with options, or find the version already
- * loaded from the same bytes with the same options (held, or retired and
- * so held again).  The caller becomes a holder, until engine_release.
+ * Load the plugin at path with options: engine_load_fd on the file opened
+ * with O_NOFOLLOW, so a symbolic link is refused, never followed.
  */
 int
 engine_load(struct engine *e, const char *path, const char *label,
+    const struct route_option *opts, size_t nopts, struct module **out,
+    char *err, size_t errlen)
+{
+	int	fd, rv;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+	    O_NOCTTY)) == -1) {
+		if (errno == ELOOP)
+			snprintf(err, errlen, "%s: is a symbolic link", path);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rv = engine_load_fd(e, fd, path, label, opts, nopts, out, err, errlen);
+	close(fd);
+	return rv;
+}
+
+/*
+ * Load the plugin file open at fd (path names it), with options, or find
+ * the version already loaded from the same bytes with the same options
+ * (held, or retired and so held again).  The caller keeps fd, and becomes
+ * a holder of the version, until engine_release.
+ */
+int
+engine_load_fd(struct engine *e, int fd, const char *path, const char *label,
     const struct route_option *opts, size_t nopts, struct module **out,
     char *err, size_t errlen)
 {
@@ -573,7 +629,7 @@ engine_load(struct engine *e, const char *path, const char *label,
 		engine_label(path, name, sizeof name);
 		label = name;
 	}
-	m = module_open(path, label, e->conf.file_max, opts, nopts, err,
+	m = module_open(fd, path, label, e->conf.file_max, opts, nopts, err,
 	    errlen);
 	if (m == NULL)
 		return -1;

@@ -90,7 +90,11 @@ helper_check_elf(int sock, int memfd)
 		    "object (bad magic)");
 }
 
-/* True when name is a sane plugin name: printable, short, not empty. */
+/*
+ * True when name is a sane plugin name: printable, short, not empty.
+ * Advisory: the plugin can change its name after this, so the host checks
+ * the name it is sent again (proc.c).
+ */
 static bool
 helper_name_ok(const char *name)
 {

@@ -1,8 +1,8 @@
 /*
  * Modules: one loaded plugin version, and its life.
  *
- * Loading reads the operator's file exactly once, through O_NOFOLLOW, into a
- * private memfd, seals it so nobody can change it again, and hashes exactly
+ * Loading reads the operator's file exactly once, from the descriptor its
+ * caller opened (through O_NOFOLLOW) and checked, into a private memfd, seals it so nobody can change it again, and hashes exactly
  * the sealed bytes.  Helpers dlopen that memfd, never the operator's path,
  * so a later cp over the file cannot change or crash a loaded version.
  *
@@ -164,46 +164,35 @@ module_set_options(struct module *m, const struct route_option *opts,
 }
 
 /*
- * Load the plugin file at path into a new module with no references.  The
- * label names it in process titles.  On error, returns NULL and err says
- * what is wrong with the file.
+ * Load the plugin file open at fd (at offset 0; path names it in errors)
+ * into a new module with no references: the file checked and read are the
+ * one behind fd, whatever path says now.  The label names it in process
+ * titles.  The caller keeps fd.  On error, returns NULL and err says what
+ * is wrong with the file.
  */
 struct module *
-module_open(const char *path, const char *label, size_t file_max,
+module_open(int fd, const char *path, const char *label, size_t file_max,
     const struct route_option *opts, size_t nopts, char *err, size_t errlen)
 {
 	struct module	*m;
 	struct stat	 st;
-	int		 fd;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
-	    O_NONBLOCK)) == -1) {
-		if (errno == ELOOP)
-			snprintf(err, errlen, "%s: is a symbolic link", path);
-		else
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
 	if (fstat(fd, &st) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		close(fd);
 		return NULL;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: not a regular file", path);
-		close(fd);
 		return NULL;
 	}
 	if ((uintmax_t)st.st_size > file_max) {
 		snprintf(err, errlen, "%s: %jd bytes, over the %zu-byte limit",
 		    path, (intmax_t)st.st_size, file_max);
-		close(fd);
 		return NULL;
 	}
 
 	if ((m = calloc(1, sizeof *m)) == NULL) {
 		snprintf(err, errlen, "%s: out of memory", path);
-		close(fd);
 		return NULL;
 	}
 	m->memfd = -1;
@@ -217,7 +206,6 @@ module_open(const char *path, const char *label, size_t file_max,
 		goto fail_path;
 	if (module_hash(m, err, errlen) == -1)
 		goto fail_path;
-	close(fd);
 	return m;
 
 fail_path:
@@ -228,7 +216,6 @@ fail_path:
 		snprintf(err, errlen, "%s: %s", path, reason);
 	}
 fail:
-	close(fd);
 	module_free(m);
 	return NULL;
 }

@@ -11,9 +11,13 @@
  * cp in place, rename, install, editors' save dances and slow writers all
  * work, and a missed or overflowed event costs only the timer's delay.
  *
- * Trust works like sshd's StrictModes: with strict on, the directory and
- * each plugin must be owned by root or by us and writable by nobody else,
- * and a symbolic link must not leave the directory.
+ * Trust works like sshd's StrictModes: with strict on, the directory, each
+ * of its ancestors up to / (unless sticky, as /tmp is) and each plugin must
+ * be owned by root or by us and writable by nobody else.  A plugin is
+ * checked once, on the descriptor it is then read from, so what is checked
+ * is what is deployed.  A symbolic link is read and followed here, one
+ * component at a time, never by the kernel: it must not leave the
+ * directory, and each subdirectory it passes through is checked too.
  */
 
 #include "config.h"
@@ -37,6 +41,8 @@
 #include "route-host.h"
 
 #define PLUGDIR_IMMEDIATE_MAX	64
+#define PLUGDIR_LINKS_MAX	16	/* symbolic links followed per file */
+#define PLUGDIR_DEPTH_MAX	16	/* subdirectories deep */
 
 /* What a file is, as far as deciding whether it changed. */
 struct plugdir_id {
@@ -139,10 +145,14 @@ plugdir_same(const struct plugdir_id *a, const struct plugdir_id *b)
 	    a->mode == b->mode;
 }
 
-/* Why strict mode refuses st (NULL when it does not). */
+/*
+ * Why strict mode refuses st (NULL when it does not).  With sticky, a
+ * sticky directory may be writable by others: they cannot rename or remove
+ * what is not theirs.
+ */
 static const char *
-plugdir_untrusted(const struct plugdir *pd, const struct stat *st, char *buf,
-    size_t len)
+plugdir_untrusted(const struct plugdir *pd, const struct stat *st,
+    bool sticky, char *buf, size_t len)
 {
 	if (!pd->conf.strict)
 		return NULL;
@@ -151,7 +161,8 @@ plugdir_untrusted(const struct plugdir *pd, const struct stat *st, char *buf,
 		    (long)st->st_uid);
 		return buf;
 	}
-	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+	if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(sticky &&
+	    S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX))) {
 		snprintf(buf, len, "group- or world-writable (mode %04o)",
 		    (unsigned)(st->st_mode & 07777));
 		return buf;
@@ -159,22 +170,14 @@ plugdir_untrusted(const struct plugdir *pd, const struct stat *st, char *buf,
 	return NULL;
 }
 
-/* True when someone has path open for writing: a read lease is refused. */
+/* True when someone has fd's file open for writing: a lease is refused. */
 static bool
-plugdir_being_written(const char *path)
+plugdir_being_written(int fd)
 {
-	bool	busy = false;
-	int	fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
-	    O_NOFOLLOW)) == -1)
-		return false;
 	if (fcntl(fd, F_SETLEASE, F_RDLCK) == -1)
-		busy = errno == EAGAIN;
-	else
-		(void)fcntl(fd, F_SETLEASE, F_UNLCK);
-	close(fd);
-	return busy;
+		return errno == EAGAIN;
+	(void)fcntl(fd, F_SETLEASE, F_UNLCK);
+	return false;
 }
 
 /* Say (once per distinct reason) why an entry is refused. */
@@ -190,46 +193,271 @@ plugdir_refuse(struct plugdir *pd, struct plugdir_entry *en, const char *why)
 		strlcpy(en->channel->error, why, sizeof en->channel->error);
 }
 
-/*
- * Find the file an entry stands for: the entry itself, or where its
- * symbolic link points if that stays inside the directory.  Fills in path
- * and st; returns a refusal, or NULL.
- */
-static const char *
-plugdir_resolve(struct plugdir *pd, struct plugdir_entry *en, char *path,
-    struct stat *st, char *buf, size_t len)
+/* The absolute path of the directory open at fd, or "" (no /proc). */
+static void
+plugdir_fd_path(int fd, char *path, size_t len)
 {
-	char	real[PATH_MAX], dir[PATH_MAX];
-	size_t	n;
+	char	proc[64];
+	ssize_t	n;
 
-	snprintf(path, PATH_MAX, "%s/%s", pd->path, en->file);
-	if (lstat(path, st) == -1) {
-		snprintf(buf, len, "%s", strerror(errno));
-		return buf;
-	}
-	if (!S_ISLNK(st->st_mode))
-		return NULL;
-	if (realpath(path, real) == NULL || realpath(pd->path, dir) == NULL) {
-		snprintf(buf, len, "symbolic link: %s", strerror(errno));
-		return buf;
-	}
-	n = strlen(dir);
-	if (strncmp(real, dir, n) != 0 || real[n] != '/') {
-		snprintf(buf, len, "symbolic link leaves the directory (to %s)",
-		    real);
-		return buf;
-	}
-	strlcpy(path, real, PATH_MAX);
-	if (stat(path, st) == -1) {
-		snprintf(buf, len, "%s", strerror(errno));
-		return buf;
-	}
-	return NULL;
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	if ((n = readlink(proc, path, len - 1)) <= 0 || path[0] != '/')
+		n = 0;
+	path[n] = '\0';
 }
 
-/* Deploy an entry's file now. */
+/*
+ * Why strict mode refuses an ancestor of the directory open at fd (NULL
+ * when it does not): each, up to /, must be owned by root or us and
+ * writable by nobody else, unless it is sticky.  Walked through "..",
+ * from the directory itself, so these are the directory's real ancestors.
+ */
+static const char *
+plugdir_ancestors(const struct plugdir *pd, int fd, char *buf, size_t len)
+{
+	struct stat	 st, up;
+	const char	*why = NULL;
+	char		 path[PATH_MAX], reason[DETAIL_MAX];
+	int		 cur = fd, next;
+
+	if (!pd->conf.strict)
+		return NULL;
+	if (fstat(fd, &st) == -1) {
+		snprintf(buf, len, "%s", strerror(errno));
+		return buf;
+	}
+	for (;;) {
+		next = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (next == -1 || fstat(next, &up) == -1) {
+			snprintf(buf, len, "ancestor: %s", strerror(errno));
+			why = buf;
+			if (next != -1)
+				close(next);
+			break;
+		}
+		if (cur != fd)
+			close(cur);
+		cur = next;
+		if (up.st_dev == st.st_dev && up.st_ino == st.st_ino)
+			break;		/* "/" is its own parent */
+		if (plugdir_untrusted(pd, &up, true, reason, sizeof reason) !=
+		    NULL) {
+			plugdir_fd_path(cur, path, sizeof path);
+			snprintf(buf, len, "ancestor %s: %s", path[0] != '\0' ?
+			    path : "(unknown)", reason);
+			why = buf;
+			break;
+		}
+		st = up;
+	}
+	if (cur != fd)
+		close(cur);
+	return why;
+}
+
+/*
+ * Take the first component of the relative path rest into name (at most
+ * NAME_MAX bytes), leaving the remainder in rest; true when it was the
+ * last one.  -1 when it is too long.
+ */
+static int
+plugdir_component(char *rest, char *name)
+{
+	char	*p = rest + strspn(rest, "/");
+	size_t	 n = strcspn(p, "/");
+	int	 last;
+
+	if (n > NAME_MAX)
+		return -1;
+	memcpy(name, p, n);
+	name[n] = '\0';
+	p += n;
+	last = *p == '\0';
+	memmove(rest, p, strlen(p) + 1);
+	return last;
+}
+
+/*
+ * Go down into subdirectory name of fds[*depth] on a symbolic link's way,
+ * if it is one and trusted; walked names it from the directory.  -1 with
+ * the refusal in buf.
+ */
+static int
+plugdir_subdir(struct plugdir *pd, int *fds, u_int *depth, const char *name,
+    char *walked, size_t wlen, struct stat *st, char *buf, size_t len)
+{
+	char	reason[DETAIL_MAX];
+	int	fd;
+
+	if (*depth == PLUGDIR_DEPTH_MAX) {
+		snprintf(buf, len, "too many subdirectories deep");
+		return -1;
+	}
+	if (walked[0] != '\0')
+		strlcat(walked, "/", wlen);
+	strlcat(walked, name, wlen);
+	fd = openat(fds[*depth], name, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1 || fstat(fd, st) == -1) {
+		snprintf(buf, len, "%s: %s", walked, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	fds[++*depth] = fd;
+	if (!S_ISDIR(st->st_mode)) {
+		snprintf(buf, len, "%s: not a directory", walked);
+		return -1;
+	}
+	if (plugdir_untrusted(pd, st, false, reason, sizeof reason) != NULL) {
+		snprintf(buf, len, "%s: %s", walked, reason);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Open the file an entry stands for, beneath the directory open at dirfd,
+ * and check it on that descriptor: the one check, so the file checked is
+ * the file read.  The last component is opened with O_NOFOLLOW; a
+ * symbolic link is read and followed here, one component at a time, and
+ * must stay inside the directory (an absolute one through the directory's
+ * own path); each subdirectory on the way must be trusted.  Returns the
+ * file open for reading with st filled in, or -1 with a refusal in buf.
+ */
+static int
+plugdir_openat(struct plugdir *pd, int dirfd, const char *file,
+    struct stat *st, char *buf, size_t len)
+{
+	char		 rest[PATH_MAX], target[PATH_MAX], walked[PATH_MAX];
+	char		 name[NAME_MAX + 1], dir[PATH_MAX], shown[DETAIL_MAX];
+	const char	*prefix[2];
+	char		*slash;
+	int		 fds[PLUGDIR_DEPTH_MAX + 1], fd = -1, last;
+	u_int		 depth = 0, links = 0;
+	ssize_t		 n;
+	size_t		 k;
+
+	fds[0] = dirfd;
+	walked[0] = target[0] = '\0';
+	strlcpy(rest, file, sizeof rest);
+	for (;;) {
+		if ((last = plugdir_component(rest, name)) == -1) {
+			snprintf(buf, len, "name too long");
+			goto fail;
+		}
+		if (name[0] == '\0' || strcmp(name, ".") == 0 ||
+		    strcmp(name, "..") == 0) {
+			if (strcmp(name, "..") == 0) {
+				if (depth == 0)
+					goto leaves;
+				close(fds[depth--]);
+				if ((slash = strrchr(walked, '/')) == NULL)
+					slash = walked;
+				*slash = '\0';
+			}
+			if (!last)
+				continue;
+			snprintf(buf, len, "not a regular file");
+			goto fail;
+		}
+		if (last) {
+			fd = openat(fds[depth], name, O_RDONLY | O_NOFOLLOW |
+			    O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+			if (fd != -1)
+				break;
+			if (errno != ELOOP) {
+				snprintf(buf, len, "%s", strerror(errno));
+				goto fail;
+			}
+		} else {
+			if (fstatat(fds[depth], name, st, AT_SYMLINK_NOFOLLOW) ==
+			    -1) {
+				snprintf(buf, len, "%s%s%s: %s", walked,
+				    walked[0] != '\0' ? "/" : "", name,
+				    strerror(errno));
+				goto fail;
+			}
+			if (!S_ISLNK(st->st_mode)) {
+				if (plugdir_subdir(pd, fds, &depth, name,
+				    walked, sizeof walked, st, buf, len) == -1)
+					goto fail;
+				continue;
+			}
+		}
+
+		/* A symbolic link: read it, and walk its target instead. */
+		if (++links > PLUGDIR_LINKS_MAX) {
+			snprintf(buf, len, "too many symbolic links");
+			goto fail;
+		}
+		n = readlinkat(fds[depth], name, target, sizeof target - 1);
+		if (n <= 0 || (size_t)n >= sizeof target - 1) {
+			snprintf(buf, len, "symbolic link: %s", n == -1 ?
+			    strerror(errno) : "bad length");
+			goto fail;
+		}
+		target[n] = '\0';
+		if (target[0] == '/') {
+			/* Only into the directory, by its own path. */
+			plugdir_fd_path(dirfd, dir, sizeof dir);
+			prefix[0] = dir;
+			prefix[1] = pd->path[0] == '/' ? pd->path : "";
+			for (k = 0; k < 2; k++) {
+				n = (ssize_t)strlen(prefix[k]);
+				while (n > 0 && prefix[k][n - 1] == '/')
+					n--;
+				if (n > 0 && strncmp(target, prefix[k],
+				    (size_t)n) == 0 && (target[n] == '/' ||
+				    target[n] == '\0'))
+					break;
+			}
+			if (k == 2)
+				goto leaves;
+			memmove(target, target + n, strlen(target + n) + 1);
+			while (depth > 0)
+				close(fds[depth--]);
+			walked[0] = '\0';
+		}
+		if (!last && (strlcat(target, "/", sizeof target) >=
+		    sizeof target || strlcat(target, rest, sizeof target) >=
+		    sizeof target)) {
+			snprintf(buf, len, "symbolic link: too long");
+			goto fail;
+		}
+		strlcpy(rest, target, sizeof rest);
+	}
+	while (depth > 0)
+		close(fds[depth--]);
+	if (fstat(fd, st) == -1) {
+		snprintf(buf, len, "%s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(buf, len, "not a regular file");
+		close(fd);
+		return -1;
+	}
+	if (plugdir_untrusted(pd, st, false, buf, len) != NULL) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+
+leaves:
+	engine_vis(shown, sizeof shown, target);
+	snprintf(buf, len, "symbolic link leaves the directory (to %s)", shown);
+fail:
+	while (depth > 0)
+		close(fds[depth--]);
+	return -1;
+}
+
+/* Deploy an entry's file, open at fd, now. */
 static void
-plugdir_deploy(struct plugdir *pd, struct plugdir_entry *en, const char *path)
+plugdir_deploy(struct plugdir *pd, struct plugdir_entry *en, int fd,
+    const char *path)
 {
 	char	name[PLUGIN_NAME_MAX];
 
@@ -259,20 +487,20 @@ plugdir_deploy(struct plugdir *pd, struct plugdir_entry *en, const char *path)
 			return;
 		}
 	}
-	(void)channel_deploy(en->channel, path);
+	(void)channel_deploy_fd(en->channel, fd, path);
 }
 
-/* Look at one directory entry during a scan. */
+/* Look at one entry of the directory open at dirfd during a scan. */
 static void
-plugdir_visit(struct plugdir *pd, const char *file, bool immediate,
-    uint64_t now)
+plugdir_visit(struct plugdir *pd, int dirfd, const char *file,
+    bool immediate, uint64_t now)
 {
 	struct plugdir_entry	 key, *en;
 	struct plugdir_id	 id;
 	struct stat		 st;
-	const char		*why;
 	char			 path[PATH_MAX], buf[DETAIL_MAX], name[NAME_MAX + 1];
 	size_t			 n = strlen(file);
+	int			 fd;
 
 	if (file[0] == '.')
 		return;		/* ., .., and editors' dotfiles */
@@ -299,12 +527,12 @@ plugdir_visit(struct plugdir *pd, const char *file, bool immediate,
 	if (en->ignored)
 		return;
 
-	if ((why = plugdir_resolve(pd, en, path, &st, buf, sizeof buf)) !=
-	    NULL || (!S_ISREG(st.st_mode) && (why = "not a regular file")) ||
-	    (why = plugdir_untrusted(pd, &st, buf, sizeof buf)) != NULL) {
-		plugdir_refuse(pd, en, why);
+	if ((fd = plugdir_openat(pd, dirfd, file, &st, buf, sizeof buf)) ==
+	    -1) {
+		plugdir_refuse(pd, en, buf);
 		return;
 	}
+	snprintf(path, sizeof path, "%s/%s", pd->path, file);
 	memset(&id, 0, sizeof id);
 	id.dev = st.st_dev;
 	id.ino = st.st_ino;
@@ -314,7 +542,7 @@ plugdir_visit(struct plugdir *pd, const char *file, bool immediate,
 	id.mode = st.st_mode;
 	if (en->tried && plugdir_same(&id, &en->deployed)) {
 		en->settling = false;
-		return;
+		goto out;
 	}
 	if (!en->settling || !plugdir_same(&id, &en->seen)) {
 		en->seen = id;
@@ -323,12 +551,14 @@ plugdir_visit(struct plugdir *pd, const char *file, bool immediate,
 	}
 	if (!immediate &&
 	    now - en->seen_at < (uint64_t)pd->conf.settle_ms * MS_NS)
-		return;
-	if (plugdir_being_written(path)) {
+		goto out;
+	if (plugdir_being_written(fd)) {
 		en->seen_at = now;	/* look again after another settle */
-		return;
+		goto out;
 	}
-	plugdir_deploy(pd, en, path);
+	plugdir_deploy(pd, en, fd, path);
+out:
+	close(fd);
 }
 
 /* Arm the timer: the earliest settling file, else the slow rescan. */
@@ -387,7 +617,8 @@ plugdir_rescan(struct plugdir *pd, char immediate[][NAME_MAX + 1],
 		plugdir_arm(pd, now);
 		return;
 	}
-	if ((why = plugdir_untrusted(pd, &st, buf, sizeof buf)) != NULL) {
+	if ((why = plugdir_untrusted(pd, &st, false, buf, sizeof buf)) != NULL ||
+	    (why = plugdir_ancestors(pd, fd, buf, sizeof buf)) != NULL) {
 		close(fd);
 		plugdir_dir_error(pd, why);
 		plugdir_arm(pd, now);
@@ -414,7 +645,7 @@ plugdir_rescan(struct plugdir *pd, char immediate[][NAME_MAX + 1],
 		imm = false;
 		for (size_t i = 0; i < nimmediate && !imm; i++)
 			imm = strcmp(immediate[i], de->d_name) == 0;
-		plugdir_visit(pd, de->d_name, imm, now);
+		plugdir_visit(pd, dirfd(d), de->d_name, imm, now);
 	}
 	closedir(d);
 

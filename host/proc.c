@@ -322,7 +322,28 @@ proc_violation(struct proc *p, const char *what)
 	pool_event(p, &ev);
 }
 
-/* Handle a HELLO frame: the handshake passed, or why it failed. */
+/*
+ * True when a plugin's name, as its helper sent it, is one: not empty and
+ * no control character.  The helper checks this too, but inside the
+ * plugin's process, where the plugin can change the name after the check.
+ */
+static bool
+proc_name_ok(const char *name)
+{
+	if (name[0] == '\0')
+		return false;
+	for (; *name != '\0'; name++)
+		if ((unsigned char)*name < 0x20 || *name == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * Handle a HELLO frame: the handshake passed, or why it failed.  The
+ * frame is length-checked, and everything in it the plugin controls (its
+ * name, its init error, dlopen's message about it) is escaped here, by the
+ * host, before it goes anywhere: a log line, the status, a call's detail.
+ */
 static void
 proc_hello(struct proc *p, struct wire_reader *r)
 {
@@ -337,7 +358,7 @@ proc_hello(struct proc *p, struct wire_reader *r)
 	};
 	struct proc_ev	ev;
 	char		name[PLUGIN_NAME_MAX], detail[DETAIL_MAX];
-	char		why[DETAIL_MAX + 32];
+	char		shown[DETAIL_MAX], why[DETAIL_MAX + 64];
 	uint8_t		status;
 	uint32_t	abi;
 
@@ -351,17 +372,25 @@ proc_hello(struct proc *p, struct wire_reader *r)
 	}
 	memset(&ev, 0, sizeof ev);
 	if (status != HELLO_OK) {
+		engine_vis(shown, sizeof shown, detail);
 		if (kinds[status] == NULL)
-			strlcpy(why, detail, sizeof why);
+			strlcpy(why, shown, sizeof why);
 		else
 			snprintf(why, sizeof why, "%s: %s", kinds[status],
-			    detail);
+			    shown);
+		ev.type = PEV_REFUSED;
+		ev.why = why;
+	} else if (!proc_name_ok(name)) {
+		engine_vis(shown, sizeof shown, name);
+		snprintf(why, sizeof why, "bad descriptor: plugin name \"%s\" "
+		    "is empty or holds a control character", shown);
 		ev.type = PEV_REFUSED;
 		ev.why = why;
 	} else {
 		ev.type = PEV_HELLO;
 		if (p->state == PROC_SPAWNING && p->module->name[0] == '\0') {
-			strlcpy(p->module->name, name, sizeof p->module->name);
+			engine_vis(p->module->name, sizeof p->module->name,
+			    name);
 			p->module->abi = abi;
 		}
 	}

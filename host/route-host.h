@@ -104,6 +104,9 @@ void		 engine_free(struct engine *);
 int		 engine_load(struct engine *, const char *, const char *,
 		     const struct route_option *, size_t, struct module **,
 		     char *, size_t);
+int		 engine_load_fd(struct engine *, int, const char *,
+		     const char *, const struct route_option *, size_t,
+		     struct module **, char *, size_t);
 void		 engine_release(struct engine *, struct module *);
 int		 engine_call(struct engine *, struct module *, const void *,
 		     size_t, int, engine_cb, void *);
@@ -126,6 +129,7 @@ u_int		 engine_procs(const struct engine *);
 void		 engine_foreach(struct engine *,
 		     void (*)(struct module *, void *), void *);
 const char	*engine_status_name(enum status);
+void		 engine_vis(char *, size_t, const char *);
 uint64_t	 engine_now(void);
 
 /* loop.c: the event loop; every fd and every deadline goes through it. */
@@ -211,6 +215,7 @@ void		 channel_free(struct channel *);
 int		 channel_configure(struct channel *,
 		     const struct channel_conf *);
 int		 channel_deploy(struct channel *, const char *);
+int		 channel_deploy_fd(struct channel *, int, const char *);
 const struct module *channel_loading(const struct channel *);
 int		 channel_call(struct channel *, const void *, size_t, int,
 		     engine_cb, void *);
@@ -301,7 +306,7 @@ RB_HEAD(module_tree, module);
 RB_PROTOTYPE(module_tree, module, entry, module_cmp);
 
 int		 module_cmp(struct module *, struct module *);
-struct module	*module_open(const char *, const char *, size_t,
+struct module	*module_open(int, const char *, const char *, size_t,
 		     const struct route_option *, size_t, char *, size_t);
 void		 module_free(struct module *);
 u_int		 module_pids(const struct module *, pid_t *, u_int);

@@ -789,6 +789,139 @@ test_untrusted_owner(void **state)
 	test_wait_active(f, CHAN, v2);
 }
 
+/*
+ * Every ancestor of the directory must be trusted too, like sshd's
+ * StrictModes: one that anyone may write (and is not sticky, as /tmp is)
+ * could swap the directory for another, and is named in the log.
+ */
+static void
+test_untrusted_ancestor(void **state)
+{
+	struct fixture	*f = *state;
+	char		 v1[VERSION_HEX_LEN + 1], anc[64], dir[64], orig[64];
+	char		 want[128];
+
+	test_hash(testutil_plugin("block-v1", false), v1);
+	test_put(f, CHAN, testutil_plugin("block-v1", false));
+	strlcpy(anc, "/tmp/route-host-ancestor-XXXXXX", sizeof anc);
+	assert_non_null(mkdtemp(anc));
+	snprintf(dir, sizeof dir, "%s/plugins", anc);
+	assert_int_equal(rename(f->dir, dir), 0);
+	assert_int_equal(chmod(anc, 0777), 0);
+	strlcpy(orig, f->dir, sizeof orig);
+	strlcpy(f->dir, dir, sizeof f->dir);
+	test_open(f);
+	test_spin(f, 2 * f->conf.settle_ms);
+	assert_string_equal(test_active(f, CHAN), "");
+	snprintf(want, sizeof want, "ancestor %s: group- or world-writable",
+	    anc);
+	assert_true(test_logged(f, want));
+
+	/* Sticky, as /tmp is, it is trusted: deployed on the next scan. */
+	assert_int_equal(chmod(anc, 01777), 0);
+	plugdir_scan(f->pd);
+	test_wait_active(f, CHAN, v1);
+
+	/* With strict off, the ancestors are not looked at. */
+	plugdir_close(f->pd);
+	f->pd = NULL;
+	test_wait_loaded(f, 0);
+	assert_int_equal(chmod(anc, 0777), 0);
+	f->conf.strict = false;
+	test_open(f);
+	test_wait_active(f, CHAN, v1);
+
+	plugdir_close(f->pd);
+	f->pd = NULL;
+	assert_int_equal(chmod(anc, 0700), 0);
+	assert_int_equal(rename(f->dir, orig), 0);
+	assert_int_equal(rmdir(anc), 0);
+	strlcpy(f->dir, orig, sizeof f->dir);
+}
+
+/*
+ * A symbolic link inside the directory is followed one component at a
+ * time, by the daemon, never by the kernel: every subdirectory it passes
+ * through must be trusted, and it may not climb out with "..".
+ */
+static void
+test_untrusted_subdirectory(void **state)
+{
+	struct fixture	*f = *state;
+	char		 v1[VERSION_HEX_LEN + 1], path[128], sub[128];
+
+	test_hash(testutil_plugin("block-v1", false), v1);
+	snprintf(sub, sizeof sub, "%s/sub", f->dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	assert_int_equal(chmod(sub, 0777), 0);
+	snprintf(path, sizeof path, "%s/p.so", sub);
+	test_write(testutil_plugin("block-v1", false), path,
+	    O_CREAT | O_TRUNC, 0644);
+	snprintf(path, sizeof path, "%s/inside.so", f->dir);
+	assert_int_equal(symlink("sub/p.so", path), 0);
+	snprintf(path, sizeof path, "%s/alias", f->dir);
+	assert_int_equal(symlink("./sub", path), 0);
+	snprintf(path, sizeof path, "%s/viadir.so", f->dir);
+	assert_int_equal(symlink("alias/p.so", path), 0);
+	snprintf(path, sizeof path, "%s/climb.so", f->dir);
+	assert_int_equal(symlink("sub/../../x/p.so", path), 0);
+
+	test_open(f);
+	test_spin(f, 2 * f->conf.settle_ms);
+	assert_string_equal(test_active(f, "inside"), "");
+	assert_string_equal(test_active(f, "viadir"), "");
+	assert_true(test_logged(f, "inside.so: refused: sub: group- or "
+	    "world-writable"));
+
+	/* Trusted, the subdirectory's plugin deploys, through either link. */
+	assert_int_equal(chmod(sub, 0755), 0);
+	plugdir_scan(f->pd);
+	test_wait_active(f, "inside", v1);
+	test_wait_active(f, "viadir", v1);
+	assert_string_equal(test_active(f, "climb"), "");
+	assert_true(test_logged(f, "climb.so: refused: symbolic link leaves "
+	    "the directory"));
+}
+
+/*
+ * One check, on the descriptor that is read: a trusted, deployed file
+ * replaced by an untrusted one, or by a link out of the directory, is
+ * refused, and the deployed version keeps serving.
+ */
+static void
+test_swapped_file_refused(void **state)
+{
+	struct fixture	*f = *state;
+	char		 v1[VERSION_HEX_LEN + 1], tmp[128], dst[128];
+	char		 target[PATH_MAX];
+
+	test_hash(testutil_plugin("block-v1", false), v1);
+	test_put(f, CHAN, testutil_plugin("block-v1", false));
+	test_open(f);
+	test_wait_active(f, CHAN, v1);
+
+	snprintf(tmp, sizeof tmp, "%s/.swap", f->dir);
+	snprintf(dst, sizeof dst, "%s/%s.so", f->dir, CHAN);
+	test_write(testutil_plugin("block-v2", false), tmp,
+	    O_CREAT | O_TRUNC, 0644);
+	assert_int_equal(chmod(tmp, 0666), 0);
+	assert_int_equal(rename(tmp, dst), 0);
+	plugdir_scan(f->pd);
+	test_spin(f, 2 * f->conf.settle_ms);
+	assert_true(test_logged(f, CHAN ".so: refused: group- or "
+	    "world-writable"));
+	assert_string_equal(test_active(f, CHAN), v1);
+
+	assert_non_null(realpath(testutil_plugin("block-v2", false), target));
+	assert_int_equal(symlink(target, tmp), 0);
+	assert_int_equal(rename(tmp, dst), 0);
+	plugdir_scan(f->pd);
+	test_spin(f, 2 * f->conf.settle_ms);
+	assert_true(test_logged(f, CHAN ".so: refused: symbolic link leaves "
+	    "the directory"));
+	assert_string_equal(test_active(f, CHAN), v1);
+}
+
 #define LOAD_DEPTH	4
 #define LOAD_DEPLOYS	100
 
@@ -892,6 +1025,9 @@ main(void)
 		T(test_trust),
 		T(test_untrusted_directory),
 		T(test_untrusted_owner),
+		T(test_untrusted_ancestor),
+		T(test_untrusted_subdirectory),
+		T(test_swapped_file_refused),
 		T(test_many_deploys_under_load),
 #undef T
 	};

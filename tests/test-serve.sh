@@ -465,6 +465,49 @@ if [ -z "$ROUTE_HOST_WRAPPER" ]; then
 	expect "... nor a file" "" "$(ls /tmp/route-host-escaped 2>/dev/null)"
 fi
 
+# --- a plugin cannot forge the daemon's log lines: what it says (its init
+# error, its name) reaches the log, the status and a call's detail escaped
+# by the daemon, on one line, without a raw control character
+mkdir -m 755 "$tmp/forge"
+cp "$TEST_PLUGINS/forge.so" "$tmp/forge/forged.so"
+cp "$TEST_PLUGINS/forge.so" "$tmp/forge/misnamed.so"
+printf 'channel forged {\n\toption try=init\n}\nchannel misnamed {\n\toption try=name\n}\n' \
+    > "$tmp/forge.conf"
+# shellcheck disable=SC2086
+$ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -c "$tmp/forge.conf" \
+    -d "$tmp/forge" -s "$sock" >"$tmp/forge.log" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 100 ] && [ "$(rh status -s "$sock" --json 2>/dev/null |
+    grep -c '"error": ".*not deployed')" -lt 2 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+esc=$(printf '\033')
+expect "a plugin's forged log line starts no line of the log" "0" \
+    "$(grep -c '^route-host\[1\]' "$tmp/forge.log")"
+expect "... and no raw escape reaches the log" "0" \
+    "$(grep -c "$esc" "$tmp/forge.log")"
+contains "its init error is logged escaped, on its own line" \
+    'init failed: bad config\nroute-host[1]: info: channel payments: deployed 0123456789ab (plugin \"forged\")\033[31m red' \
+    "$(grep 'channel forged:' "$tmp/forge.log")"
+got=$(rh status -s "$sock" --json)
+contains "... and shown escaped by status" \
+    'bad config\\nroute-host[1]: info: channel payments' "$got"
+check "... with no raw control character in the status" \
+    '! echo "$got" | grep -q "$esc"'
+contains "a name holding a newline is refused by the daemon" \
+    'channel misnamed: ' "$(grep 'bad descriptor: plugin name' "$tmp/forge.log")"
+contains "... and shown escaped" \
+    'plugin name "forge\nroute-host[1]: info: fake"' \
+    "$(grep 'channel misnamed:' "$tmp/forge.log")"
+two='{"consumers": [{"id": "a", "max_in_flight": 1}]}'
+contains "a call to a channel that never deployed is no_such_channel" \
+    '"error": "no_such_channel"' \
+    "$(echo "$two" | rh route -s "$sock" -c misnamed)"
+stop_daemon
+check "... and the daemon stops cleanly" '[ $rc -eq 0 ]'
+[ $rc -eq 0 ] || sed 's/^/#   /' "$tmp/forge.log" | head -20
+
 # --- configuration errors refuse to start
 printf 'timeout 5\nchannel orders {\n\tbogus 1\n}\n' > "$tmp/bad.conf"
 got=$(rh serve -f -c "$tmp/bad.conf" -d "$tmp/plugins" -s "$sock" 2>&1; echo "rc=$?")
