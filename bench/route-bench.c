@@ -726,8 +726,13 @@ bench_deploy(const struct wire_buf *b, size_t n)
 		if (channel_call(ch, blk.data, blk.len, 60000, bench_done,
 		    &hold) == -1)
 			err(1, "call");
-		while (read(sigfd, &entered, 1) != 1 || entered != 0x1e)
+		end = engine_now() + 10000 * MS_NS;
+		while (read(sigfd, &entered, 1) != 1 || entered != 0x1e) {
+			if (engine_now() > end)
+				errx(1, "hot deploy: block.so never said it "
+				    "entered");
 			engine_run(e, 1);
+		}
 
 		t = bench_put(src[(i + 1) % 2], dir, "bench");
 		for (;;) {
