@@ -499,6 +499,7 @@ plugdir_visit(struct plugdir *pd, int dirfd, const char *file,
 	struct plugdir_id	 id;
 	struct stat		 st;
 	char			 path[PATH_MAX], buf[DETAIL_MAX], name[NAME_MAX + 1];
+	char			 shown[4 * NAME_MAX + 1];
 	size_t			 n = strlen(file);
 	int			 fd;
 
@@ -511,16 +512,19 @@ plugdir_visit(struct plugdir *pd, int dirfd, const char *file,
 		strlcpy(en->file, file, sizeof en->file);
 		RB_INSERT(plugdir_tree, &pd->entries, en);
 		strlcpy(name, file, sizeof name);
+		/* Whoever may write the directory chose these bytes. */
+		engine_vis(shown, sizeof shown, file);
 		if (n <= 3 || strcmp(file + n - 3, ".so") != 0) {
 			en->ignored = true;
 			plugdir_log(pd, LOG_DEBUG, "%s/%s: ignored: not "
-			    "NAME.so", pd->path, file);
+			    "NAME.so", pd->path, shown);
 		} else if (name[n - 3] = '\0', !plugdir_channel_name_ok(name)) {
 			en->ignored = true;
-			plugdir_log(pd, LOG_WARNING, "%s/%s: refused: '%s' is "
-			    "not a channel name (1-63 of A-Z a-z 0-9 . _ -, "
-			    "starting with a letter or digit)", pd->path, file,
-			    name);
+			engine_vis(shown, sizeof shown, name);
+			plugdir_log(pd, LOG_WARNING, "%s/%s.so: refused: '%s' "
+			    "is not a channel name (1-63 of A-Z a-z 0-9 . _ -, "
+			    "starting with a letter or digit)", pd->path, shown,
+			    shown);
 		}
 	}
 	en->present = true;

@@ -695,6 +695,8 @@ test_trust(void **state)
 	snprintf(target, sizeof target, "%s/.hidden-inside.so", f->dir);
 	assert_int_equal(symlink(target, path), 0);
 	test_put(f, "bad name", testutil_plugin("block-v1", false));
+	/* A file name is anyone's with write access: logged escaped. */
+	test_put(f, "evil\nfake", testutil_plugin("block-v1", false));
 	snprintf(path, sizeof path, "%s/README", f->dir);
 	close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
 
@@ -706,6 +708,8 @@ test_trust(void **state)
 	assert_true(test_logged(f, "open.so: refused: group- or world-writable"));
 	assert_true(test_logged(f, "escape.so: refused: symbolic link leaves"));
 	assert_true(test_logged(f, "'bad name' is not a channel name"));
+	assert_true(test_logged(f, "'evil\\nfake' is not a channel name"));
+	assert_false(test_logged(f, "evil\nfake"));
 	assert_true(test_logged(f, "README: ignored"));
 
 	/* Fixing the mode deploys it on the next scan (SIGHUP here). */
