@@ -379,6 +379,44 @@ server_answer(struct server_client *c, uint64_t id, enum status st,
 	server_dirty(c);
 }
 
+/*
+ * Check a ROUTE's channel name as the n bytes it is (a NUL among them is
+ * refused, not taken as its end) and copy it into channel; -1 with why
+ * naming the first bad byte and its place (from 1).
+ */
+static int
+server_channel_name(const unsigned char *name, size_t n, char *channel,
+    char *why, size_t whylen)
+{
+	static const char	 rule[] = "a channel name is 1-63 of A-Z "
+	    "a-z 0-9 . _ -, starting with a letter or digit";
+	unsigned char		 b;
+
+	if (n == 0 || n >= PLUGIN_NAME_MAX) {
+		snprintf(why, whylen, "channel name of %zu bytes: %s", n, rule);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		b = name[i];
+		if (b == '\0') {
+			snprintf(why, whylen, "channel name has a NUL byte at "
+			    "%zu: %s", i + 1, rule);
+			return -1;
+		}
+		/* Bytes, not the locale's idea of a letter. */
+		if ((b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+		    (b >= '0' && b <= '9') ||
+		    (i > 0 && (b == '.' || b == '_' || b == '-')))
+			continue;
+		snprintf(why, whylen, "channel name has byte %#04x at %zu: %s",
+		    b, i + 1, rule);
+		return -1;
+	}
+	memcpy(channel, name, n);
+	channel[n] = '\0';
+	return 0;
+}
+
 /* Handle a ROUTE frame's payload. */
 static void
 server_route(struct server_client *c, const unsigned char *p, size_t len)
@@ -388,7 +426,7 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 	struct channel		*ch;
 	struct wire_reader	 r;
 	const unsigned char	*name;
-	char			 channel[PLUGIN_NAME_MAX], why[128];
+	char			 channel[PLUGIN_NAME_MAX], why[192];
 	uint64_t		 id;
 	uint32_t		 timeout;
 	uint8_t			 n;
@@ -402,11 +440,8 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 		server_client_fail(c, "malformed ROUTE frame header");
 		return;
 	}
-	memcpy(channel, name, n);
-	channel[n] = '\0';
-	if (!plugdir_channel_name_ok(channel)) {
-		server_answer(c, id, ST_BAD_REQUEST, "channel name must be 1-63 "
-		    "of A-Z a-z 0-9 . _ -, starting with a letter or digit");
+	if (server_channel_name(name, n, channel, why, sizeof why) == -1) {
+		server_answer(c, id, ST_BAD_REQUEST, why);
 		return;
 	}
 	if (s->stopping) {

@@ -155,6 +155,29 @@ def t_garbage(path):
     print("ok - unknown channel is no_such_channel")
 
 
+def route_raw(rid, name):
+    """A ROUTE frame whose channel name is the bytes name, as they are."""
+    return frame(ROUTE, struct.pack("<QIB", rid, 0, len(name)) + name +
+                 body([], CONSUMERS))
+
+
+def t_badname(path):
+    c = Conn(path)
+    for rid, name, want in ((1, b"orders\0/../x", "NUL byte at 7"),
+                            (2, b"\0orders", "NUL byte at 1"),
+                            (3, b"ord/ers", "byte 0x2f at 4"),
+                            (4, b"orders\xff", "byte 0xff at 7"),
+                            (5, b".orders", "byte 0x2e at 1")):
+        c.s.sendall(route_raw(rid, name))
+        got, status, _, _, detail = c.result()
+        assert got == rid and status == 5, (name, status, detail)
+        assert want in detail, (name, detail)
+        print(f"ok - channel name {name!r} is bad_request: {detail}")
+    c.s.sendall(route(6, "orders"))
+    assert c.result()[1] == 0
+    print("ok - the connection lives on after bad channel names")
+
+
 def t_noread(path):
     lazy = Conn(path)
     lazy.s.settimeout(0.5)

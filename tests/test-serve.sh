@@ -252,6 +252,7 @@ check "the next crash is replaced by the spare: the call after it answers" \
 py pipeline
 py hang
 py garbage
+py badname
 py noread
 py many
 
