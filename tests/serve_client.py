@@ -178,6 +178,41 @@ def t_badname(path):
     print("ok - the connection lives on after bad channel names")
 
 
+def status(c, rid=1):
+    """The daemon's status, as a dict, over connection c."""
+    import json
+    c.s.sendall(frame(STATUS, struct.pack("<Q", rid)))
+    t, p = c.read()
+    assert t == STATUS_REPLY, (t, p)
+    (n,) = struct.unpack_from("<I", p, 8)
+    return json.loads(p[12:12 + n])
+
+
+def t_peers(path):
+    c = Conn(path)
+    c2 = Conn(path)
+    peers = status(c)["peers"]
+    me = [p for p in peers if p["pid"] == os.getpid()]
+    assert len(me) == 2, peers
+    for p in me:
+        assert p["uid"] == os.geteuid() and p["gid"] == os.getegid(), p
+        assert p["in_flight"] == 0, p
+    print(f"ok - status shows each peer's pid, uid and gid: {me[0]}")
+    c2.s.close()
+
+
+def t_refused(path):
+    """A peer outside allow-uid / allow-gid: an ERROR at once, closed."""
+    c = Conn(path, hello=False)
+    t, p = c.read()
+    assert t == ERROR, (t, p)
+    (n,) = struct.unpack_from("<H", p)
+    reason = p[2:2 + n].decode()
+    assert "not allowed" in reason, reason
+    assert c.read()[0] is None, "connection stays open"
+    print(f"ok - a peer not allowed is refused: '{reason}'")
+
+
 def t_noread(path):
     lazy = Conn(path)
     lazy.s.settimeout(0.5)
