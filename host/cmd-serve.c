@@ -153,6 +153,17 @@ cmd_serve_reload(struct cmd_serve *d)
 		cmd_serve_log(d, LOG_WARNING, "reload: a new socket path "
 		    "takes a restart; still listening on the old one");
 	strlcpy(c.socket, d->conf.socket, sizeof c.socket);
+	if (c.socket_uid != d->conf.socket_uid ||
+	    c.socket_gid != d->conf.socket_gid ||
+	    c.socket_mode != d->conf.socket_mode)
+		cmd_serve_log(d, LOG_WARNING, "reload: a new socket-owner, "
+		    "socket-group or socket-mode takes a restart; the socket "
+		    "keeps its own");
+	c.socket_uid = d->conf.socket_uid;
+	c.socket_gid = d->conf.socket_gid;
+	c.socket_mode = d->conf.socket_mode;
+	strlcpy(c.socket_owner, d->conf.socket_owner, sizeof c.socket_owner);
+	strlcpy(c.socket_group, d->conf.socket_group, sizeof c.socket_group);
 	if (strcmp(c.plugins, d->conf.plugins) != 0) {
 		struct conf	old = d->conf;
 
@@ -182,6 +193,8 @@ cmd_serve_reload(struct cmd_serve *d)
 	if (engine_set_user(d->engine, d->conf.helper_user, err,
 	    sizeof err) == -1)
 		cmd_serve_log(d, LOG_ERR, err);
+	/* New peers are checked against the new lists. */
+	server_set_allow(d->server, &d->conf.allow);
 	/* The new limits, now that nothing can fail any more. */
 	if (d->conf.window != old_window ||
 	    d->conf.max_in_flight != old_max) {
@@ -349,7 +362,12 @@ cmd_serve(int argc, char **argv)
 		goto fatal;
 	memset(&sc, 0, sizeof sc);
 	sc.socket = d.conf.socket;
-	sc.socket_mode = 0660;
+	sc.socket_mode = d.conf.socket_mode;
+	sc.socket_uid = d.conf.socket_uid;
+	sc.socket_gid = d.conf.socket_gid;
+	sc.socket_owner = d.conf.socket_owner;
+	sc.socket_group = d.conf.socket_group;
+	sc.allow = d.conf.allow;
 	sc.window = d.conf.window;
 	sc.max_in_flight = d.conf.max_in_flight;
 	if ((d.server = server_open(d.engine, d.plugdir, &sc, cmd_serve_log,

@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,9 @@ conf_defaults(struct conf *c)
 	c->drain_ms = 30000;
 	c->memory_mb = DEFAULT_MEMORY_LIMIT >> 20;
 	strlcpy(c->helper_user, "nobody", sizeof c->helper_user);
+	c->socket_uid = (uid_t)-1;
+	c->socket_gid = (gid_t)-1;
+	c->socket_mode = 0660;
 	c->sandbox = 1;
 	c->strict = true;
 	c->window = 1024;
@@ -76,6 +80,95 @@ conf_number(const char *s, long long lo, long long hi, long long *out,
 		    lo, hi);
 		return -1;
 	}
+	return 0;
+}
+
+/* A user's id from its name or number, as chown(1) takes it; -1 if none. */
+static int
+conf_uid(const char *s, uid_t *out)
+{
+	struct passwd	*pw;
+	const char	*errstr;
+	long long	 n;
+
+	if ((pw = getpwnam(s)) != NULL) {
+		*out = pw->pw_uid;
+		return 0;
+	}
+	n = strtonum(s, 0, (uid_t)-2, &errstr);
+	if (errstr != NULL)
+		return -1;
+	*out = (uid_t)n;
+	return 0;
+}
+
+/* A group's id from its name or number; -1 if none. */
+static int
+conf_gid(const char *s, gid_t *out)
+{
+	struct group	*gr;
+	const char	*errstr;
+	long long	 n;
+
+	if ((gr = getgrnam(s)) != NULL) {
+		*out = gr->gr_gid;
+		return 0;
+	}
+	n = strtonum(s, 0, (gid_t)-2, &errstr);
+	if (errstr != NULL)
+		return -1;
+	*out = (gid_t)n;
+	return 0;
+}
+
+/* Parse socket-mode's value: 1 to 4 octal digits, at most 0777. */
+static int
+conf_mode(const char *s, mode_t *out, char *err, size_t errlen)
+{
+	size_t		n = strlen(s);
+	unsigned long	m;
+
+	if (n == 0 || n > 4 || strspn(s, "01234567") != n ||
+	    (m = strtoul(s, NULL, 8)) > 0777) {
+		snprintf(err, errlen, "socket-mode '%s': expected an octal "
+		    "mode from 0000 to 0777", s);
+		return -1;
+	}
+	*out = (mode_t)m;
+	return 0;
+}
+
+/* Set an allow-uid or allow-gid list from its words (the later line counts). */
+static int
+conf_allow(struct server_allow *a, bool uids, char **w, size_t nw,
+    char *err, size_t errlen)
+{
+	const char	*key = uids ? "allow-uid" : "allow-gid";
+	u_int		 n = 0;
+
+	if (nw < 1) {
+		snprintf(err, errlen, "expected '%s %s...'", key,
+		    uids ? "USER" : "GROUP");
+		return -1;
+	}
+	if (nw > SERVER_ALLOW_MAX) {
+		snprintf(err, errlen, "%s: more than %d values", key,
+		    SERVER_ALLOW_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < nw; i++) {
+		if (uids ? conf_uid(w[i], &a->uid[n]) == -1 :
+		    conf_gid(w[i], &a->gid[n]) == -1) {
+			snprintf(err, errlen, "%s %s: no such %s", key, w[i],
+			    uids ? "user" : "group");
+			return -1;
+		}
+		n++;
+	}
+	if (uids)
+		a->nuid = n;
+	else
+		a->ngid = n;
 	return 0;
 }
 
@@ -205,6 +298,9 @@ conf_line(struct conf *c, struct conf_channel **in, char **w, size_t nw,
 		*in = conf_new_channel(c, w[1], err, errlen);
 		return *in == NULL ? -1 : 0;
 	}
+	if (strcmp(w[0], "allow-uid") == 0 || strcmp(w[0], "allow-gid") == 0)
+		return conf_allow(&c->allow, w[0][6] == 'u', w + 1, nw - 1,
+		    err, errlen);
 	if (nw != 2) {
 		snprintf(err, errlen, "expected '%s VALUE'", w[0]);
 		return -1;
@@ -222,6 +318,31 @@ conf_line(struct conf *c, struct conf_channel **in, char **w, size_t nw,
 			    sizeof c->socket - 1);
 			return -1;
 		}
+	} else if (strcmp(w[0], "socket-owner") == 0) {
+		if (conf_uid(w[1], &c->socket_uid) == -1) {
+			snprintf(err, errlen, "socket-owner %s: no such user",
+			    w[1]);
+			return -1;
+		}
+		if (strlcpy(c->socket_owner, w[1], sizeof c->socket_owner) >=
+		    sizeof c->socket_owner) {
+			snprintf(err, errlen, "user name too long");
+			return -1;
+		}
+	} else if (strcmp(w[0], "socket-group") == 0) {
+		if (conf_gid(w[1], &c->socket_gid) == -1) {
+			snprintf(err, errlen, "socket-group %s: no such group",
+			    w[1]);
+			return -1;
+		}
+		if (strlcpy(c->socket_group, w[1], sizeof c->socket_group) >=
+		    sizeof c->socket_group) {
+			snprintf(err, errlen, "group name too long");
+			return -1;
+		}
+	} else if (strcmp(w[0], "socket-mode") == 0) {
+		if (conf_mode(w[1], &c->socket_mode, err, errlen) == -1)
+			return -1;
 	} else if (strcmp(w[0], "helper-user") == 0) {
 		errno = 0;
 		if (getpwnam(w[1]) == NULL) {

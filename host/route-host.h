@@ -445,9 +445,22 @@ int		 proto_decode_result(const unsigned char *, size_t,
 
 /* server.c: the daemon's listening socket and clients. */
 struct server;
+#define SERVER_ALLOW_MAX	32
+/* Peers that may connect; none listed lets every peer in. */
+struct server_allow {
+	u_int			 nuid;
+	u_int			 ngid;
+	uid_t			 uid[SERVER_ALLOW_MAX];
+	gid_t			 gid[SERVER_ALLOW_MAX];
+};
 struct server_config {
 	const char		*socket;
 	mode_t			 socket_mode;
+	uid_t			 socket_uid;
+	gid_t			 socket_gid;
+	const char		*socket_owner;	/* for errors */
+	const char		*socket_group;	/* for errors */
+	struct server_allow	 allow;
 	u_int			 window;	/* calls per connection */
 	u_int			 max_in_flight;	/* calls in all */
 };
@@ -460,6 +473,7 @@ void		 server_free(struct server *);
 u_int		 server_in_flight(const struct server *);
 void		 server_set_plugdir(struct server *, struct plugdir *);
 void		 server_set_limits(struct server *, u_int, u_int);
+void		 server_set_allow(struct server *, const struct server_allow *);
 json_t		*server_status(struct server *);
 
 /* client.c: talking to a running daemon. */
@@ -493,6 +507,12 @@ struct conf {
 	char			 plugins[4096];
 	char			 socket[108];
 	char			 helper_user[64];	/* as root */
+	char			 socket_owner[64];	/* "": the daemon's */
+	char			 socket_group[64];	/* "": the daemon's */
+	uid_t			 socket_uid;
+	gid_t			 socket_gid;
+	mode_t			 socket_mode;
+	struct server_allow	 allow;
 	int			 timeout_ms;
 	u_int			 helpers;
 	int			 drain_ms;

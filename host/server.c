@@ -40,6 +40,7 @@
 #define SERVER_READ		65536
 #define SERVER_OUT_HIGH		(1u << 20)	/* stop reading past this */
 #define SERVER_HIST		48		/* latency buckets */
+#define SERVER_REFUSED_NS	(1000 * MS_NS)	/* a refusal's line, at most */
 
 /* Counters for one channel name. */
 struct server_stats {
@@ -82,6 +83,8 @@ struct server_client {
 	bool			 closed;	/* fd gone, calls pending */
 	bool			 paused;	/* not reading */
 	bool			 dead;		/* on the dead list */
+	bool			 cred_ok;	/* cred is the peer's */
+	struct ucred		 cred;		/* SO_PEERCRED at accept */
 	uint32_t		 events;
 };
 
@@ -91,12 +94,16 @@ struct server {
 	struct server_config	 conf;
 	struct watch		 listen;
 	char			 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t			 dev;		/* the socket we made at path */
+	ino_t			 ino;
 	TAILQ_HEAD(, server_client) clients;
 	TAILQ_HEAD(, server_client) dirty;
 	TAILQ_HEAD(, server_client) dead;	/* to free */
 	struct server_stats_tree stats;
 	u_int			 nclients;
 	u_int			 in_flight;
+	uint64_t		 refused_at;	/* the last refusal logged */
+	u_int			 refused_quiet;	/* refused since, not logged */
 	bool			 stopping;
 	bool			 closing;	/* in server_free: read nothing */
 	log_cb			 log;
@@ -116,6 +123,7 @@ static void	server_client_event(struct watch *, uint32_t);
 static void	server_frames(struct server_client *);
 static void	server_read(struct server_client *);
 static bool	server_write(struct server_client *);
+static void	server_unlink(struct server *);
 
 /* Log through the owner. */
 static void __attribute__((format(printf, 3, 4)))
@@ -379,6 +387,44 @@ server_answer(struct server_client *c, uint64_t id, enum status st,
 	server_dirty(c);
 }
 
+/*
+ * Check a ROUTE's channel name as the n bytes it is (a NUL among them is
+ * refused, not taken as its end) and copy it into channel; -1 with why
+ * naming the first bad byte and its place (from 1).
+ */
+static int
+server_channel_name(const unsigned char *name, size_t n, char *channel,
+    char *why, size_t whylen)
+{
+	static const char	 rule[] = "a channel name is 1-63 of A-Z "
+	    "a-z 0-9 . _ -, starting with a letter or digit";
+	unsigned char		 b;
+
+	if (n == 0 || n >= PLUGIN_NAME_MAX) {
+		snprintf(why, whylen, "channel name of %zu bytes: %s", n, rule);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		b = name[i];
+		if (b == '\0') {
+			snprintf(why, whylen, "channel name has a NUL byte at "
+			    "%zu: %s", i + 1, rule);
+			return -1;
+		}
+		/* Bytes, not the locale's idea of a letter. */
+		if ((b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+		    (b >= '0' && b <= '9') ||
+		    (i > 0 && (b == '.' || b == '_' || b == '-')))
+			continue;
+		snprintf(why, whylen, "channel name has byte %#04x at %zu: %s",
+		    b, i + 1, rule);
+		return -1;
+	}
+	memcpy(channel, name, n);
+	channel[n] = '\0';
+	return 0;
+}
+
 /* Handle a ROUTE frame's payload. */
 static void
 server_route(struct server_client *c, const unsigned char *p, size_t len)
@@ -388,7 +434,7 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 	struct channel		*ch;
 	struct wire_reader	 r;
 	const unsigned char	*name;
-	char			 channel[PLUGIN_NAME_MAX], why[128];
+	char			 channel[PLUGIN_NAME_MAX], why[192];
 	uint64_t		 id;
 	uint32_t		 timeout;
 	uint8_t			 n;
@@ -402,11 +448,8 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 		server_client_fail(c, "malformed ROUTE frame header");
 		return;
 	}
-	memcpy(channel, name, n);
-	channel[n] = '\0';
-	if (!plugdir_channel_name_ok(channel)) {
-		server_answer(c, id, ST_BAD_REQUEST, "channel name must be 1-63 "
-		    "of A-Z a-z 0-9 . _ -, starting with a letter or digit");
+	if (server_channel_name(name, n, channel, why, sizeof why) == -1) {
+		server_answer(c, id, ST_BAD_REQUEST, why);
 		return;
 	}
 	if (s->stopping) {
@@ -650,21 +693,95 @@ server_client_event(struct watch *w, uint32_t events)
 		server_read(c);
 }
 
+/* Whether a peer is in allow-uid or allow-gid, or nothing is listed. */
+static bool
+server_allowed(const struct server *s, const struct ucred *cred)
+{
+	const struct server_allow	*a = &s->conf.allow;
+
+	if (a->nuid == 0 && a->ngid == 0)
+		return true;
+	if (cred == NULL)
+		return false;
+	for (u_int i = 0; i < a->nuid; i++)
+		if (a->uid[i] == cred->uid)
+			return true;
+	for (u_int i = 0; i < a->ngid; i++)
+		if (a->gid[i] == cred->gid)
+			return true;
+	return false;
+}
+
+/*
+ * Refuse a peer allow-uid and allow-gid leave out: an ERROR frame, as far
+ * as the socket takes it at once, then close.  Logged at most once a
+ * second, with how many went unlogged since.
+ */
+static void
+server_refuse(struct server *s, int fd, const struct ucred *cred)
+{
+	struct wire_buf	 b;
+	char		 why[128], more[64] = "";
+	uint64_t	 now = engine_now();
+
+	if (cred != NULL)
+		snprintf(why, sizeof why, "not allowed: uid %lu gid %lu is in "
+		    "neither allow-uid nor allow-gid", (u_long)cred->uid,
+		    (u_long)cred->gid);
+	else
+		snprintf(why, sizeof why, "not allowed: no credentials");
+	wire_init(&b);
+	proto_error(&b, why);
+	(void)send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	wire_free(&b);
+	close(fd);
+	if (s->refused_at != 0 && now - s->refused_at < SERVER_REFUSED_NS) {
+		s->refused_quiet++;
+		return;
+	}
+	if (s->refused_quiet > 0)
+		snprintf(more, sizeof more, " (%u more refused before, not "
+		    "logged)", s->refused_quiet);
+	s->refused_at = now;
+	s->refused_quiet = 0;
+	if (cred != NULL)
+		server_log(s, LOG_INFO, "refused a client: pid %ld uid %lu "
+		    "gid %lu is in neither allow-uid nor allow-gid%s",
+		    (long)cred->pid, (u_long)cred->uid, (u_long)cred->gid,
+		    more);
+	else
+		server_log(s, LOG_INFO, "refused a client: no credentials%s",
+		    more);
+}
+
 /* Accept every pending connection. */
 static void
 server_accept(struct watch *w, uint32_t events)
 {
 	struct server		*s = w->arg;
 	struct server_client	*c;
+	struct ucred		 cred;
+	socklen_t		 credlen;
+	bool			 cred_ok;
 	int			 fd;
 
 	(void)events;
 	while ((fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK |
 	    SOCK_CLOEXEC)) != -1) {
+		credlen = sizeof cred;
+		cred_ok = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
+		    &credlen) == 0 && credlen == sizeof cred;
+		if (!server_allowed(s, cred_ok ? &cred : NULL)) {
+			server_refuse(s, fd, cred_ok ? &cred : NULL);
+			continue;
+		}
 		if ((c = calloc(1, sizeof *c)) == NULL) {
 			close(fd);
 			continue;
 		}
+		c->cred_ok = cred_ok;
+		if (cred_ok)
+			c->cred = cred;
 		c->server = s;
 		c->watch.fd = fd;
 		c->watch.cb = server_client_event;
@@ -680,9 +797,185 @@ server_accept(struct watch *w, uint32_t events)
 		}
 		TAILQ_INSERT_TAIL(&s->clients, c, entry);
 		s->nclients++;
+		if (cred_ok)
+			server_log(s, LOG_DEBUG, "client fd %d: connected, pid "
+			    "%ld uid %lu gid %lu", fd, (long)cred.pid,
+			    (u_long)cred.uid, (u_long)cred.gid);
+		else
+			server_log(s, LOG_DEBUG, "client fd %d: connected, no "
+			    "credentials", fd);
 	}
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 		server_log(s, LOG_WARNING, "accept: %s", strerror(errno));
+}
+
+/* What a file that is not a socket is, for an error. */
+static const char *
+server_file_type(mode_t mode)
+{
+	if (S_ISREG(mode))
+		return "a regular file";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	return "of an unknown type";
+}
+
+/*
+ * Whether a new socket may go at sun's path: nothing is there, or a stale
+ * socket nobody listens on (*stale set: connect is refused).  Anything
+ * else (a live socket, a file that is not a socket, a socket connect
+ * cannot tell about) is left alone: -1 with err set.
+ */
+static int
+server_check_path(const struct sockaddr_un *sun, bool *stale, char *err,
+    size_t errlen)
+{
+	const char	*path = sun->sun_path;
+	struct stat	 st;
+	int		 fd, rc, error;
+
+	*stale = false;
+	if (lstat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s: exists and is %s, not a socket; "
+		    "refusing to replace it", path,
+		    server_file_type(st.st_mode));
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	rc = connect(fd, (const struct sockaddr *)sun, sizeof *sun);
+	error = errno;
+	close(fd);
+	if (rc == 0 || error == EAGAIN) {
+		snprintf(err, errlen, "%s: another route-host is listening",
+		    path);
+		return -1;
+	}
+	if (error != ECONNREFUSED) {
+		snprintf(err, errlen, "%s: a socket that may be in use "
+		    "(connect: %s); refusing to replace it", path,
+		    strerror(error));
+		return -1;
+	}
+	*stale = true;
+	return 0;
+}
+
+/*
+ * Give the socket at path its owner and group: socket-owner (else the
+ * daemon's user) and socket-group (else the daemon's group, whatever a
+ * set-group-ID directory gave it); -1 with err naming final.
+ */
+static int
+server_chown(const char *path, const struct server_config *conf,
+    const char *final, char *err, size_t errlen)
+{
+	gid_t	gid = conf->socket_gid;
+
+	if (conf->socket_uid != (uid_t)-1 &&
+	    lchown(path, conf->socket_uid, (gid_t)-1) == -1) {
+		snprintf(err, errlen, "%s: socket-owner %s: %s", final,
+		    conf->socket_owner != NULL ? conf->socket_owner : "",
+		    strerror(errno));
+		return -1;
+	}
+	if (lchown(path, (uid_t)-1, gid != (gid_t)-1 ? gid : getegid()) ==
+	    -1) {
+		snprintf(err, errlen, "%s: socket-group %s: %s", final,
+		    conf->socket_group != NULL && conf->socket_group[0] !=
+		    '\0' ? conf->socket_group : "(the daemon's)",
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Bind and listen on fd at the socket path with its mode, owner and group
+ * from the first instant: bound in a private directory beside the path
+ * (the umask giving the mode), chowned there, then renamed into place,
+ * over a stale socket if there is one.  A path too long to have that
+ * directory's name added is bound in place instead, its mode still from
+ * the umask, and chowned just after.  -1 with err set, leaving nothing.
+ */
+static int
+server_bind(int fd, const struct server_config *conf, bool stale,
+    char *err, size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	char			 dir[sizeof sun.sun_path];
+	const char		*slash = strrchr(conf->socket, '/');
+	bool			 private;
+	mode_t			 mask;
+	int			 rc;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (slash == NULL)
+		strlcpy(dir, ".route-host-XXXXXX", sizeof dir);
+	else
+		snprintf(dir, sizeof dir, "%.*s/.route-host-XXXXXX",
+		    (int)(slash - conf->socket), conf->socket);
+	private = strlen(dir) + 3 < sizeof sun.sun_path;
+	if (private) {
+		if (mkdtemp(dir) == NULL) {
+			snprintf(err, errlen, "%s: mkdtemp %s: %s",
+			    conf->socket, dir, strerror(errno));
+			return -1;
+		}
+		snprintf(sun.sun_path, sizeof sun.sun_path, "%s/s", dir);
+	} else {
+		strlcpy(sun.sun_path, conf->socket, sizeof sun.sun_path);
+		if (stale)
+			(void)unlink(conf->socket);
+	}
+	mask = umask(~conf->socket_mode & 0777);
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+	umask(mask);
+	if (rc == -1) {
+		snprintf(err, errlen, "%s: %s", conf->socket, strerror(errno));
+		goto fail_bind;
+	}
+	if (server_chown(sun.sun_path, conf, conf->socket, err, errlen) == -1)
+		goto fail;
+	if (listen(fd, 512) == -1) {
+		snprintf(err, errlen, "%s: listen: %s", conf->socket,
+		    strerror(errno));
+		goto fail;
+	}
+	if (private) {
+		if (rename(sun.sun_path, conf->socket) == -1) {
+			snprintf(err, errlen, "%s: rename: %s", conf->socket,
+			    strerror(errno));
+			goto fail;
+		}
+		(void)rmdir(dir);
+	}
+	return 0;
+
+fail:
+	(void)unlink(sun.sun_path);
+fail_bind:
+	if (private)
+		(void)rmdir(dir);
+	return -1;
 }
 
 /* Listen on the socket path; NULL with err set. */
@@ -693,6 +986,8 @@ server_open(struct engine *e, struct plugdir *pd,
 {
 	struct sockaddr_un	 sun;
 	struct server		*s;
+	struct stat		 st;
+	bool			 stale;
 	int			 fd;
 
 	memset(&sun, 0, sizeof sun);
@@ -702,6 +997,9 @@ server_open(struct engine *e, struct plugdir *pd,
 		snprintf(err, errlen, "%s: socket path too long", conf->socket);
 		return NULL;
 	}
+	/* A stale socket from a dead daemon is replaced; nothing else is. */
+	if (server_check_path(&sun, &stale, err, errlen) == -1)
+		return NULL;
 	if ((s = calloc(1, sizeof *s)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -709,6 +1007,7 @@ server_open(struct engine *e, struct plugdir *pd,
 	s->engine = e;
 	s->plugdir = pd;
 	s->conf = *conf;
+	s->conf.socket = s->conf.socket_owner = s->conf.socket_group = NULL;
 	s->log = log;
 	s->logarg = logarg;
 	TAILQ_INIT(&s->clients);
@@ -722,34 +1021,37 @@ server_open(struct engine *e, struct plugdir *pd,
 		free(s);
 		return NULL;
 	}
-	/* A stale socket from a dead daemon is replaced; a live one is not. */
-	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0) {
-		snprintf(err, errlen, "%s: another route-host is listening",
-		    conf->socket);
+	if (server_bind(fd, conf, stale, err, errlen) == -1) {
 		close(fd);
 		free(s);
 		return NULL;
 	}
-	(void)unlink(conf->socket);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) == -1 ||
-	    listen(fd, 512) == -1) {
-		snprintf(err, errlen, "%s: %s", conf->socket, strerror(errno));
-		close(fd);
-		free(s);
-		return NULL;
+	if (lstat(s->path, &st) == 0) {
+		s->dev = st.st_dev;
+		s->ino = st.st_ino;
 	}
-	(void)chmod(conf->socket, conf->socket_mode);
 	s->listen.fd = fd;
 	s->listen.cb = server_accept;
 	s->listen.arg = s;
 	if (engine_watch(e, &s->listen, EPOLLIN) == -1) {
 		snprintf(err, errlen, "watch: %s", strerror(errno));
 		close(fd);
-		unlink(conf->socket);
+		server_unlink(s);
 		free(s);
 		return NULL;
 	}
 	return s;
+}
+
+/* Remove the socket, if what is at its path is still the one we made. */
+static void
+server_unlink(struct server *s)
+{
+	struct stat	st;
+
+	if (lstat(s->path, &st) == 0 && st.st_dev == s->dev &&
+	    st.st_ino == s->ino)
+		(void)unlink(s->path);
 }
 
 /* Stop accepting and remove the socket; new requests get shutting_down. */
@@ -762,7 +1064,7 @@ server_stop(struct server *s)
 	engine_unwatch(s->engine, &s->listen);
 	close(s->listen.fd);
 	s->listen.fd = -1;
-	(void)unlink(s->path);
+	server_unlink(s);
 }
 
 /* Calls still in flight for clients. */
@@ -781,6 +1083,13 @@ server_set_limits(struct server *s, u_int window, u_int max_in_flight)
 {
 	s->conf.window = window;
 	s->conf.max_in_flight = max_in_flight;
+}
+
+/* New allow-uid and allow-gid lists (after a reload): for new peers. */
+void
+server_set_allow(struct server *s, const struct server_allow *allow)
+{
+	s->conf.allow = *allow;
 }
 
 /* Point the server at a new plugins directory (after a reload). */
@@ -940,6 +1249,25 @@ server_status_each(struct channel *ch, void *arg)
 	server_status_channel(ctx->server, ctx->channels, ch);
 }
 
+/* Each open connection's peer, from SO_PEERCRED, and its calls. */
+static json_t *
+server_status_peers(struct server *s)
+{
+	struct server_client	*c;
+	json_t			*peers = json_array();
+
+	TAILQ_FOREACH(c, &s->clients, entry) {
+		if (c->closed || !c->cred_ok)
+			continue;
+		json_array_append_new(peers, json_pack("{s:I,s:I,s:I,s:I}",
+		    "pid", (json_int_t)c->cred.pid,
+		    "uid", (json_int_t)c->cred.uid,
+		    "gid", (json_int_t)c->cred.gid,
+		    "in_flight", (json_int_t)c->in_flight));
+	}
+	return peers;
+}
+
 /* The daemon's state as JSON: what route-host status shows. */
 json_t *
 server_status(struct server *s)
@@ -947,12 +1275,13 @@ server_status(struct server *s)
 	struct server_status_ctx	ctx = { s, json_array() };
 
 	plugdir_foreach(s->plugdir, server_status_each, &ctx);
-	return json_pack("{s:s,s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:o}",
+	return json_pack("{s:s,s:I,s:s,s:s,s:I,s:o,s:I,s:I,s:I,s:o}",
 	    "server", "route-host " PACKAGE_VERSION,
 	    "pid", (json_int_t)getpid(),
 	    "plugins", plugdir_path(s->plugdir),
 	    "socket", s->path,
 	    "clients", (json_int_t)s->nclients,
+	    "peers", server_status_peers(s),
 	    "in_flight", (json_int_t)s->in_flight,
 	    "versions_loaded", (json_int_t)engine_loaded(s->engine),
 	    "helpers", (json_int_t)engine_procs(s->engine),

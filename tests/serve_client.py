@@ -155,6 +155,64 @@ def t_garbage(path):
     print("ok - unknown channel is no_such_channel")
 
 
+def route_raw(rid, name):
+    """A ROUTE frame whose channel name is the bytes name, as they are."""
+    return frame(ROUTE, struct.pack("<QIB", rid, 0, len(name)) + name +
+                 body([], CONSUMERS))
+
+
+def t_badname(path):
+    c = Conn(path)
+    for rid, name, want in ((1, b"orders\0/../x", "NUL byte at 7"),
+                            (2, b"\0orders", "NUL byte at 1"),
+                            (3, b"ord/ers", "byte 0x2f at 4"),
+                            (4, b"orders\xff", "byte 0xff at 7"),
+                            (5, b".orders", "byte 0x2e at 1")):
+        c.s.sendall(route_raw(rid, name))
+        got, status, _, _, detail = c.result()
+        assert got == rid and status == 5, (name, status, detail)
+        assert want in detail, (name, detail)
+        print(f"ok - channel name {name!r} is bad_request: {detail}")
+    c.s.sendall(route(6, "orders"))
+    assert c.result()[1] == 0
+    print("ok - the connection lives on after bad channel names")
+
+
+def status(c, rid=1):
+    """The daemon's status, as a dict, over connection c."""
+    import json
+    c.s.sendall(frame(STATUS, struct.pack("<Q", rid)))
+    t, p = c.read()
+    assert t == STATUS_REPLY, (t, p)
+    (n,) = struct.unpack_from("<I", p, 8)
+    return json.loads(p[12:12 + n])
+
+
+def t_peers(path):
+    c = Conn(path)
+    c2 = Conn(path)
+    peers = status(c)["peers"]
+    me = [p for p in peers if p["pid"] == os.getpid()]
+    assert len(me) == 2, peers
+    for p in me:
+        assert p["uid"] == os.geteuid() and p["gid"] == os.getegid(), p
+        assert p["in_flight"] == 0, p
+    print(f"ok - status shows each peer's pid, uid and gid: {me[0]}")
+    c2.s.close()
+
+
+def t_refused(path):
+    """A peer outside allow-uid / allow-gid: an ERROR at once, closed."""
+    c = Conn(path, hello=False)
+    t, p = c.read()
+    assert t == ERROR, (t, p)
+    (n,) = struct.unpack_from("<H", p)
+    reason = p[2:2 + n].decode()
+    assert "not allowed" in reason, reason
+    assert c.read()[0] is None, "connection stays open"
+    print(f"ok - a peer not allowed is refused: '{reason}'")
+
+
 def t_noread(path):
     lazy = Conn(path)
     lazy.s.settimeout(0.5)

@@ -3,8 +3,9 @@
 # and connections, a hung plugin beside a healthy one, hostile clients,
 # 200 connections, SIGHUP and hot deploy under traffic, a bad reload,
 # SIGTERM with calls in flight, paused connections resuming on the frames
-# they hold, SIGTERM with a paused connection, a crash storm, kill -9, and
-# configuration errors.
+# they hold, SIGTERM with a paused connection, a crash storm, kill -9, the
+# socket (what is at its path, its mode, owner and group, its peers and
+# who may connect), and configuration errors.
 set -u
 
 : "${ROUTE_HOST:=host/route-host}"
@@ -252,6 +253,7 @@ check "the next crash is replaced by the spare: the call after it answers" \
 py pipeline
 py hang
 py garbage
+py badname
 py noread
 py many
 
@@ -508,6 +510,147 @@ stop_daemon
 check "... and the daemon stops cleanly" '[ $rc -eq 0 ]'
 [ $rc -eq 0 ] || sed 's/^/#   /' "$tmp/forge.log" | head -20
 
+# --- the socket: what is at its path, its mode, owner and group from the
+# first instant, and who may connect
+mkdir -m 755 "$tmp/one" "$tmp/sk"
+cp "$SHIPPED_PLUGINS/first-available.so" "$tmp/one/orders.so"
+me=$(id -u)
+mygroup=$(id -gn)
+# serve_sock SOCKET [ARGS...]: serve the one channel in the background,
+# with a watcher that records the socket's first mode, uid and gid
+# in $tmp/first; wait until it answers status.
+serve_sock() {
+	s=$1
+	shift
+	rm -f "$tmp/first" "$tmp/watching"
+	python3 -c '
+import os, sys, time
+open(sys.argv[2], "w").close()
+end = time.monotonic() + 30
+while time.monotonic() < end:
+    try:
+        st = os.lstat(sys.argv[1])
+    except FileNotFoundError:
+        continue
+    print("%o %d %d" % (st.st_mode & 0o7777, st.st_uid, st.st_gid))
+    break
+' "$s" "$tmp/watching" >"$tmp/first" &
+	wpid=$!
+	i=0
+	while [ ! -e "$tmp/watching" ] && [ $i -lt 100 ]; do
+		sleep 0.1; i=$((i + 1))
+	done
+	# shellcheck disable=SC2086
+	$ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -d "$tmp/one" -s "$s" \
+	    "$@" >>"$tmp/log" 2>&1 &
+	pid=$!
+	wait $wpid
+	i=0
+	while [ $i -lt 100 ] && ! rh status -s "$s" >/dev/null 2>&1; do
+		sleep 0.1; i=$((i + 1))
+	done
+}
+
+echo "not a socket" > "$tmp/sk/file.sock"
+got=$(timeout 60 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -d "$tmp/one" -s "$tmp/sk/file.sock" 2>&1; echo "rc=$?")
+contains "a regular file at the socket path: serve refuses, naming it" \
+    "$tmp/sk/file.sock: exists and is a regular file, not a socket" "$got"
+contains "... and exits 1" "rc=1" "$got"
+expect "... and the file is left as it was" "not a socket" \
+    "$(cat "$tmp/sk/file.sock" 2>&1)"
+mkdir "$tmp/sk/dir.sock"
+got=$(timeout 60 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -d "$tmp/one" -s "$tmp/sk/dir.sock" 2>&1; echo "rc=$?")
+contains "a directory at the socket path: refused, naming it" \
+    "$tmp/sk/dir.sock: exists and is a directory, not a socket" "$got"
+check "... and left there" '[ -d "$tmp/sk/dir.sock" ]'
+
+# The default: 0660, the daemon's user and group, from the first instant.
+serve_sock "$tmp/sk/rh.sock"
+expect "default socket: mode 0660, the daemon's uid and gid, from the first instant" \
+    "660 $me $(id -g)" "$(cat "$tmp/first")"
+sock="$tmp/sk/rh.sock"
+py peers
+got=$(timeout 60 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -d "$tmp/one" -s "$sock" 2>&1; echo "rc=$?")
+contains "a live socket: a second serve refuses, exit 1" \
+    "another route-host is listening" "$got"
+kill -9 "$pid"; wait "$pid" 2>/dev/null
+pid=""
+check "kill -9 leaves a stale socket" '[ -S "$sock" ]'
+serve_sock "$sock"
+check "a stale socket is replaced" 'rh status -s "$sock" >/dev/null'
+stop_daemon
+
+# socket-mode, and socket-group a group the runner is in.
+printf 'socket-mode 0600\nsocket-group %s\n' "$mygroup" > "$tmp/sk.conf"
+serve_sock "$tmp/sk/rh.sock" -c "$tmp/sk.conf"
+expect "socket-mode 0600, socket-group $mygroup: from the first instant" \
+    "600 $me $(id -g)" "$(cat "$tmp/first")"
+stop_daemon
+check "socket-mode: exit 0" '[ $rc -eq 0 ]'
+
+if [ "$me" -eq 0 ] && getent group nogroup >/dev/null &&
+    getent passwd nobody >/dev/null; then
+	printf 'socket-owner nobody\nsocket-group nogroup\nsocket-mode 0640\n' \
+	    > "$tmp/sk.conf"
+	serve_sock "$tmp/sk/rh.sock" -c "$tmp/sk.conf"
+	expect "as root, socket-owner nobody, socket-group nogroup, mode 0640: from the first instant" \
+	    "640 $(id -u nobody) $(getent group nogroup | cut -d: -f3)" \
+	    "$(cat "$tmp/first")"
+	stop_daemon
+	# allow-uid 0 on a socket anyone may connect to: nobody is refused.
+	printf 'socket-mode 0666\nallow-uid 0\n' > "$tmp/sk.conf"
+	serve_sock "$tmp/sk/rh.sock" -c "$tmp/sk.conf"
+	# (A PATH of its own: root's python3 may be somewhere nobody
+	# cannot reach.)  The ERROR comes at once, before any HELLO.
+	got=$(setpriv --reuid=nobody --regid=nogroup --init-groups \
+	    env PATH=/usr/local/bin:/usr/bin:/bin python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+buf = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    buf += b
+print("type %#x: %s" % (buf[4], buf[7:].decode()) if len(buf) > 7 else "closed")
+' "$tmp/sk/rh.sock" 2>&1)
+	contains "allow-uid 0: nobody is refused with an ERROR" \
+	    "type 0xff: not allowed: uid $(id -u nobody)" "$got"
+	check "... and root is served" 'rh status -s "$tmp/sk/rh.sock" >/dev/null'
+	stop_daemon
+else
+	echo "# skipped: socket-owner nobody, socket-group nogroup and a peer" \
+	    "connecting as nobody need root (running as $(id -un))"
+	printf 'socket-owner root\n' > "$tmp/sk.conf"
+	got=$(timeout 60 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -c "$tmp/sk.conf" \
+	    -d "$tmp/one" -s "$tmp/sk/rh.sock" 2>&1; echo "rc=$?")
+	contains "not root, socket-owner root: refuses to start, naming the socket" \
+	    "$tmp/sk/rh.sock: socket-owner root: Operation not permitted" "$got"
+	check "... and leaves no socket behind" '[ ! -e "$tmp/sk/rh.sock" ]'
+fi
+
+# allow-uid without the runner: refused, logged at info; with it, served.
+printf 'allow-uid 4000000\nallow-gid 4000001\n' > "$tmp/sk.conf"
+: >"$tmp/log"
+serve_sock "$tmp/sk/rh.sock" -c "$tmp/sk.conf" -v
+py refused
+contains "a refused peer is logged at info, with its credentials" \
+    "info: refused a client: pid " "$(cat "$tmp/log")"
+printf 'allow-uid 4000000 %s\n' "$me" > "$tmp/sk.conf"
+kill -HUP "$pid"
+i=0
+while [ $i -lt 50 ] && ! rh status -s "$sock" >/dev/null 2>&1; do
+	sleep 0.1; i=$((i + 1))
+done
+check "allow-uid with the runner's uid, after a reload: served" \
+    'rh status -s "$sock" >/dev/null'
+contains "serve -v logs each client's credentials when it connects" \
+    "debug: client fd" "$(grep "uid $me gid" "$tmp/log")"
+stop_daemon
+check "allow-uid: exit 0" '[ $rc -eq 0 ]'
+
 # --- configuration errors refuse to start
 printf 'timeout 5\nchannel orders {\n\tbogus 1\n}\n' > "$tmp/bad.conf"
 got=$(rh serve -f -c "$tmp/bad.conf" -d "$tmp/plugins" -s "$sock" 2>&1; echo "rc=$?")
@@ -522,6 +665,24 @@ printf 'helper-user no-such-user-here\n' > "$tmp/bad.conf"
 got=$(rh serve -f -c "$tmp/bad.conf" -d "$tmp/plugins" -s "$sock" 2>&1; echo "rc=$?")
 contains "helper-user of no user: refuses to start, names line and user" \
     "bad.conf:1: helper-user no-such-user-here: no such user" "$got"
+
+for bad in 'socket-mode 999' 'socket-mode 01777' 'socket-mode rw' \
+    'socket-owner no-such-user-here' 'socket-group no-such-group-here' \
+    'allow-uid 0 no-such-user-here' 'allow-gid' ; do
+	printf '%s\n' "$bad" > "$tmp/bad.conf"
+	got=$(timeout 60 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -c "$tmp/bad.conf" \
+	    -d "$tmp/plugins" -s "$sock" 2>&1; echo "rc=$?")
+	case "$got" in
+	*"bad.conf:1: "*"rc=1") ok "'$bad': refuses to start, naming the line: ${got%%
+*}" ;;
+	*) not_ok "'$bad': refuses to start, naming the line"
+	   printf '#   %s\n' "$got" ;;
+	esac
+done
+contains "socket-mode's error names the value" \
+    "socket-mode '999'" "$(printf 'socket-mode 999\n' > "$tmp/bad.conf";
+    timeout 60 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -c "$tmp/bad.conf" -d "$tmp/plugins" \
+    -s "$sock" 2>&1)"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
