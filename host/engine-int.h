@@ -3,8 +3,9 @@
  * registry, turns, reaping), call.c (a call's life), module.c (a
  * version's life), pool.c (a version's helpers: dispatch, spawn, spares,
  * throttle, and what each helper event means), proc.c (one helper: the
- * process, its socket and ledger, bytes to typed events), ledger.c and
- * helper.c (the child's side).  Nothing outside these files sees a call,
+ * process, its socket and ledger, bytes to typed events), zygote.c (the
+ * process that forks helpers), ledger.c, sandbox.c and helper.c (the
+ * child's side).  Nothing outside these files sees a call,
  * a helper or a pool.
  */
 
@@ -257,8 +258,8 @@ void		 module_settle(struct module *);
 void		 module_capped(void *);
 
 /*
- * engine.c: the top.  One engine per process: it blocks SIGCHLD and reaps
- * every child.  A turn runs the loop once, then settles: pools kicked,
+ * engine.c: the top.  It blocks SIGCHLD and reaps its own children (the
+ * zygote); the zygote reaps the helpers and reports each exit.  A turn runs the loop once, then settles: pools kicked,
  * results delivered, until nothing moves; then frees what died and writes
  * what was sent.
  */

@@ -2,8 +2,10 @@
  * The engine: the top of the library, and the loop turn.
  *
  * engine.c owns the loop (loop.c), the registry of versions by key, the
- * reaping of every child (SIGCHLD through a signalfd, waitpid(WNOHANG) in
- * a loop: no work in a signal handler), and the shape of a turn:
+ * zygote (zygote.c) and the reports of each helper's exit it sends, the
+ * reaping of the engine's own children (SIGCHLD through a signalfd,
+ * waitpid(WNOHANG) in a loop: no work in a signal handler), and the shape
+ * of a turn:
  *
  *	1. wait once, run the events and the timers that are due;
  *	2. settle: kick the pools that asked (pool.c), deliver the results

@@ -251,6 +251,14 @@ sandbox_loading_filter(struct sandbox_prog *prog, char *err, size_t errlen)
 		"shmget", "msgget", "semget", "mq_open", "mq_unlink",
 	};
 	static const int writes[] = { O_WRONLY, O_RDWR, O_CREAT, O_TRUNC };
+	static const struct {
+		const char	*call;
+		unsigned int	 cmd;
+	} owners[] = {
+		{ "fcntl", F_SETOWN }, { "fcntl", F_SETOWN_EX },
+		{ "fcntl", F_SETSIG }, { "ioctl", FIOSETOWN },
+		{ "ioctl", SIOCSPGRP }, { "ioctl", FIOASYNC },
+	};
 	scmp_filter_ctx	 ctx;
 
 	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL) {
@@ -287,18 +295,15 @@ sandbox_loading_filter(struct sandbox_prog *prog, char *err, size_t errlen)
 	 * 32-bit values, so the rules compare 32 bits.  Filters stack: this
 	 * holds after sandbox_lock too.
 	 */
-	RULE(ctx, SCMP_ACT_ERRNO(EPERM), fcntl,
-	    SCMP_A1_32(SCMP_CMP_EQ, F_SETOWN));
-	RULE(ctx, SCMP_ACT_ERRNO(EPERM), fcntl,
-	    SCMP_A1_32(SCMP_CMP_EQ, F_SETOWN_EX));
-	RULE(ctx, SCMP_ACT_ERRNO(EPERM), fcntl,
-	    SCMP_A1_32(SCMP_CMP_EQ, F_SETSIG));
-	RULE(ctx, SCMP_ACT_ERRNO(EPERM), ioctl,
-	    SCMP_A1_32(SCMP_CMP_EQ, FIOSETOWN));
-	RULE(ctx, SCMP_ACT_ERRNO(EPERM), ioctl,
-	    SCMP_A1_32(SCMP_CMP_EQ, SIOCSPGRP));
-	RULE(ctx, SCMP_ACT_ERRNO(EPERM), ioctl,
-	    SCMP_A1_32(SCMP_CMP_EQ, FIOASYNC));
+	for (size_t i = 0; i < nitems(owners); i++) {
+		struct scmp_arg_cmp	a = SCMP_A1_32(SCMP_CMP_EQ,
+					    owners[i].cmd);
+
+		if (sandbox_rule(ctx, SCMP_ACT_ERRNO(EPERM),
+		    seccomp_syscall_resolve_name(owners[i].call),
+		    owners[i].call, 1, &a, err, errlen) == -1)
+			goto fail;
+	}
 	return sandbox_export(ctx, prog, "loading", err, errlen);
 fail:
 	seccomp_release(ctx);
