@@ -114,9 +114,13 @@ hard=$(ulimit -H -n)
 nofile="-S -n 256"
 start_daemon -c "$tmp/route-host.conf"
 nofile=""
+# (valgrind keeps descriptors of its own at the top and pretends the limit
+# is lower: not checked there.)
 soft=$(awk '/Max open files/ { print $4 }' "/proc/$pid/limits")
-check "the soft fd limit is raised to the hard one ($soft, hard $hard)" \
-    '[ "$soft" = "$hard" ]'
+if [ -z "$ROUTE_HOST_WRAPPER" ]; then
+	check "the soft fd limit is raised to the hard one ($soft, hard $hard)" \
+	    '[ "$soft" = "$hard" ]'
+fi
 
 # --- max-connections
 py maxconn 20
@@ -130,9 +134,13 @@ contains "status shows max-in-flight-bytes" '"max_in_flight_bytes": 8388608' \
 contains "status shows window-bytes" '"window_bytes": 2097152' "$got"
 contains "status shows max-connections" '"max_connections": 20' "$got"
 # (The RSS allowed beyond the budget: a constant; under valgrind, whose
-# own memory grows with the daemon's, a larger one.)
+# own memory grows with the daemon's, a larger one; under ASan, which
+# keeps freed memory in quarantine, any.)
 slack=8
 [ -z "$ROUTE_HOST_WRAPPER" ] || slack=96
+if ldd "$ROUTE_HOST" 2>/dev/null | grep -q libasan; then
+	slack=100000
+fi
 py pin "$pid" 6 2097152 8388608 "$slack"
 contains "text status shows the bytes held and the budget" \
     "0 B of 8.0 MiB" "$(rh status -s "$sock")"
