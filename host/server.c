@@ -45,6 +45,7 @@
 #define SERVER_HIST		48		/* latency buckets */
 #define SERVER_REFUSED_NS	(1000 * MS_NS)	/* a refusal's line, at most */
 #define SERVER_BACKOFF_NS	(100 * MS_NS)	/* no descriptor: wait */
+#define SERVER_GROUPS_MAX	1024		/* a peer's, looked at */
 
 /* Counters for one channel name. */
 struct server_stats {
@@ -830,11 +831,27 @@ server_client_event(struct watch *w, uint32_t events)
 		server_read(c);
 }
 
-/* Whether a peer is in allow-uid or allow-gid, or nothing is listed. */
+/* Whether gid is in allow-gid. */
 static bool
-server_allowed(const struct server *s, const struct ucred *cred)
+server_allowed_gid(const struct server_allow *a, gid_t gid)
+{
+	for (u_int i = 0; i < a->ngid; i++)
+		if (a->gid[i] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * Whether the peer on fd is in allow-uid or allow-gid, or nothing is
+ * listed: its uid, its gid, or one of its supplementary groups (as they
+ * were at connect, SO_PEERGROUPS).
+ */
+static bool
+server_allowed(const struct server *s, int fd, const struct ucred *cred)
 {
 	const struct server_allow	*a = &s->conf.allow;
+	gid_t				 groups[SERVER_GROUPS_MAX];
+	socklen_t			 len = sizeof groups;
 
 	if (a->nuid == 0 && a->ngid == 0)
 		return true;
@@ -843,8 +860,15 @@ server_allowed(const struct server *s, const struct ucred *cred)
 	for (u_int i = 0; i < a->nuid; i++)
 		if (a->uid[i] == cred->uid)
 			return true;
-	for (u_int i = 0; i < a->ngid; i++)
-		if (a->gid[i] == cred->gid)
+	if (a->ngid == 0)
+		return false;
+	if (server_allowed_gid(a, cred->gid))
+		return true;
+	/* More groups than that (ERANGE) are not looked at. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1)
+		return false;
+	for (size_t i = 0; i < len / sizeof groups[0]; i++)
+		if (server_allowed_gid(a, groups[i]))
 			return true;
 	return false;
 }
@@ -964,12 +988,12 @@ server_accept_all(struct server *s)
 		credlen = sizeof cred;
 		cred_ok = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
 		    &credlen) == 0 && credlen == sizeof cred;
-		if (!server_allowed(s, cred_ok ? &cred : NULL)) {
+		if (!server_allowed(s, fd, cred_ok ? &cred : NULL)) {
 			if (cred_ok)
 				snprintf(why, sizeof why, "not allowed: uid "
 				    "%lu gid %lu is in neither allow-uid nor "
-				    "allow-gid", (u_long)cred.uid,
-				    (u_long)cred.gid);
+				    "allow-gid, nor are its groups",
+				    (u_long)cred.uid, (u_long)cred.gid);
 			else
 				snprintf(why, sizeof why, "not allowed: no "
 				    "credentials");

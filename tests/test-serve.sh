@@ -620,6 +620,33 @@ print("type %#x: %s" % (buf[4], buf[7:].decode()) if len(buf) > 7 else "closed")
 	    "type 0xff: not allowed: uid $(id -u nobody)" "$got"
 	check "... and root is served" 'rh status -s "$tmp/sk/rh.sock" >/dev/null'
 	stop_daemon
+	# allow-gid names a supplementary group of the peer's, not its
+	# primary one: allowed (SO_PEERGROUPS).
+	printf 'socket-mode 0666\nallow-uid 0\nallow-gid 4000002\n' \
+	    > "$tmp/sk.conf"
+	serve_sock "$tmp/sk/rh.sock" -c "$tmp/sk.conf"
+	hello='
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+try:
+    s.sendall(struct.pack("<IBHH", 5, 1, 1, 1))
+except OSError:
+    pass    # refused and closed already: the ERROR waits
+b = s.recv(4096)
+print("type %#x" % b[4] if len(b) > 4 else "closed")
+'
+	got=$(setpriv --reuid=nobody --regid=nogroup --groups=4000002 \
+	    env PATH=/usr/local/bin:/usr/bin:/bin python3 -c "$hello" \
+	    "$tmp/sk/rh.sock" 2>&1)
+	expect "allow-gid: a peer whose supplementary group it names is served" \
+	    "type 0x81" "$got"
+	got=$(setpriv --reuid=nobody --regid=nogroup --groups=4000003 \
+	    env PATH=/usr/local/bin:/usr/bin:/bin python3 -c "$hello" \
+	    "$tmp/sk/rh.sock" 2>&1)
+	expect "... and one in none of its groups is refused" "type 0xff" "$got"
+	stop_daemon
 else
 	echo "# skipped: socket-owner nobody, socket-group nogroup and a peer" \
 	    "connecting as nobody need root (running as $(id -un))"
