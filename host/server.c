@@ -40,7 +40,7 @@
 #include "route-host.h"
 
 #define SERVER_READ		65536
-#define SERVER_OUT_HIGH		(256u << 10)	/* stop reading past this */
+#define SERVER_OUT_HIGH		(64u << 10)	/* stop reading past this */
 #define SERVER_OUT_KEEP		(64u << 10)	/* an idle buffer, at most */
 #define SERVER_HIST		48		/* latency buckets */
 #define SERVER_REFUSED_NS	(1000 * MS_NS)	/* a refusal's line, at most */

@@ -615,5 +615,55 @@ def t_pin(path, pid, nconns, window_bytes, max_bytes, slack_mib):
     print("ok - once answered, no bytes are held")
 
 
+def t_hostile(path, pid, nconns="1000", seconds="5"):
+    """Worst case for the daemon's memory with its default limits:
+    nconns clients (at most max-connections) each asking for statuses it
+    never reads, and sending most of a 1 MiB call it never finishes,
+    plus calls with 1 MiB bodies on a blocked channel ("hold") that they
+    never read the answers of.  Prints the daemon's peak RSS."""
+    nconns, seconds = int(nconns), float(seconds)
+    rss0 = rss_kib(pid)
+    big = "x" * ((1 << 20) - 200)
+    held = route(0, "hold", [("pad", 4, big)], timeout=60000)
+    partial = route(0, "hold", [("pad", 4, big)])[:-100]
+    statuses = b"".join(frame(STATUS, struct.pack("<Q", i))
+                        for i in range(2000))
+    blocker = Conn(path)
+    blocker.s.sendall(route(0, "hold", [("dir", 4, "/nonexistent")],
+                            timeout=60000))
+    watcher = Conn(path)
+    conns, refused = [], 0
+    for i in range(nconns):
+        try:
+            c = Conn(path)
+        except (AssertionError, OSError):
+            refused += 1        # past max-connections
+            continue
+        c.s.setblocking(False)
+        c.data = held * 4 + statuses + partial
+        c.off = 0
+        conns.append(c)
+    peak, t0 = rss0, time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        for c in conns:
+            try:
+                c.off += c.s.send(c.data[c.off:c.off + (1 << 20)])
+            except BlockingIOError:
+                pass
+        peak = max(peak, rss_kib(pid))
+        time.sleep(0.01)
+    st = status(watcher)
+    sent = sum(c.off for c in conns) >> 20
+    print(f"# hostile: {nconns} clients sent {sent} MiB (statuses never "
+          f"read, 1 MiB calls never answered, 1 MiB frames never "
+          f"finished): daemon RSS {rss0 >> 10} -> peak {peak >> 10} MiB; "
+          f"{st['bytes_in_flight'] >> 20} MiB of calls held, "
+          f"{st['bytes_buffered'] >> 20} MiB buffered, "
+          f"{st['connections_refused']} connections refused "
+          f"({refused} seen)")
+    for c in conns:
+        c.s.close()
+
+
 if __name__ == "__main__":
     globals()["t_" + sys.argv[2]](sys.argv[1], *sys.argv[3:])
