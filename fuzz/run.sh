@@ -28,8 +28,13 @@ for name in "$@"; do
 	work=$scratch/$name
 	mkdir -p "$work/corpus" "$work/found"
 	[ ! -d "$corpus/$name" ] || cp "$corpus/$name"/* "$work/corpus/" 2>/dev/null
+	# A configuration line can be longer than libFuzzer's default 4096.
+	case $name in
+	fuzz-conf)	maxlen=-max_len=16384 ;;
+	*)		maxlen= ;;
+	esac
 	"$bin/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-	    -print_final_stats=1 -artifact_prefix="$work/found/" \
+	    -print_final_stats=1 -artifact_prefix="$work/found/" $maxlen \
 	    "$work/corpus" >"$work/log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
