@@ -16,8 +16,8 @@
  * the pool escaped (no control character); the input buffer stays in
  * bounds.
  *
- * The engine around proc (pool, calls, deadlines) with a fake fork, kill
- * and clock is not here: pool.c's state table is not fuzzed.
+ * The engine around proc, the pool's state table included, is
+ * fuzz-engine's.
  */
 
 #include "proc.c"

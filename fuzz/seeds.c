@@ -2,7 +2,7 @@
  * fuzz-seeds: write the seed corpora of the fuzz targets (fuzz/corpus/),
  * made with route-host's own encoders: request lines through
  * request_parse, bodies, broker frames through proto.c, scripts for
- * fuzz-proc, configuration files.  make fuzz-seeds runs it into the
+ * fuzz-proc and fuzz-engine, configuration files.  make fuzz-seeds runs it into the
  * source tree; the files it writes are committed.
  *
  *	fuzz-seeds DIR
@@ -228,6 +228,37 @@ seeds_proc(const char *dir)
 	seeds_write(dir, "fuzz-proc", "raw", raw, sizeof raw);
 }
 
+/* fuzz-engine: scripts (the steps are in fuzz-engine.c). */
+static void
+seeds_engine(const char *dir)
+{
+	/* A call; HELLO; the call answered; a second call, a crash. */
+	static const unsigned char	answer[] = {
+		0, 1,
+		2, 0, 0, 1, 1,
+		2, 0, 1, 1,
+		0, 1, 1, 2, 0, 5, 0x17, 1, 1,
+	};
+	/* A refused HELLO with control characters; a 1 ms deadline. */
+	static const unsigned char	refuse[] = {
+		0x40, 1,
+		2, 0, 0x80, 6, 3, 'a', '\n', 'b', 1, 1,
+		2, 1, 0, 1, 1, 1,
+	};
+	/* A slot and a RESULT ahead of the calls; raw bytes; exit 3. */
+	static const unsigned char	raw[] = {
+		0, 0, 1, 2, 0, 0, 1, 1,
+		2, 0, 2, 5, 2, 7, 0,
+		2, 0, 4, 0, 1,
+		2, 0, 3, 6, 1, 0, 0, 0, 9, 9, 1,
+		2, 0, 5, 6, 1,
+	};
+
+	seeds_write(dir, "fuzz-engine", "answer", answer, sizeof answer);
+	seeds_write(dir, "fuzz-engine", "refuse", refuse, sizeof refuse);
+	seeds_write(dir, "fuzz-engine", "raw", raw, sizeof raw);
+}
+
 /* fuzz-conf: files, good and bad. */
 static void
 seeds_conf(const char *dir)
@@ -254,6 +285,7 @@ main(int argc, char **argv)
 	seeds_proto(argv[1]);
 	seeds_server(argv[1]);
 	seeds_proc(argv[1]);
+	seeds_engine(argv[1]);
 	seeds_conf(argv[1]);
 	return 0;
 }
