@@ -44,8 +44,8 @@ static struct {
 	struct engine	*engine;
 	struct plugdir	*plugdir;
 	struct server	*server;
-	char		 dir[64];
-	char		 sock[128];
+	char		 dir[256];
+	char		 sock[256];
 } fd_;
 
 /* What the server owes for a stream, and what came back. */
@@ -66,7 +66,7 @@ fuzz_log(void *arg, int prio, const char *msg)
 static void
 fuzz_cleanup(void)
 {
-	char	plugins[96];
+	char	plugins[300];
 
 	server_free(fd_.server);
 	plugdir_close(fd_.plugdir);
@@ -84,10 +84,12 @@ fuzz_daemon(void)
 	struct engine_config	ec;
 	struct plugdir_config	pc;
 	struct server_config	sc;
-	char			err[512], plugins[96];
+	const char		*tmp = getenv("TMPDIR");
+	char			err[512], plugins[300];
 
 	signal(SIGPIPE, SIG_IGN);
-	strlcpy(fd_.dir, "/tmp/route-host-fuzz-XXXXXX", sizeof fd_.dir);
+	snprintf(fd_.dir, sizeof fd_.dir, "%s/route-host-fuzz-XXXXXX",
+	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	if (mkdtemp(fd_.dir) == NULL)
 		abort();
 	snprintf(plugins, sizeof plugins, "%s/plugins", fd_.dir);

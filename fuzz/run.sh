@@ -33,9 +33,11 @@ for name in "$@"; do
 	fuzz-conf)	maxlen=-max_len=16384 ;;
 	*)		maxlen= ;;
 	esac
-	"$bin/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-	    -print_final_stats=1 -artifact_prefix="$work/found/" $maxlen \
-	    "$work/corpus" >"$work/log" 2>&1
+	# What a target makes in TMPDIR (fuzz-server's socket) goes with it.
+	TMPDIR=$work "$bin/$name" -max_total_time="$secs" -timeout=10 \
+	    -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix="$work/found/" $maxlen "$work/corpus" \
+	    >"$work/log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log")
