@@ -116,8 +116,13 @@ fuzz_daemon(void)
 	sc.socket_gid = (gid_t)-1;
 	sc.window = 1024;
 	sc.max_in_flight = 65536;
+	sc.max_connections = DEFAULT_MAX_CONNECTIONS;
+	sc.window_bytes = DEFAULT_WINDOW_BYTES;
+	sc.max_in_flight_bytes = DEFAULT_MAX_IN_FLIGHT_BYTES;
+	sc.listen_fd = -1;
 	if ((fd_.server = server_open(fd_.engine, fd_.plugdir, &sc, fuzz_log,
-	    NULL, err, sizeof err)) == NULL) {
+	    NULL, err, sizeof err)) == NULL || server_listen(fd_.server) ==
+	    -1) {
 		fprintf(stderr, "fuzz-server: %s\n", err);
 		abort();
 	}

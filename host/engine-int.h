@@ -61,9 +61,8 @@ struct call {
 	void			*arg;
 	uint32_t		 nconsumers;
 	struct result		 result;	/* set once it ends */
-	size_t			 outend;	/* its end in proc's out */
 	size_t			 len;
-	unsigned char		 frame[];	/* WIRE_CALL frame */
+	unsigned char		 frame[];	/* WIRE_CALL frame, written as is */
 };
 TAILQ_HEAD(call_fifo, call);
 
@@ -157,8 +156,8 @@ struct proc {
 	uint32_t		 ghost_seq;	/* ... which one */
 	uint64_t		 stall_by;	/* frames unwritten, none running */
 
-	struct wire_buf		 out;		/* frames being written */
-	size_t			 outoff;
+	size_t			 outoff;	/* of the first call unwritten */
+	bool			 outdead;	/* a write failed: no more */
 	bool			 waiting_out;	/* EPOLLOUT armed */
 
 	unsigned char		 in[WIRE_REPLY_MAX];	/* being read */
@@ -296,6 +295,7 @@ struct engine {
 	uint64_t		 nexttoken;	/* for helpers */
 	u_int			 pending;	/* callers not yet answered */
 	u_int			 ncalls;	/* call structures alive */
+	uint64_t		 call_bytes;	/* their frames */
 	u_int			 nloaded;	/* modules not yet freed */
 	u_int			 nprocs;
 	bool			 closing;

@@ -131,6 +131,17 @@ engine_unwatch(struct engine *e, struct watch *w)
 	loop_unwatch(e->loop, w);
 }
 
+/*
+ * Bytes of calls the engine holds: every call's frame, from engine_call
+ * until it is freed, which for a call abandoned by its caller (its
+ * deadline passed) but still held by a helper is after its answer.
+ */
+uint64_t
+engine_call_bytes(const struct engine *e)
+{
+	return e->call_bytes;
+}
+
 /* Tell the engine's owner something worth a log line (syslog priority). */
 void
 engine_log(struct engine *e, int prio, const char *fmt, ...)

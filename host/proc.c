@@ -2,7 +2,9 @@
  * The host's side of a helper process: the device, not the policy.
  *
  * proc.c has the zygote start a helper (zygote.c), writes the calls the
- * pool sends it, reads its socket and its ledger, and turns what it finds
+ * pool sends it (straight from each call's frame: a body is copied once,
+ * from the client's frame into its call), reads its socket and its
+ * ledger, and turns what it finds
  * into typed events for pool.c (engine-int.h lists them): a handshake, a
  * refused handshake, one result per call, EOF, a protocol violation, its
  * death.  It enforces the peer's protocol: every frame is length-checked,
@@ -17,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -30,6 +33,7 @@
 #include "engine-int.h"
 
 #define PROC_READ_MAX	(16 * 1024)	/* per wake-up */
+#define PROC_IOV	64		/* calls per sendmsg, at most */
 
 static void	proc_event(struct watch *, uint32_t);
 
@@ -143,8 +147,6 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 	}
 	p->state = PROC_SPAWNING;
 	TAILQ_INIT(&p->calls);
-	wire_init(&p->out);
-	p->out.max = SIZE_MAX / 2;
 	p->engine = e;
 	p->module = m;
 	p->watch.fd = sv[0];
@@ -173,7 +175,6 @@ proc_close(struct proc *p)
 	engine_unwatch(p->engine, &p->watch);
 	close(p->watch.fd);
 	p->watch.fd = -1;
-	p->out.len = p->outoff = 0;
 }
 
 /* Free a reaped helper. */
@@ -182,7 +183,6 @@ proc_free(struct proc *p)
 {
 	if (p->pidfd != -1)
 		close(p->pidfd);
-	wire_free(&p->out);
 	ledger_free(p->ledger);
 	free(p);
 }
@@ -211,50 +211,53 @@ proc_stop(struct proc *p)
 	p->state = PROC_STOPPING;
 }
 
-/* After a partial write: the calls now written in full count as sent. */
-static void
-proc_advance_sent(struct proc *p)
-{
-	struct call	*c;
-
-	TAILQ_FOREACH(c, &p->calls, entry) {
-		if (proc_sent(p, c))
-			continue;
-		if (c->outend > p->outoff)
-			break;
-		p->sent = c->seq;
-	}
-}
-
-/* True while frames wait to be written. */
+/* True while calls wait to be written. */
 bool
 proc_pending_out(const struct proc *p)
 {
-	return p->outoff < p->out.len;
+	return p->watch.fd != -1 && !p->outdead && p->sent != p->seq;
 }
 
 /*
- * Write as much of the pending frames as the socket takes.  True if any
- * byte was written.
+ * Write as much of the calls not yet written as the socket takes, straight
+ * from each call's own frame (no copy): one sendmsg of up to PROC_IOV
+ * frames, again while the socket takes it all.  True if any byte was
+ * written.
  */
 bool
 proc_flush(struct proc *p)
 {
-	ssize_t	n;
-	bool	progress = false;
+	struct iovec	 iov[PROC_IOV];
+	struct msghdr	 msg;
+	struct call	*c, *first;
+	ssize_t		 n;
+	size_t		 left;
+	bool		 progress = false;
+	int		 niov;
 
-	if (p->watch.fd == -1) {
-		/* Closed: what is left was never written. */
-		p->out.len = p->outoff = 0;
-		return false;
-	}
-	while (p->outoff < p->out.len) {
-		n = send(p->watch.fd, p->out.data + p->outoff,
-		    p->out.len - p->outoff, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (proc_pending_out(p)) {
+		/* The first call not written in full; the FIFO is in order. */
+		TAILQ_FOREACH(first, &p->calls, entry)
+			if (!proc_sent(p, first))
+				break;
+		if (first == NULL)
+			break;
+		niov = 0;
+		for (c = first; c != NULL && niov < PROC_IOV;
+		    c = TAILQ_NEXT(c, entry)) {
+			iov[niov].iov_base = c->frame +
+			    (c == first ? p->outoff : 0);
+			iov[niov].iov_len = c->len -
+			    (c == first ? p->outoff : 0);
+			niov++;
+		}
+		memset(&msg, 0, sizeof msg);
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)niov;
+		n = sendmsg(p->watch.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			proc_advance_sent(p);
 			if (!p->waiting_out) {
 				engine_rewatch(p->engine, &p->watch,
 				    EPOLLIN | EPOLLOUT);
@@ -264,15 +267,23 @@ proc_flush(struct proc *p)
 		}
 		if (n == -1) {
 			/* The helper is going; EOF or reaping says why. */
-			proc_advance_sent(p);
-			p->out.len = p->outoff = 0;
-			return progress;
+			p->outdead = true;
+			break;
 		}
-		p->outoff += (size_t)n;
 		progress = true;
+		/* The calls now written in full count as sent. */
+		left = (size_t)n;
+		for (c = first; c != NULL && left > 0;
+		    c = TAILQ_NEXT(c, entry)) {
+			if (left < c->len - p->outoff) {
+				p->outoff += left;
+				break;
+			}
+			left -= c->len - p->outoff;
+			p->outoff = 0;
+			p->sent = c->seq;
+		}
 	}
-	p->out.len = p->outoff = 0;
-	p->sent = p->seq;
 	if (p->waiting_out) {
 		engine_rewatch(p->engine, &p->watch, EPOLLIN);
 		p->waiting_out = false;
@@ -300,8 +311,6 @@ proc_dispatch(struct proc *p, struct call *c)
 	TAILQ_INSERT_TAIL(&p->calls, c, entry);
 	p->ncalls++;
 	p->state = PROC_BUSY;
-	wire_bytes(&p->out, c->frame, c->len);
-	c->outend = p->out.len;
 }
 
 /* Take call c out of the helper's FIFO. */

@@ -43,6 +43,13 @@
 #define DEFAULT_TIMEOUT_MS	5000
 #define DEFAULT_FILE_MAX	(64u << 20)
 #define DEFAULT_MEMORY_LIMIT	(256u << 20)
+/*
+ * What clients may make the daemon hold: connections, and bytes of calls
+ * (request bodies in flight, frames being read) per connection and in all.
+ */
+#define DEFAULT_MAX_CONNECTIONS		1024
+#define DEFAULT_WINDOW_BYTES		(16ULL << 20)
+#define DEFAULT_MAX_IN_FLIGHT_BYTES	(128ULL << 20)
 /* In a directory of its own: route-host.service's RuntimeDirectory=. */
 #define DEFAULT_SOCKET		RUNSTATEDIR "/route-host/route-host.sock"
 
@@ -126,6 +133,7 @@ int		 engine_run(struct engine *, int);
 u_int		 engine_pending(const struct engine *);
 u_int		 engine_loaded(const struct engine *);
 u_int		 engine_procs(const struct engine *);
+uint64_t	 engine_call_bytes(const struct engine *);
 void		 engine_foreach(struct engine *,
 		     void (*)(struct module *, void *), void *);
 const char	*engine_status_name(enum status);
@@ -247,6 +255,7 @@ bool		 plugdir_channel_name_ok(const char *);
 void		 plugdir_foreach(struct plugdir *,
 		     void (*)(struct channel *, void *), void *);
 const char	*plugdir_path(const struct plugdir *);
+u_int		 plugdir_loading(const struct plugdir *);
 
 /*
  * module.c: a loaded version, and its life.
@@ -463,17 +472,24 @@ struct server_config {
 	struct server_allow	 allow;
 	u_int			 window;	/* calls per connection */
 	u_int			 max_in_flight;	/* calls in all */
+	u_int			 max_connections;
+	uint64_t		 window_bytes;	/* bodies per connection */
+	uint64_t		 max_in_flight_bytes; /* bodies and frames */
+	int			 listen_fd;	/* handed over, or -1 */
 };
 struct server	*server_open(struct engine *, struct plugdir *,
 		     const struct server_config *, log_cb, void *, char *,
 		     size_t);
+int		 server_listen(struct server *);
 void		 server_flush(struct server *);
 void		 server_stop(struct server *);
 void		 server_free(struct server *);
 u_int		 server_in_flight(const struct server *);
 void		 server_set_plugdir(struct server *, struct plugdir *);
-void		 server_set_limits(struct server *, u_int, u_int);
+void		 server_set_limits(struct server *, const struct server_config *);
 void		 server_set_allow(struct server *, const struct server_allow *);
+const char	*server_path(const struct server *);
+bool		 server_activated(const struct server *);
 json_t		*server_status(struct server *);
 
 /* client.c: talking to a running daemon. */
@@ -521,6 +537,9 @@ struct conf {
 	bool			 strict;
 	u_int			 window;
 	u_int			 max_in_flight;
+	u_int			 max_connections;
+	uint64_t		 window_bytes;
+	uint64_t		 max_in_flight_bytes;
 	struct conf_channel	*channels;
 	size_t			 nchannels;
 };
