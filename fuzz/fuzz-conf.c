@@ -31,6 +31,9 @@ fuzz_check(const struct conf *c)
 	assert(c->timeout_ms >= 1 && c->timeout_ms <= 3600000);
 	assert(c->helpers >= 1 && c->helpers <= 256);
 	assert(c->window >= 1 && c->window <= 65536);
+	assert(c->max_connections >= 1);
+	assert(c->window_bytes >= PROTO_FRAME_MAX &&
+	    c->max_in_flight_bytes >= PROTO_FRAME_MAX);
 	assert(c->socket_mode <= 0777);
 	assert(c->allow.nuid <= SERVER_ALLOW_MAX);
 	assert(c->allow.ngid <= SERVER_ALLOW_MAX);

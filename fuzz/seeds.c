@@ -47,7 +47,9 @@ static const char *const seeds_confs[] = {
 	"timeout 5000\nhelpers 4\ndrain 30000\nmemory-limit 256\n"
 	"sandbox yes\nstrict yes\nwindow 1024\nmax-in-flight 65536\n"
 	"helper-user nobody\nsocket-owner root\nsocket-group 0\n"
-	"socket-mode 0660\nallow-uid root 1000\nallow-gid 0\n",
+	"socket-mode 0660\nallow-uid root 1000\nallow-gid 0\n"
+	"max-connections 1024\nwindow-bytes 16m\n"
+	"max-in-flight-bytes 128M\n",
 	"channel orders {\n\ttimeout 200\n\thelpers 8\n"
 	"\t# option takes the rest of the line\n"
 	"\toption field=region\n\toption prefer=eu-west\n}\n"
