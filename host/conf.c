@@ -453,7 +453,9 @@ conf_load(struct conf *c, const char *path, char *err, size_t errlen)
 
 			while (isspace((unsigned char)*r))
 				r++;
-			n = strlcpy(rest, r, sizeof rest);
+			/* Cut at the buffer (BUGS), and trim inside it. */
+			if ((n = strlcpy(rest, r, sizeof rest)) >= sizeof rest)
+				n = sizeof rest - 1;
 			while (n > 0 && isspace((unsigned char)rest[n - 1]))
 				rest[--n] = '\0';
 		}
