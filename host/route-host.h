@@ -138,6 +138,7 @@ void		 engine_foreach(struct engine *,
 		     void (*)(struct module *, void *), void *);
 const char	*engine_status_name(enum status);
 void		 engine_vis(char *, size_t, const char *);
+size_t		 engine_visn(char *, size_t, const char *, size_t);
 uint64_t	 engine_now(void);
 
 /* loop.c: the event loop; every fd and every deadline goes through it. */
