@@ -563,5 +563,6 @@ int		 cmd_demo(int, char **);
 int		 cmd_serve(int, char **);
 int		 cmd_status(int, char **);
 int		 cmd_options(struct route_option **, size_t *, const char *);
+void		 cmd_log(void *, int, const char *);
 
 #endif /* ROUTE_HOST_H */
