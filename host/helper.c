@@ -262,5 +262,6 @@ helper_main(int sock, int memfd, struct ledger *l,
 	}
 	if (d->fini != NULL)
 		d->fini(state);
+	(void)fflush(NULL);
 	_exit(0);
 }

@@ -49,6 +49,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -238,6 +239,9 @@ zygote_child_exit(int status, void *arg)
 	_exit(status);
 }
 
+/* In a helper: standard output's buffer. */
+static char	zygote_child_out[BUFSIZ];
+
 /*
  * In a new child: give it a clean process (default signals, empty mask,
  * no core files, death with the zygote, its ledger mapped, fixed fds 0-4
@@ -285,9 +289,17 @@ zygote_child(pid_t parent, const struct helper_spec *spec,
 	if (fcntl(ZYGOTE_SOCK_FD, F_SETFD, FD_CLOEXEC) == -1 ||
 	    fcntl(ZYGOTE_IMAGE_FD, F_SETFD, FD_CLOEXEC) == -1)
 		_exit(126);
-	/* The host's exit handlers are not the helper's. */
+	/*
+	 * The host's exit handlers are not the helper's, nor what its stdio
+	 * buffered when the zygote was forked, which would go down the pipe.
+	 * Standard output is line-buffered, so a line printed is a line
+	 * logged: a buffer of its own resets what stdout inherited.
+	 */
 	if (on_exit(zygote_child_exit, NULL) != 0)
 		_exit(126);
+	__fpurge(stdout);
+	__fpurge(stderr);
+	(void)setvbuf(stdout, zygote_child_out, _IOLBF, sizeof zygote_child_out);
 	helper_main(ZYGOTE_SOCK_FD, ZYGOTE_IMAGE_FD, l, spec,
 	    spec->sandbox ? sb : NULL);
 }

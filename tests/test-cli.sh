@@ -80,8 +80,9 @@ if [ -z "$ROUTE_HOST_WRAPPER" ]; then
 	    "$(ls /tmp/route-host-escaped 2>/dev/null)"
 fi
 
-# --- what a plugin writes to its standard error reaches route --plugin's,
-# a line at a time, escaped by the engine, and never its results
+# --- what a plugin writes to its standard output and error reaches route
+# --plugin's standard error, a line at a time, escaped by the engine, and
+# never its results
 one='{"consumers": [{"id": "a", "max_in_flight": 1}]}'
 got=$(echo "$one" | rh route --plugin "$TEST_PLUGINS/forge.so" \
     --option try=stderr 2>"$tmp/err")
@@ -93,7 +94,7 @@ contains "... it is on route's, escaped and attributed" \
     "$(grep '^route-host: forge [0-9a-f]\{12\}: helper [0-9]*: stderr: ' "$tmp/err")"
 expect "... with no raw control character" "0" \
     "$(tr -d '\n' <"$tmp/err" | tr -d '[:print:]' | wc -c)"
-expect "... one log line for each of its lines, the last too" "5" \
+expect "... one log line for each of its lines, the last too" "6" \
     "$(grep -c ': stderr: ' "$tmp/err")"
 
 # --- hash: byte-identical to b2sum -l 256

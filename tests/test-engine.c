@@ -1672,10 +1672,11 @@ test_log_clean(const struct fixture *f)
 }
 
 /*
- * A plugin's standard error reaches the engine's log one line at a time,
- * escaped, attributed to its version and helper: its control bytes,
- * terminal escapes and newlines forge no line; a long line is cut, saying
- * so; a last line without a newline is logged once the helper is gone.
+ * A plugin's standard output and error reach the engine's log one line at
+ * a time, escaped, attributed to its version and helper: its control
+ * bytes, terminal escapes and newlines forge no line; a long line is cut,
+ * saying so; a last line without a newline is logged once the helper is
+ * gone.
  */
 static void
 test_stderr_escaped(void **state)
@@ -1698,6 +1699,8 @@ test_stderr_escaped(void **state)
 	test_wait_reaped(f->e, 10000);
 
 	test_log_clean(f);
+	snprintf(want, sizeof want, "%sprinted on stdout", who);
+	assert_int_equal(test_logged(f, want), 1);
 	snprintf(want, sizeof want, "%splain words", who);
 	assert_int_equal(test_logged(f, want), 1);
 	snprintf(want, sizeof want, "%sroute-host[1]: info: channel payments: "
@@ -1712,7 +1715,7 @@ test_stderr_escaped(void **state)
 	assert_int_equal(test_logged(f, "xxxxxxxx [cut at 512 bytes]"), 1);
 	snprintf(want, sizeof want, "%sno newline at the end", who);
 	assert_int_equal(test_logged(f, want), 1);
-	assert_int_equal(test_logged(f, "stderr: "), 5);
+	assert_int_equal(test_logged(f, "stderr: "), 6);
 }
 
 /*

@@ -6,10 +6,11 @@
  *	try=name	init renames the plugin to a name that holds a
  *			newline and a fake log line, after the helper has
  *			checked the name and before it sends it to the host
- *	try=stderr	each call writes to its standard error a line, a
- *			fake log line of the daemon's with control bytes
- *			and a terminal escape, a NUL, a line of 3000 bytes,
- *			and a last line without a newline
+ *	try=stderr	each call prints a line on its standard output,
+ *			then writes to its standard error a line, a fake
+ *			log line of the daemon's with control bytes and a
+ *			terminal escape, a NUL, a line of 3000 bytes, and
+ *			a last line without a newline
  *	try=flood	each call writes numbered lines to its standard
  *			error without end (until it is killed)
  *
@@ -48,6 +49,7 @@ forge_say(void)
 				    "\033[31m red\001\177\n" "nul\0after\n";
 	char			long_line[3001];
 
+	printf("printed on stdout\n");
 	forge_write(said, sizeof said - 1);
 	memset(long_line, 'x', sizeof long_line - 1);
 	long_line[sizeof long_line - 1] = '\n';
