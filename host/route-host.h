@@ -300,7 +300,7 @@ struct module {
 	char			 violation[DETAIL_MAX];	/* the last */
 	uint64_t		 violation_logged;	/* when, and how many */
 	uint64_t		 violations_logged;
-	uint64_t		 err_window;	/* stderr: this second's start */
+	uint64_t		 err_window;	/* stderr: this second began */
 	u_int			 err_lines;	/* ... lines logged in it */
 	size_t			 err_bytes;	/* ... bytes read in it */
 	uint64_t		 err_dropped;	/* lines not logged, unsaid */

@@ -299,7 +299,8 @@ zygote_child(pid_t parent, const struct helper_spec *spec,
 		_exit(126);
 	__fpurge(stdout);
 	__fpurge(stderr);
-	(void)setvbuf(stdout, zygote_child_out, _IOLBF, sizeof zygote_child_out);
+	(void)setvbuf(stdout, zygote_child_out, _IOLBF,
+	    sizeof zygote_child_out);
 	helper_main(ZYGOTE_SOCK_FD, ZYGOTE_IMAGE_FD, l, spec,
 	    spec->sandbox ? sb : NULL);
 }
