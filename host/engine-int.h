@@ -3,10 +3,10 @@
  * registry, turns, reaping), call.c (a call's life), module.c (a
  * version's life), pool.c (a version's helpers: dispatch, spawn, spares,
  * throttle, and what each helper event means), proc.c (one helper: the
- * process, its socket and ledger, bytes to typed events), zygote.c (the
- * process that forks helpers), ledger.c, sandbox.c and helper.c (the
- * child's side).  Nothing outside these files sees a call,
- * a helper or a pool.
+ * process, its socket and ledger, bytes to typed events, its stderr to
+ * log lines), zygote.c (the process that forks helpers), ledger.c,
+ * sandbox.c and helper.c (the child's side).  Nothing outside these files
+ * sees a call, a helper or a pool.
  */
 
 #ifndef ENGINE_INT_H
@@ -122,6 +122,8 @@ struct ledger {
 	uint32_t		 blocked;	/* system call + 1 (sandbox) */
 };
 
+#define PROC_ERR_LINE		512	/* stderr: longer lines are cut */
+
 struct proc {
 	enum proc_state		 state;
 	TAILQ_ENTRY(proc)	 entry;		/* its pool, or the dead list */
@@ -163,6 +165,14 @@ struct proc {
 	unsigned char		 in[WIRE_REPLY_MAX];	/* being read */
 	size_t			 inlen;
 
+	/* Its standard output and error: a pipe, read a line at a time. */
+	struct watch		 errw;		/* -1 once closed */
+	bool			 errpaused;	/* unwatched: over the bytes */
+	bool			 errcut;	/* skipping a long line's end */
+	struct timer		 errtimer;	/* the version's next second */
+	char			 errline[PROC_ERR_LINE];	/* so far */
+	size_t			 errlen;
+
 	char			 cause[DETAIL_MAX];	/* why it was killed */
 };
 
@@ -202,10 +212,16 @@ struct helper_spec {
 	gid_t				 gid;
 };
 
-/* zygote.c: the process that forks helpers (the host's side). */
+/*
+ * zygote.c: the process that forks helpers (the host's side).  A SPAWN
+ * sends four descriptors: the helper's socket, the version's image, its
+ * ledger, and the write end of the pipe that becomes its fds 1 and 2.
+ */
+#define ZYGOTE_NFDS		4
+
 int		 zygote_spawn(struct zygote *, const struct helper_spec *,
-		     const int[3], uint64_t, pid_t *, int *, bool *, char *,
-		     size_t);
+		     const int[ZYGOTE_NFDS], uint64_t, pid_t *, int *, bool *,
+		     char *, size_t);
 int		 zygote_exited(struct zygote *, uint64_t *, int *);
 void		 zygote_kill_helper(struct zygote *, uint64_t, pid_t);
 int		 zygote_exits_fd(const struct zygote *);

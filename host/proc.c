@@ -12,6 +12,13 @@
  * not yet answered, and one wake-up reads a bounded amount, so no helper
  * can hold the loop.  Whatever the state, a helper is freed only once it
  * has been reaped, so no helper is ever left a zombie.
+ *
+ * A helper's standard output and error are a pipe proc.c reads too: each
+ * line is escaped (engine_visn), cut at PROC_ERR_LINE bytes, and logged
+ * with its version and pid.  A version logs at most PROC_ERR_LINES lines
+ * a second, then says how many it dropped; its helpers' pipes are read no
+ * further than PROC_ERR_BYTES a second, so a helper writing without end
+ * waits on its own writes, and the host's memory and time stay bounded.
  */
 
 #include "config.h"
@@ -28,14 +35,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "engine-int.h"
 
 #define PROC_READ_MAX	(16 * 1024)	/* per wake-up */
 #define PROC_IOV	64		/* calls per sendmsg, at most */
+#define PROC_ERR_READ	4096		/* stderr, per wake-up */
+#define PROC_ERR_LINES	50		/* logged a second, per version */
+#define PROC_ERR_BYTES	(1024 * 1024)	/* read a second, per version */
+#define PROC_ERR_SHOWN	768		/* escaped, of a log line's 1024 */
+#define PROC_ERR_DRAIN	(64 * 1024)	/* stderr read once it is reaped */
 
 static void	proc_event(struct watch *, uint32_t);
+static void	proc_err_event(struct watch *, uint32_t);
+static void	proc_err_timer(void *);
 
 /* The name of a state, for status and logs. */
 const char *
@@ -95,6 +110,191 @@ proc_sigkill(struct proc *p)
 }
 
 /*
+ * Say how many lines of version m's stderr were dropped since it last
+ * said so, if any were.
+ */
+static void
+proc_err_dropped(struct module *m, struct engine *e)
+{
+	if (m->err_dropped == 0)
+		return;
+	engine_log(e, LOG_INFO, "%s %.12s: %llu lines of stderr dropped (at "
+	    "most %d a second are logged)", m->label, m->hex,
+	    (unsigned long long)m->err_dropped, PROC_ERR_LINES);
+	m->err_dropped = 0;
+}
+
+/*
+ * Start version m's next second of stderr if its last one is over, after
+ * saying what that one dropped.
+ */
+static void
+proc_err_second(struct module *m, struct engine *e, uint64_t now)
+{
+	if (now - m->err_window < 1000 * MS_NS)
+		return;
+	proc_err_dropped(m, e);
+	m->err_window = now;
+	m->err_lines = 0;
+	m->err_bytes = 0;
+}
+
+/*
+ * Log one line of a helper's stderr, len bytes (cut: the line went on),
+ * escaped; past its version's lines for this second, count it instead,
+ * to be said at the second's end.
+ */
+static void
+proc_err_line(struct proc *p, const char *line, size_t len, bool cut)
+{
+	struct module	*m = p->module;
+	char		 shown[PROC_ERR_SHOWN];
+	size_t		 took;
+
+	proc_err_second(m, p->engine, loop_now());
+	if (m->err_lines >= PROC_ERR_LINES) {
+		m->err_dropped++;
+		loop_timer_at(engine_loop(p->engine), &p->errtimer,
+		    m->err_window + 1000 * MS_NS);
+		return;
+	}
+	m->err_lines++;
+	took = engine_visn(shown, sizeof shown, line, len);
+	if (cut || took < len)
+		engine_log(p->engine, LOG_INFO, "%s %.12s: helper %ld: stderr: "
+		    "%s [cut at %zu bytes]", m->label, m->hex, (long)p->pid,
+		    shown, took);
+	else
+		engine_log(p->engine, LOG_INFO, "%s %.12s: helper %ld: stderr: "
+		    "%s", m->label, m->hex, (long)p->pid, shown);
+}
+
+/*
+ * Take n bytes of a helper's stderr: each whole line is logged, a line
+ * longer than PROC_ERR_LINE is logged cut and the rest of it skipped, and
+ * what follows the last newline waits for more.
+ */
+static void
+proc_err_bytes(struct proc *p, const char *buf, size_t n)
+{
+	const char	*nl;
+	size_t		 seg, room;
+
+	while (n > 0) {
+		nl = memchr(buf, '\n', n);
+		seg = nl != NULL ? (size_t)(nl - buf) : n;
+		room = sizeof p->errline - p->errlen;
+		if (p->errcut)
+			;	/* the rest of a line logged cut */
+		else if (seg > room) {
+			memcpy(p->errline + p->errlen, buf, room);
+			proc_err_line(p, p->errline, sizeof p->errline, true);
+			p->errlen = 0;
+			p->errcut = true;
+		} else {
+			memcpy(p->errline + p->errlen, buf, seg);
+			p->errlen += seg;
+			if (nl != NULL) {
+				proc_err_line(p, p->errline, p->errlen, false);
+				p->errlen = 0;
+			}
+		}
+		if (nl == NULL)
+			return;
+		p->errcut = false;
+		buf = nl + 1;
+		n -= seg + 1;
+	}
+}
+
+/*
+ * Close the host's end of a helper's stderr, logging a last line that had
+ * no newline.  A count of dropped lines may still wait on errtimer.
+ */
+static void
+proc_err_close(struct proc *p)
+{
+	if (p->errw.fd == -1)
+		return;
+	if (p->errlen > 0 && !p->errcut)
+		proc_err_line(p, p->errline, p->errlen, false);
+	p->errlen = 0;
+	if (!p->errpaused)
+		engine_unwatch(p->engine, &p->errw);
+	close(p->errw.fd);
+	p->errw.fd = -1;
+}
+
+/*
+ * Read at most max bytes of a helper's stderr, and no more than its
+ * version may this second: past that, its pipe is left unread (the helper
+ * waits on its writes) until the next second.  EOF closes it.
+ */
+static void
+proc_err_read(struct proc *p, size_t max)
+{
+	struct module	*m = p->module;
+	char		 buf[PROC_ERR_READ];
+	size_t		 total = 0, want;
+	ssize_t		 n;
+
+	while (p->errw.fd != -1 && !p->errpaused && total < max) {
+		proc_err_second(m, p->engine, loop_now());
+		if (m->err_bytes >= PROC_ERR_BYTES) {
+			engine_unwatch(p->engine, &p->errw);
+			p->errpaused = true;
+			loop_timer_at(engine_loop(p->engine), &p->errtimer,
+			    m->err_window + 1000 * MS_NS);
+			return;
+		}
+		want = max - total;
+		if (want > sizeof buf)
+			want = sizeof buf;
+		if (want > PROC_ERR_BYTES - m->err_bytes)
+			want = PROC_ERR_BYTES - m->err_bytes;
+		n = read(p->errw.fd, buf, want);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			proc_err_close(p);
+			return;
+		}
+		m->err_bytes += (size_t)n;
+		total += (size_t)n;
+		proc_err_bytes(p, buf, (size_t)n);
+	}
+}
+
+/* A helper's stderr is readable: one wake-up reads PROC_ERR_READ. */
+static void
+proc_err_event(struct watch *w, uint32_t events)
+{
+	(void)events;
+	proc_err_read(w->arg, PROC_ERR_READ);
+}
+
+/*
+ * The second that errtimer waited for is over: say what the version
+ * dropped, and read a paused pipe again.
+ */
+static void
+proc_err_timer(void *arg)
+{
+	struct proc	*p = arg;
+
+	proc_err_second(p->module, p->engine, loop_now());
+	if (p->errpaused && p->errw.fd != -1) {
+		p->errpaused = false;
+		if (engine_watch(p->engine, &p->errw, EPOLLIN) == -1) {
+			p->errpaused = true;	/* not watched */
+			proc_err_close(p);
+		}
+	}
+}
+
+/*
  * Start a helper for module m: the zygote forks it, with its socket, the
  * version's image and a ledger of its own.  Returns NULL with err set (and
  * the engine broken, if the zygote is gone).
@@ -105,7 +305,8 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 	struct helper_spec	 spec;
 	struct proc		*p;
 	bool			 gone;
-	int			 sv[2], fds[3], lfd, rc;
+	int			 sv[2], ep[2] = { -1, -1 };
+	int			 fds[ZYGOTE_NFDS], lfd, rc;
 
 	if (e->broken[0] != '\0') {
 		strlcpy(err, e->broken, errlen);
@@ -127,20 +328,38 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		free(p);
 		return NULL;
 	}
+	/* Only the host's end is nonblocking: a helper's writes wait. */
+	if (pipe2(ep, O_CLOEXEC) == -1 ||
+	    fcntl(ep[0], F_SETFL, O_NONBLOCK) == -1) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		if (ep[0] != -1) {
+			close(ep[0]);
+			close(ep[1]);
+		}
+		close(sv[0]);
+		close(sv[1]);
+		close(lfd);
+		ledger_free(p->ledger);
+		free(p);
+		return NULL;
+	}
 	pool_spec(m, &spec);
 	fds[0] = sv[1];
 	fds[1] = m->memfd;
 	fds[2] = lfd;
+	fds[3] = ep[1];
 	p->token = ++e->nexttoken;
 	rc = zygote_spawn(e->zygote, &spec, fds, p->token, &p->pid,
 	    &p->pidfd, &gone, err, errlen);
 	close(sv[1]);
 	close(lfd);
+	close(ep[1]);
 	if (rc == -1) {
 		/* Its EOF comes to engine.c, which ends its helpers. */
 		if (gone)
 			strlcpy(e->broken, err, sizeof e->broken);
 		close(sv[0]);
+		close(ep[0]);
 		ledger_free(p->ledger);
 		free(p);
 		return NULL;
@@ -152,9 +371,15 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 	p->watch.fd = sv[0];
 	p->watch.cb = proc_event;
 	p->watch.arg = p;
-	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1 ||
+	p->errw.fd = ep[0];
+	p->errw.cb = proc_err_event;
+	p->errw.arg = p;
+	loop_timer_init(&p->errtimer, proc_err_timer, p);
+	if (engine_watch(e, &p->errw, EPOLLIN) == -1 ||
+	    fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1 ||
 	    engine_watch(e, &p->watch, EPOLLIN) == -1) {
 		snprintf(err, errlen, "watching helper: %s", strerror(errno));
+		proc_err_close(p);
 		close(sv[0]);
 		p->watch.fd = -1;
 		/* The child is ours now: kill it and let the reaper free it. */
@@ -177,10 +402,15 @@ proc_close(struct proc *p)
 	p->watch.fd = -1;
 }
 
-/* Free a reaped helper. */
+/* Free a reaped helper, saying what its version's stderr still owes. */
 void
 proc_free(struct proc *p)
 {
+	proc_err_close(p);
+	if (p->errtimer.armed) {
+		loop_timer_cancel(engine_loop(p->engine), &p->errtimer);
+		proc_err_dropped(p->module, p->engine);
+	}
 	if (p->pidfd != -1)
 		close(p->pidfd);
 	ledger_free(p->ledger);
@@ -603,8 +833,9 @@ proc_hear_out(struct proc *p)
 }
 
 /*
- * The helper was reaped with wait status: after its last words, the pool
- * hears of its death.
+ * The helper was reaped with wait status: after its last words, and the
+ * last of its stderr (what the pipe holds, as far as its version may
+ * this second), the pool hears of its death.
  */
 void
 proc_reaped(struct proc *p, int status)
@@ -614,5 +845,7 @@ proc_reaped(struct proc *p, int status)
 	p->reaped = true;
 	proc_hear_out(p);
 	proc_close(p);
+	proc_err_read(p, PROC_ERR_DRAIN);
+	proc_err_close(p);
 	pool_event(p, &ev);
 }

@@ -138,6 +138,7 @@ void		 engine_foreach(struct engine *,
 		     void (*)(struct module *, void *), void *);
 const char	*engine_status_name(enum status);
 void		 engine_vis(char *, size_t, const char *);
+size_t		 engine_visn(char *, size_t, const char *, size_t);
 uint64_t	 engine_now(void);
 
 /* loop.c: the event loop; every fd and every deadline goes through it. */
@@ -299,6 +300,10 @@ struct module {
 	char			 violation[DETAIL_MAX];	/* the last */
 	uint64_t		 violation_logged;	/* when, and how many */
 	uint64_t		 violations_logged;
+	uint64_t		 err_window;	/* stderr: this second began */
+	u_int			 err_lines;	/* ... lines logged in it */
+	size_t			 err_bytes;	/* ... bytes read in it */
+	uint64_t		 err_dropped;	/* lines not logged, unsaid */
 
 	/* Its life (module.c) and its helpers (pool.c). */
 	enum module_state	 state;
@@ -562,5 +567,6 @@ int		 cmd_demo(int, char **);
 int		 cmd_serve(int, char **);
 int		 cmd_status(int, char **);
 int		 cmd_options(struct route_option **, size_t *, const char *);
+void		 cmd_log(void *, int, const char *);
 
 #endif /* ROUTE_HOST_H */

@@ -468,12 +468,14 @@ if [ -z "$ROUTE_HOST_WRAPPER" ]; then
 fi
 
 # --- a plugin cannot forge the daemon's log lines: what it says (its init
-# error, its name) reaches the log, the status and a call's detail escaped
-# by the daemon, on one line, without a raw control character
+# error, its name, its standard error) reaches the log, the status and a
+# call's detail escaped by the daemon, on one line, without a raw control
+# character
 mkdir -m 755 "$tmp/forge"
 cp "$TEST_PLUGINS/forge.so" "$tmp/forge/forged.so"
 cp "$TEST_PLUGINS/forge.so" "$tmp/forge/misnamed.so"
-printf 'channel forged {\n\toption try=init\n}\nchannel misnamed {\n\toption try=name\n}\n' \
+cp "$TEST_PLUGINS/forge.so" "$tmp/forge/loud.so"
+printf 'channel forged {\n\toption try=init\n}\nchannel misnamed {\n\toption try=name\n}\nchannel loud {\n\toption try=stderr\n}\n' \
     > "$tmp/forge.conf"
 # shellcheck disable=SC2086
 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -c "$tmp/forge.conf" \
@@ -484,8 +486,17 @@ while [ $i -lt 100 ] && [ "$(rh status -s "$sock" --json 2>/dev/null |
     grep -c '"error": ".*not deployed')" -lt 2 ]; do
 	sleep 0.1; i=$((i + 1))
 done
+one='{"consumers": [{"id": "a", "max_in_flight": 1}]}'
+contains "a plugin writing to its standard error is served" \
+    '"decision": "a"' "$(echo "$one" | rh route -s "$sock" -c loud)"
+i=0
+while [ $i -lt 100 ] && ! grep -q 'stderr: nul' "$tmp/forge.log"; do
+	sleep 0.1; i=$((i + 1))
+done
 esc=$(printf '\033')
-expect "a plugin's forged log line starts no line of the log" "0" \
+contains "... and what it writes is logged escaped, a line at a time" \
+    ': stderr: route-host[1]: info: channel payments: deployed 0123456789ab (plugin \"forged\")\033[31m red\001\177' \
+    "$(grep '^route-host\[[0-9]*\]: info: loud [0-9a-f]\{12\}: helper [0-9]*: stderr: ' "$tmp/forge.log")"
     "$(grep -c '^route-host\[1\]' "$tmp/forge.log")"
 expect "... and no raw escape reaches the log" "0" \
     "$(grep -c "$esc" "$tmp/forge.log")"
