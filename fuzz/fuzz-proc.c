@@ -9,12 +9,12 @@
  * violation or a refused or second handshake, close on EOF, free an
  * answered call).  The input is a script of steps: dispatch a call (a
  * valid body or input bytes), flush, raw bytes from the helper, a
- * well-formed RESULT or HELLO, a ledger slot written, a collect, EOF;
- * then the helper is reaped.  Each event is checked: results come once
+ * well-formed RESULT or HELLO, a ledger slot written, a collect, EOF,
+ * bytes on its stdout and stderr; then the helper is reaped.  Each event is checked: results come once
  * per call, in order, only for calls sent in full; a bad request is a
  * body the host itself finds malformed; whatever the plugin said reaches
- * the pool escaped (no control character); the input buffer stays in
- * bounds.
+ * the pool escaped (no control character), and so does every line logged
+ * (stderr included); the input buffer stays in bounds.
  *
  * The engine around proc, the pool's state table included, is
  * fuzz-engine's.
@@ -25,9 +25,9 @@
 #include <sys/mman.h>
 
 #include <assert.h>
+#include <stdarg.h>
 #include <stdint.h>
-#define LIBBSD_OPENBSD_VIS
-#include <vis.h>
+#include <stdio.h>
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -36,6 +36,7 @@ static struct {
 	const uint8_t	*p;
 	size_t		 left;
 	int		 helper;	/* the helper's end of the socket */
+	int		 err;		/* ... of its stdout and stderr */
 	uint32_t	 results;	/* seq of the last result */
 	bool		 hello;
 	bool		 killed;
@@ -64,28 +65,30 @@ fuzz_bytes(size_t *n)
 	return p;
 }
 
-/*
- * engine.c's engine_vis, copied: engine.c cannot be linked beside these
- * stubs.  (libbsd's strnvis does not terminate what it cuts short.)
- */
+/* The engine's log: every line proc writes is escaped already. */
 void
-engine_vis(char *dst, size_t len, const char *src)
+engine_log(struct engine *e, int prio, const char *fmt, ...)
 {
-	char	one[5];
-	size_t	off = 0, n;
+	char	line[1024];
+	va_list	ap;
 
-	if (len == 0)
-		return;
-	for (; *src != '\0'; src++) {
-		nvis(one, sizeof one, (unsigned char)*src, VIS_CSTYLE |
-		    VIS_OCTAL | VIS_NL | VIS_TAB | VIS_DQ, (unsigned char)src[1]);
-		n = strlen(one);
-		if (off + n >= len)
-			break;
-		memcpy(dst + off, one, n);
-		off += n;
-	}
-	dst[off] = '\0';
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	for (const char *s = line; *s != '\0'; s++)
+		assert((unsigned char)*s >= 0x20 && *s != 0x7f);
+}
+
+/* The engine's loop: a real one, for proc's timers. */
+struct loop *
+engine_loop(struct engine *e)
+{
+	static struct loop	*loop;
+	char			 err[128];
+
+	if (loop == NULL && (loop = loop_new(err, sizeof err)) == NULL)
+		abort();
+	return loop;
 }
 
 /* The loop: a helper's socket is never really watched here. */
@@ -112,7 +115,9 @@ zygote_spawn(struct zygote *z, const struct helper_spec *spec,
     const int fds[3], uint64_t token, pid_t *pid, int *pidfd, bool *gone,
     char *err, size_t errlen)
 {
-	if ((fz.helper = dup(fds[0])) == -1)
+	if ((fz.helper = dup(fds[0])) == -1 ||
+	    (fz.err = dup(fds[3])) == -1 ||
+	    fcntl(fz.err, F_SETFL, O_NONBLOCK) == -1)
 		abort();
 	*pid = 999999;
 	*pidfd = -1;
@@ -272,7 +277,7 @@ fuzz_step(struct proc *p)
 	size_t				 n;
 	uint8_t				 op = fuzz_byte();
 
-	switch (op % 10) {
+	switch (op % 11) {
 	case 0:
 		if (p->watch.fd == -1 || p->ncalls >= LEDGER_SLOTS)
 			break;
@@ -347,6 +352,21 @@ fuzz_step(struct proc *p)
 		if (p->state == PROC_IDLE && op & 0x80)
 			proc_stop(p);
 		break;
+	case 10:
+		/* The plugin writes to stderr (or ends it); the host reads. */
+		n = fuzz_byte();
+		if (op & 0x80)
+			n = n << 4;
+		q = fuzz_bytes(&n);
+		if (fz.err != -1 && n > 0)
+			(void)!write(fz.err, q, n);
+		else if (fz.err != -1) {
+			close(fz.err);
+			fz.err = -1;
+		}
+		if (p->errw.fd != -1)
+			proc_err_event(&p->errw, EPOLLIN);
+		break;
 	}
 }
 
@@ -384,7 +404,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&m, 0, sizeof m);
 	m.memfd = -1;
 	memset(&fz, 0, sizeof fz);
-	fz.helper = -1;
+	fz.helper = fz.err = -1;
 	fz.p = data;
 	fz.left = size;
 	if ((p = proc_spawn(e, &m, err, sizeof err)) == NULL)
@@ -397,6 +417,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		proc_kill(p, "done");
 	if (fz.helper != -1)
 		close(fz.helper);
+	if (fz.err != -1)
+		close(fz.err);
 	proc_reaped(p, SIGKILL);
 	assert(p->ncalls == 0 && TAILQ_EMPTY(&p->calls));
 	proc_free(p);

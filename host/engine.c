@@ -36,8 +36,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LIBBSD_OPENBSD_VIS	/* strnvis is not used: silence its warning */
-#include <vis.h>
 
 #include <sodium.h>
 
@@ -557,46 +555,6 @@ engine_free(struct engine *e)
 	sigaction(SIGCHLD, &e->oldchld, NULL);
 	sigprocmask(SIG_SETMASK, &e->oldmask, NULL);
 	free(e);
-}
-
-/*
- * Copy srclen bytes of untrusted text (a plugin's standard error, say),
- * NULs included, into dst, of size len, as engine_vis does.  Returns how
- * many bytes of src it took: fewer than srclen when dst was too small.
- */
-size_t
-engine_visn(char *dst, size_t len, const char *src, size_t srclen)
-{
-	char	one[5];		/* "\ooo" */
-	size_t	off = 0, i, n;
-
-	if (len == 0)
-		return 0;
-	for (i = 0; i < srclen; i++) {
-		nvis(one, sizeof one, (unsigned char)src[i], VIS_CSTYLE |
-		    VIS_OCTAL | VIS_NL | VIS_TAB | VIS_DQ,
-		    i + 1 < srclen ? (unsigned char)src[i + 1] : '\0');
-		n = strlen(one);
-		if (off + n >= len)
-			break;
-		memcpy(dst + off, one, n);
-		off += n;
-	}
-	dst[off] = '\0';
-	return i;
-}
-
-/*
- * Copy untrusted text (a plugin's name or error, a link's target) into dst,
- * of size len, safe for a log line, the status and a call's detail: vis(3)
- * C-style escapes for all but printable ASCII (newline, tab, escape, bytes
- * over 0x7e), backslash and double quote; cut at a whole character, never
- * inside an escape, when it does not fit.
- */
-void
-engine_vis(char *dst, size_t len, const char *src)
-{
-	(void)engine_visn(dst, len, src, strlen(src));
 }
 
 /* The label of a plugin path: its file name without ".so". */

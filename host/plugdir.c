@@ -446,7 +446,7 @@ plugdir_openat(struct plugdir *pd, int dirfd, const char *file,
 	return fd;
 
 leaves:
-	engine_vis(shown, sizeof shown, target);
+	vis_string(shown, sizeof shown, target);
 	snprintf(buf, len, "symbolic link leaves the directory (to %s)", shown);
 fail:
 	while (depth > 0)
@@ -513,14 +513,14 @@ plugdir_visit(struct plugdir *pd, int dirfd, const char *file,
 		RB_INSERT(plugdir_tree, &pd->entries, en);
 		strlcpy(name, file, sizeof name);
 		/* Whoever may write the directory chose these bytes. */
-		engine_vis(shown, sizeof shown, file);
+		vis_string(shown, sizeof shown, file);
 		if (n <= 3 || strcmp(file + n - 3, ".so") != 0) {
 			en->ignored = true;
 			plugdir_log(pd, LOG_DEBUG, "%s/%s: ignored: not "
 			    "NAME.so", pd->path, shown);
 		} else if (name[n - 3] = '\0', !plugdir_channel_name_ok(name)) {
 			en->ignored = true;
-			engine_vis(shown, sizeof shown, name);
+			vis_string(shown, sizeof shown, name);
 			plugdir_log(pd, LOG_WARNING, "%s/%s.so: refused: '%s' "
 			    "is not a channel name (1-63 of A-Z a-z 0-9 . _ -, "
 			    "starting with a letter or digit)", pd->path, shown,

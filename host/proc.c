@@ -14,7 +14,7 @@
  * has been reaped, so no helper is ever left a zombie.
  *
  * A helper's standard output and error are a pipe proc.c reads too: each
- * line is escaped (engine_visn), cut at PROC_ERR_LINE bytes, and logged
+ * line is escaped (vis_bytes), cut at PROC_ERR_LINE bytes, and logged
  * with its version and pid.  A version logs at most PROC_ERR_LINES lines
  * a second, then says how many it dropped; its helpers' pipes are read no
  * further than PROC_ERR_BYTES a second, so a helper writing without end
@@ -159,7 +159,7 @@ proc_err_line(struct proc *p, const char *line, size_t len, bool cut)
 		return;
 	}
 	m->err_lines++;
-	took = engine_visn(shown, sizeof shown, line, len);
+	took = vis_bytes(shown, sizeof shown, line, len);
 	if (cut || took < len)
 		engine_log(p->engine, LOG_INFO, "%s %.12s: helper %ld: stderr: "
 		    "%s [cut at %zu bytes]", m->label, m->hex, (long)p->pid,
@@ -611,7 +611,7 @@ proc_hello(struct proc *p, struct wire_reader *r)
 	}
 	memset(&ev, 0, sizeof ev);
 	if (status != HELLO_OK) {
-		engine_vis(shown, sizeof shown, detail);
+		vis_string(shown, sizeof shown, detail);
 		if (kinds[status] == NULL)
 			strlcpy(why, shown, sizeof why);
 		else
@@ -620,7 +620,7 @@ proc_hello(struct proc *p, struct wire_reader *r)
 		ev.type = PEV_REFUSED;
 		ev.why = why;
 	} else if (!proc_name_ok(name)) {
-		engine_vis(shown, sizeof shown, name);
+		vis_string(shown, sizeof shown, name);
 		snprintf(why, sizeof why, "bad descriptor: plugin name \"%s\" "
 		    "is empty or holds a control character", shown);
 		ev.type = PEV_REFUSED;
@@ -628,7 +628,7 @@ proc_hello(struct proc *p, struct wire_reader *r)
 	} else {
 		ev.type = PEV_HELLO;
 		if (p->state == PROC_SPAWNING && p->module->name[0] == '\0') {
-			engine_vis(p->module->name, sizeof p->module->name,
+			vis_string(p->module->name, sizeof p->module->name,
 			    name);
 			p->module->abi = abi;
 		}

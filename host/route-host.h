@@ -137,8 +137,6 @@ uint64_t	 engine_call_bytes(const struct engine *);
 void		 engine_foreach(struct engine *,
 		     void (*)(struct module *, void *), void *);
 const char	*engine_status_name(enum status);
-void		 engine_vis(char *, size_t, const char *);
-size_t		 engine_visn(char *, size_t, const char *, size_t);
 uint64_t	 engine_now(void);
 
 /* loop.c: the event loop; every fd and every deadline goes through it. */
@@ -339,6 +337,10 @@ struct wire_buf {
 	size_t			 max;		/* 0: one frame */
 	bool			 failed;	/* allocation or limit */
 };
+
+/* vis.c: untrusted text, escaped for a log line or the status. */
+size_t		 vis_bytes(char *, size_t, const char *, size_t);
+void		 vis_string(char *, size_t, const char *);
 
 /* wire.c: frames between host and helper, and call bodies. */
 #define WIRE_HEADER		5	/* u32 length, u8 type */
