@@ -127,6 +127,8 @@ call_finish(struct call *c, enum status st, int decision, const char *detail)
 			m->crashed++;
 		else if (st == ST_TIMED_OUT)
 			m->timed_out++;
+		else if (st == ST_CRASH_LOOP)
+			m->crash_loops++;
 	}
 	TAILQ_INSERT_TAIL(&c->engine->done, c, doneentry);
 }

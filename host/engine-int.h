@@ -244,6 +244,7 @@ bool		 pool_empty(const struct module *);
 u_int		 pool_nprocs(const struct module *);
 void		 pool_set_max(struct module *, u_int);
 void		 pool_set_sandbox(struct module *, bool, size_t);
+void		 pool_set_crash(struct module *, const struct crash_conf *);
 void		 pool_spec(const struct module *, struct helper_spec *);
 struct proc	*pool_first(const struct module *);
 struct proc	*pool_next(const struct proc *);

@@ -84,6 +84,8 @@ engine_status_name(enum status st)
 		return "no_such_channel";
 	case ST_OVERLOADED:
 		return "overloaded";
+	case ST_CRASH_LOOP:
+		return "crash_loop";
 	}
 	return "unknown";
 }
@@ -98,6 +100,11 @@ engine_defaults(struct engine_config *conf)
 	conf->depth = 64;
 	conf->grace_ms = DEFAULT_TIMEOUT_MS;
 	conf->standby_ms = 60000;
+	conf->crash.budget = CRASH_BUDGET;
+	conf->crash.backoff_min_ms = CRASH_BACKOFF_MIN_MS;
+	conf->crash.backoff_max_ms = CRASH_BACKOFF_MAX_MS;
+	conf->crash.memo = CRASH_MEMO;
+	conf->crash.memo_ttl_ms = CRASH_MEMO_TTL_MS;
 	conf->file_max = DEFAULT_FILE_MAX;
 	conf->sandbox = true;
 	conf->memory_limit = DEFAULT_MEMORY_LIMIT;
@@ -758,6 +765,13 @@ void
 engine_set_sandbox(struct module *m, bool on, size_t memory)
 {
 	pool_set_sandbox(m, on, memory);
+}
+
+/* Set m's crash budget, backoff and poison memo (0 fields: the engine's). */
+void
+engine_set_crash(struct module *m, const struct crash_conf *cc)
+{
+	pool_set_crash(m, cc);
 }
 
 /* Calls submitted and not yet delivered. */

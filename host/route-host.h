@@ -46,6 +46,24 @@
 /* In a directory of its own: route-host.service's RuntimeDirectory=. */
 #define DEFAULT_SOCKET		RUNSTATEDIR "/route-host/route-host.sock"
 
+/*
+ * A version's crash settings (pool.c): crashes in a row before its crash
+ * loop, the probes' backoff, and its poison memo.  0 means the engine's
+ * (or, in the engine's, the built-in default); memo -1 turns it off.
+ */
+struct crash_conf {
+	u_int			 budget;	/* crashes in a row */
+	u_int			 backoff_min_ms;
+	u_int			 backoff_max_ms;
+	int			 memo;		/* bodies remembered; -1 off */
+	u_int			 memo_ttl_ms;
+};
+#define CRASH_BUDGET		16
+#define CRASH_BACKOFF_MIN_MS	5
+#define CRASH_BACKOFF_MAX_MS	500
+#define CRASH_MEMO		1024
+#define CRASH_MEMO_TTL_MS	600000
+
 /* How a call ended. */
 enum status {
 	ST_OK = 0,
@@ -57,7 +75,8 @@ enum status {
 	ST_SHUTTING_DOWN,
 	ST_NO_SUCH_CHANNEL,
 	ST_OVERLOADED,
-	ST_LAST = ST_OVERLOADED
+	ST_CRASH_LOOP,		/* its version is in a crash loop */
+	ST_LAST = ST_CRASH_LOOP
 };
 
 struct engine;
@@ -81,6 +100,7 @@ struct engine_config {
 	u_int			 depth;		/* calls sent ahead per helper */
 	int			 grace_ms;	/* for init, and exit */
 	int			 standby_ms;	/* spare kept after a fault */
+	struct crash_conf	 crash;		/* crash loops, poison memo */
 	size_t			 file_max;	/* plugin size cap */
 	bool			 sandbox;	/* helpers in the sandbox */
 	size_t			 memory_limit;	/* a helper's, 0: none */
@@ -117,6 +137,7 @@ int		 engine_reject(struct engine *, enum status, const char *,
 void		 engine_release_drain(struct engine *, struct module *, int);
 void		 engine_set_helpers(struct module *, u_int);
 void		 engine_set_sandbox(struct module *, bool, size_t);
+void		 engine_set_crash(struct module *, const struct crash_conf *);
 int		 engine_set_user(struct engine *, const char *, char *,
 		     size_t);
 const char	*engine_broken(const struct engine *);
@@ -290,6 +311,10 @@ struct module {
 	char			 violation[DETAIL_MAX];	/* the last */
 	uint64_t		 violation_logged;	/* when, and how many */
 	uint64_t		 violations_logged;
+	uint64_t		 helper_crashes;	/* helpers died unasked */
+	uint64_t		 crash_loops;	/* calls answered crash_loop */
+	uint64_t		 memo_hits;	/* ... crashed from the memo */
+	uint64_t		 crash_loop_since;	/* wall ms; 0: not in one */
 
 	/* Its life (module.c) and its helpers (pool.c). */
 	enum module_state	 state;
@@ -409,7 +434,8 @@ bool		 wire_reader_done(const struct wire_reader *);
 typedef struct json_t json_t;
 
 /* proto.c: the broker protocol, route-host-protocol(7). */
-#define PROTO_VERSION		1
+#define PROTO_VERSION		2	/* the highest spoken */
+#define PROTO_VERSION_MIN	1
 #define PROTO_FRAME_MAX		(WIRE_FRAME_MAX + 512)
 #define PROTO_CHANNEL_MAX	(PLUGIN_NAME_MAX - 1)
 
@@ -434,10 +460,10 @@ struct proto_result {
 };
 
 void		 proto_hello(struct wire_buf *);
-void		 proto_welcome(struct wire_buf *, uint32_t);
+void		 proto_welcome(struct wire_buf *, uint16_t, uint32_t);
 void		 proto_route(struct wire_buf *, uint64_t, uint32_t,
 		     const char *, const void *, size_t);
-void		 proto_result(struct wire_buf *, uint64_t,
+void		 proto_result(struct wire_buf *, uint16_t, uint64_t,
 		     const struct result *);
 void		 proto_error(struct wire_buf *, const char *);
 int		 proto_decode_result(const unsigned char *, size_t,
@@ -484,6 +510,7 @@ struct client_conn {
 	size_t			 insize;
 	size_t			 consumed;	/* by the last frame */
 	uint32_t		 window;
+	uint16_t		 version;	/* chosen in WELCOME */
 };
 int		 client_connect(struct client_conn *, const char *, char *,
 		     size_t);
