@@ -701,7 +701,10 @@ engine_reject(struct engine *e, enum status st, const char *detail,
 	return 0;
 }
 
-/* Queue a new call, or end it at once if m cannot load right now. */
+/*
+ * Queue a new call, or end it at once: its body crashed m before (the
+ * poison memo), m is in a crash loop, or m cannot load right now.
+ */
 static void
 engine_submit(struct call *c)
 {
@@ -711,6 +714,8 @@ engine_submit(struct call *c)
 	if (c->engine->closing)
 		call_finish(c, ST_SHUTTING_DOWN, ROUTE_NONE,
 		    "engine shutting down");
+	else if (pool_remembered(c))
+		;		/* answered crashed: its body crashed m before */
 	else if (pool_fail_fast(c->module, &r))
 		call_finish(c, r.status, ROUTE_NONE, r.detail);
 	else

@@ -7,7 +7,8 @@
  * helper's states are in engine-int.h).  The pool also moves its queue
  * along (pool_kick: give waiting calls to the least loaded warm helper,
  * fork helpers up to the pool size), keeps a warm spare for a while
- * after a crash, runs the version's crash life (below), and enforces each
+ * after a crash, runs the version's crash life (below) and its poison
+ * memo (the bodies that crashed it, memo.c), and enforces each
  * helper's one deadline: its init or fini grace, the moment it has to die
  * after closing its socket, the run time of an abandoned call, and write
  * progress on its socket.  Kicks run at the end of the turn, never inside
@@ -83,6 +84,7 @@ struct pool {
 	uint64_t		 backoff_ms;
 	uint64_t		 spawn_not_before;
 	struct timer		 probe;
+	struct memo		*memo;		/* NULL until a body crashed */
 
 	/* A spare kept loaded until standby_until, forked at spare. */
 	uint64_t		 standby_until;
@@ -161,6 +163,7 @@ pool_free(struct pool *pl)
 	e = pl->engine;
 	assert(pl->nprocs == 0 && pl->nqueued == 0);
 	loop_timer_cancel(e->loop, &pl->probe);
+	memo_free(pl->memo);
 	loop_timer_cancel(e->loop, &pl->standby);
 	loop_timer_cancel(e->loop, &pl->spare);
 	if (pl->kicking)
@@ -222,6 +225,62 @@ pool_backoff_max(const struct pool *pl)
 			    pl->engine->conf.crash.backoff_max_ms;
 
 	return max < pool_backoff_min(pl) ? pool_backoff_min(pl) : max;
+}
+
+/*
+ * True when m remembers bodies that crashed it: poison-memo is not off,
+ * and the plugin did not declare itself non-deterministic.
+ */
+static bool
+pool_memo_on(const struct pool *pl)
+{
+	int	memo = pl->crash.memo != 0 ? pl->crash.memo :
+		    pl->engine->conf.crash.memo;
+
+	return memo > 0 &&
+	    (pl->module->flags & ROUTE_PLUGIN_NONDETERMINISTIC) == 0;
+}
+
+/* Remember that call c's body crashed a helper of m (cause says how). */
+static void
+pool_remember(struct pool *pl, struct call *c, const char *cause)
+{
+	const struct engine	*e = pl->engine;
+	uint64_t		 now = loop_now(), ttl;
+	int			 size;
+
+	if (c->probe || !pool_memo_on(pl))
+		return;
+	size = pl->crash.memo != 0 ? pl->crash.memo : e->conf.crash.memo;
+	ttl = pl->crash.memo_ttl_ms != 0 ? pl->crash.memo_ttl_ms :
+	    e->conf.crash.memo_ttl_ms;
+	if (pl->memo == NULL && (pl->memo = memo_new((size_t)size)) == NULL)
+		return;		/* out of memory: no memo, nothing worse */
+	memo_add(pl->memo, call_hash(c), now, now + ttl * MS_NS, cause);
+}
+
+/*
+ * If call c's body crashed a helper of its version within the memo's
+ * TTL, answer it crashed now, without running it, and return true.
+ */
+bool
+pool_remembered(struct call *c)
+{
+	struct module		*m = c->module;
+	struct pool		*pl = m->pool;
+	const struct memo_entry	*me;
+	uint64_t		 now = loop_now();
+	char			 why[DETAIL_MAX];
+
+	if (memo_empty(pl->memo) || c->probe || !pool_memo_on(pl) ||
+	    (me = memo_find(pl->memo, call_hash(c), now)) == NULL)
+		return false;
+	m->memo_hits++;
+	snprintf(why, sizeof why, "remembered: this body crashed %.12s %llu "
+	    "ms ago (%s); not run again (poison memo)", m->hex,
+	    (unsigned long long)((now - me->at) / MS_NS), me->cause);
+	call_finish(c, ST_CRASHED, ROUTE_NONE, why);
+	return true;
 }
 
 /* What m's next helper runs, and how it is confined. */
@@ -774,6 +833,8 @@ pool_kick(struct pool *pl)
 			call_finish(c, ST_OK, ROUTE_NONE, "");
 			continue;
 		}
+		if (pool_remembered(c))
+			continue;
 		pool_dequeue(c);
 		call_send(c, p);
 		pool_flush_later(p);
@@ -811,7 +872,8 @@ pool_settle(struct engine *e)
 
 /*
  * Take every call out of helper p's FIFO.  The oldest, if written in full,
- * was running: it ends with st and why.  Calls that ended already are let
+ * was running: it ends with st and why, and when it crashed the helper,
+ * its body is remembered.  Calls that ended already are let
  * go.  The others never started: they go back to the front of the queue,
  * in order, for another helper, or, when requeue is false (a drain cap),
  * end as well.
@@ -825,6 +887,8 @@ pool_lose(struct proc *p, enum status st, const char *why, bool requeue)
 		head = NULL;
 	while ((c = TAILQ_LAST(&p->calls, call_fifo)) != NULL) {
 		proc_unfifo(p, c);
+		if (c == head && st == ST_CRASHED)
+			pool_remember(p->module->pool, c, why);
 		if (c->state != CALL_SENT)
 			call_leave(c);		/* ended already: let go */
 		else if (c == head || !requeue) {
@@ -902,9 +966,9 @@ pool_answer(struct proc *p, const struct proc_ev *ev)
 	struct call	*c = ev->call;
 	char		 why[DETAIL_MAX];
 
-	m->pool->crash_streak = 0;
 	if (m->pool->loop != LOOP_STEADY)
 		pool_loop_leave(m->pool);
+	m->pool->crash_streak = 0;
 	if (c->state != CALL_SENT)
 		call_leave(c);		/* ended already: dropped */
 	else {

@@ -207,6 +207,7 @@ struct channel_conf {
 	int			 drain_ms;
 	u_int			 memory_mb;	/* 0: the engine's */
 	int			 sandbox;	/* 0: the engine's, 1 yes, -1 no */
+	struct crash_conf	 crash;		/* 0 fields: the engine's */
 	const struct route_option *opts;
 	size_t			 nopts;
 };
@@ -217,6 +218,7 @@ struct channel {
 	u_int			 helpers;
 	u_int			 memory_mb;
 	int			 sandbox;
+	struct crash_conf	 crash;
 	struct route_option	*opts;
 	size_t			 nopts;
 	char			 name[PLUGIN_NAME_MAX];
@@ -302,6 +304,7 @@ struct module {
 	/* Filled by the first successful handshake. */
 	char			 name[PLUGIN_NAME_MAX];
 	uint32_t		 abi;
+	uint32_t		 flags;		/* ROUTE_PLUGIN_NONDETERMINISTIC */
 
 	/* Counters. */
 	uint64_t		 served;
@@ -527,6 +530,7 @@ struct conf_channel {
 	int			 drain_ms;
 	u_int			 memory_mb;
 	int			 sandbox;	/* 0: the file's, 1 yes, -1 no */
+	struct crash_conf	 crash;		/* 0 fields: the file's */
 	struct route_option	*opts;
 	size_t			 nopts;
 };
@@ -548,6 +552,7 @@ struct conf {
 	bool			 strict;
 	u_int			 window;
 	u_int			 max_in_flight;
+	struct crash_conf	 crash;
 	struct conf_channel	*channels;
 	size_t			 nchannels;
 };
@@ -555,6 +560,8 @@ void		 conf_defaults(struct conf *);
 int		 conf_load(struct conf *, const char *, char *, size_t);
 void		 conf_free(struct conf *);
 const struct conf_channel *conf_channel(const struct conf *, const char *);
+void		 conf_crash_merge(struct crash_conf *,
+		     const struct crash_conf *);
 
 /* request.c: the command line's JSON lines. */
 int		 request_parse(const char *, struct wire_buf *, json_t **,

@@ -5,7 +5,8 @@
 # crashes only for its first calls and recovers on a probe), the poison
 # memo (a hit, its TTL, a new version starts empty, poison-memo off and a
 # plugin that declares itself non-deterministic), and the crash budget
-# under a storm on several channels at once.  It asserts what each call
+# under a storm on several channels at once, and a plugin built with the
+# descriptor from before its flags field.  It asserts what each call
 # was answered, never how fast: "no call waits for its deadline" is "no
 # call ended timed_out".
 set -u
@@ -114,8 +115,9 @@ mix() {
 		x = 1
 		for (i = 1; i <= n; i++) {
 			x = (x * 1103515245 + 12345) % 2147483648
-			c = (pct >= 100 || int(x / 65536) % 100 < pct) ?
-			    "true" : "false"
+			c = "false"
+			if (pct >= 100 || int(x / 65536) % 100 < pct)
+				c = "true"
 			printf "{\"message\": {\"crash\": %s, \"n\": %d}, " \
 			    "\"consumers\": [{\"id\": \"a\", " \
 			    "\"max_in_flight\": 1}]}\n", c, i
@@ -156,6 +158,7 @@ for ch in p10 p50 all fixme memo memottl nomemo flaky s1 s2 s3 s4; do
 done
 cp "$TEST_PLUGINS/poison-nondet.so" "$tmp/plugins/nondet.so"
 cp "$SHIPPED_PLUGINS/first-available.so" "$tmp/plugins/calm.so"
+cp "$TEST_PLUGINS/old-descriptor.so" "$tmp/plugins/old.so"
 # Every channel its own version (an option of its own): channels with the
 # same bytes and options would share one, and its crash loop and memo.
 cat > "$tmp/route-host.conf" <<CONF
@@ -192,6 +195,7 @@ channel nondet {
 	helpers 1
 }
 channel flaky {
+	helpers 1
 	sandbox no
 	crash-budget 3
 	crash-backoff 5 50
@@ -343,14 +347,21 @@ expect "a plugin declaring itself non-deterministic: nothing remembered" 0 \
     "$(count "$tmp/out" remembered)"
 expect "... every call ran" 3 "$(version_field nondet helper_crashes)"
 
+mix 3 0 | route old > "$tmp/out"
+expect "a plugin built with the descriptor before flags still loads" \
+    "ok=3" "$(kinds "$tmp/out")"
+
 # --- A storm on four channels at once: every call answered crashed or
 # crash_loop, none timed out, forks within the budget, and a healthy
 # channel keeps answering.
+storm=""
 for ch in s1 s2 s3 s4; do
 	mix 300 100 | route $ch > "$tmp/storm.$ch" &
+	storm="$storm $!"
 done
 mix 20 0 | route calm > "$tmp/calm"
-wait
+# shellcheck disable=SC2086
+wait $storm
 cat "$tmp/storm.s1" "$tmp/storm.s2" "$tmp/storm.s3" "$tmp/storm.s4" \
     > "$tmp/storm"
 k=$(kinds "$tmp/storm")
