@@ -31,6 +31,8 @@
 
 #define POOL_SPAWN_RETRY_MS	1000	/* load failures fail fast this long */
 #define POOL_SPARE_DELAY_MS	10	/* fork a spare this long after a use */
+#define POOL_SPARE_AT_ONCE	2	/* ... or at once from this many crashes
+					   in a row */
 #define POOL_EOF_GRACE_MS	20	/* to die after closing its socket */
 #define POOL_STALL_MS		1000	/* idle, and not reading its socket */
 #define POOL_COLLECT_MS		1	/* ledgers of pipelined helpers, read */
@@ -586,8 +588,10 @@ pool_promote(struct proc *p)
 
 /*
  * See that m gets a spare if it should have one and has none: forked a
- * little later, off the path of the calls that follow a failure, and not
- * while m cannot load or is in a crash loop.
+ * little later, off the path of the calls that follow a failure, or at
+ * once while m crashes back to back, so each crash finds a spare ready
+ * and healthy calls keep flowing; never while m cannot load, nor in a
+ * crash loop before its probe.
  */
 static void
 pool_keep_standby(struct pool *pl)
@@ -601,11 +605,13 @@ pool_keep_standby(struct pool *pl)
 		loop_timer_cancel(e->loop, &pl->spare);
 		return;
 	}
-	if (pl->spare.armed)
-		return;
-	at = loop_now() + POOL_SPARE_DELAY_MS * MS_NS;
+	at = loop_now();
+	if (pl->crash_streak < POOL_SPARE_AT_ONCE)
+		at += POOL_SPARE_DELAY_MS * MS_NS;
 	if (at < pl->spawn_not_before)
 		at = pl->spawn_not_before;
+	if (pl->spare.armed && pl->spare.at <= at)
+		return;
 	loop_timer_at(e->loop, &pl->spare, at);
 }
 
