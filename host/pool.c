@@ -334,7 +334,9 @@ pool_next(const struct proc *p)
 
 /*
  * Count helpers by state.  A spare counts for nothing until promoted, and
- * a helper whose socket is closed is on its way out.
+ * a helper whose socket is closed is on its way out; one that went while
+ * loading still counts as spawning until its death says how the load
+ * ended, so that no other helper is forked to take its place meanwhile.
  */
 static void
 pool_count(const struct pool *pl, u_int *idle, u_int *spawning, u_int *live)
@@ -347,7 +349,8 @@ pool_count(const struct pool *pl, u_int *idle, u_int *spawning, u_int *live)
 			continue;
 		if (p->state == PROC_IDLE)
 			(*idle)++;
-		if (p->state == PROC_SPAWNING)
+		if (p->state == PROC_SPAWNING || (!p->settled &&
+		    (p->state == PROC_LOST || p->state == PROC_KILLED)))
 			(*spawning)++;
 		if (p->state <= PROC_BUSY)
 			(*live)++;
@@ -1096,7 +1099,7 @@ pool_died(struct proc *p, const struct proc_ev *ev)
 	struct pool	*pl = m->pool;
 	struct engine	*e = p->engine;
 	char		 how[DETAIL_MAX], cause[DETAIL_MAX + 64];
-	bool		 by_us;
+	bool		 by_us, loading = !p->settled;
 	u_int		 idle, spawning, live;
 
 	if (WIFSIGNALED(ev->wstatus) && WTERMSIG(ev->wstatus) == SIGSYS) {
@@ -1130,7 +1133,9 @@ pool_died(struct proc *p, const struct proc_ev *ev)
 	if (e->closing)
 		return;
 	if (p->fault) {
-		pool_crashed(pl);
+		/* One that never loaded is a spawn failure, not a crash. */
+		if (!loading)
+			pool_crashed(pl);
 		pool_want_standby(pl);
 	}
 	pool_kick_later(m);

@@ -326,11 +326,11 @@ expect "a new version starts with an empty memo: it runs and crashes" \
     "crashed=1" "$(kinds "$tmp/out")"
 expect "... not from the memo" 0 "$(count "$tmp/out" remembered)"
 
-same 1 | route memottl > "$tmp/out"
-expect "poison-memo 64 300: a first crash is not remembered" 0 \
-    "$(count "$tmp/out" remembered)"
-same 1 | route memottl > "$tmp/out"
-expect "... the second is" 1 "$(count "$tmp/out" remembered)"
+# Twice at once: the second is answered as the first crashes, well
+# within the TTL, however slow the machine (under valgrind, say).
+same 2 | route memottl > "$tmp/out"
+expect "poison-memo 64 300: the first crash runs, the second is remembered" \
+    1 "$(count "$tmp/out" remembered)"
 sleep 1
 same 1 | route memottl > "$tmp/out"
 expect "... and past its TTL the body runs again" 0 \
