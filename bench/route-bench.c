@@ -645,6 +645,17 @@ bench_put(const char *src, const char *dir, const char *name)
 	return t;
 }
 
+/* The deploy section's engine log: count block.so's "entered" lines. */
+static void
+bench_deploy_log(void *arg, int prio, const char *line)
+{
+	u_int	*entered = arg;
+
+	(void)prio;
+	if (strstr(line, "stderr: block: entered") != NULL)
+		(*entered)++;
+}
+
 /*
  * Hot deploy (rename to first answer by the new version) and drain (the
  * old version's last in-flight call ending, to its helpers reaped).
@@ -665,8 +676,7 @@ bench_deploy(const struct wire_buf *b, size_t n)
 	uint64_t		*drain = calloc(n, sizeof *drain);
 	struct wire_buf		 blk;
 	struct route_value	 v;
-	char			 entered;
-	int			 sigfd, pfd[2], saved;
+	u_int			 entered = 0;
 
 	/* Helpers, maybe another user, look for the release file in sig. */
 	if (mkdtemp(dir) == NULL || mkdtemp(sig) == NULL ||
@@ -674,23 +684,17 @@ bench_deploy(const struct wire_buf *b, size_t n)
 		err(1, "mkdtemp");
 	/*
 	 * Sandboxed, block.so may open no file to write: it says it entered
-	 * with a byte on its standard error, which is its zygote's, so this
-	 * section has an engine of its own started with a pipe there.
+	 * with a line on its standard error, which the engine logs, so this
+	 * section has an engine of its own, whose zygote its helpers inherit
+	 * the setting from, and whose log it reads.
 	 */
-	if (pipe2(pfd, O_CLOEXEC) == -1 || fcntl(pfd[0], F_SETFL,
-	    O_NONBLOCK) == -1 || (saved = dup(STDERR_FILENO)) == -1 ||
-	    dup2(pfd[1], STDERR_FILENO) == -1 ||
-	    setenv("BLOCK_SIGNAL", "stderr", 1) == -1)
-		err(1, "pipe");
+	if (setenv("BLOCK_SIGNAL", "stderr", 1) == -1)
+		err(1, "setenv");
 	engine_defaults(&econf);
-	e = engine_new(&econf, errbuf, sizeof errbuf);
-	if (dup2(saved, STDERR_FILENO) == -1)
-		err(1, "dup2");
-	close(saved);
-	close(pfd[1]);
-	if (e == NULL)
+	econf.log = bench_deploy_log;
+	econf.log_arg = &entered;
+	if ((e = engine_new(&econf, errbuf, sizeof errbuf)) == NULL)
 		errx(1, "%s", errbuf);
-	sigfd = pfd[0];
 	src[0] = bench_plugin("block-v1", false);
 	src[1] = bench_plugin("block-v2", false);
 	plugdir_defaults(&conf);
@@ -724,13 +728,14 @@ bench_deploy(const struct wire_buf *b, size_t n)
 
 		/* A call held inside the old version. */
 		memset(&hold, 0, sizeof hold);
+		entered = 0;
 		snprintf(path, sizeof path, "%s/release", sig);
 		unlink(path);
 		if (channel_call(ch, blk.data, blk.len, 60000, bench_done,
 		    &hold) == -1)
 			err(1, "call");
 		end = engine_now() + 10000 * MS_NS;
-		while (read(sigfd, &entered, 1) != 1 || entered != 0x1e) {
+		while (entered == 0) {
 			if (engine_now() > end)
 				errx(1, "hot deploy: block.so never said it "
 				    "entered");
@@ -766,7 +771,6 @@ bench_deploy(const struct wire_buf *b, size_t n)
 	plugdir_close(pd);
 	engine_free(e);
 	wire_free(&blk);
-	close(sigfd);
 	unsetenv("BLOCK_SIGNAL");
 	snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, sig);
 	if (system(cmd) != 0)

@@ -65,6 +65,7 @@ call_new(struct engine *e, struct module *m, const void *body, size_t len,
 		module_call_begin(m);
 	e->pending++;
 	e->ncalls++;
+	e->call_bytes += c->len;
 	return c;
 }
 
@@ -201,6 +202,7 @@ call_free(struct call *c)
 	struct module	*m = c->module;
 
 	c->engine->ncalls--;
+	c->engine->call_bytes -= c->len;
 	free(c);
 	if (m != NULL)
 		module_call_end(m);

@@ -131,6 +131,7 @@ cmd_check(int argc, char **argv)
 
 	engine_defaults(&conf);
 	conf.helpers = 1;
+	conf.log = cmd_log;
 	if ((e = engine_new(&conf, errbuf, sizeof errbuf)) == NULL)
 		errx(2, "check: %s", errbuf);
 	if ((files = calloc((size_t)n, sizeof *files)) == NULL)

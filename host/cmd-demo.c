@@ -348,6 +348,7 @@ cmd_demo(int argc, char **argv)
 	}
 
 	engine_defaults(&conf);
+	conf.log = cmd_log;
 	if ((e = engine_new(&conf, errbuf, sizeof errbuf)) == NULL)
 		errx(1, "demo: %s", errbuf);
 	printf("route-host demo: routing functions run as native plugins, "

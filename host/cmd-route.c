@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include <jansson.h>
 
@@ -35,6 +36,20 @@ cmd_route_done(const struct result *r, void *arg)
 
 	w->result = *r;
 	w->done = true;
+}
+
+/*
+ * The engine's log for a command that runs plugins without a daemon
+ * (route --plugin, check, demo): all but debug goes to standard error,
+ * as warnx(3) writes it.  What a plugin writes to its standard error comes
+ * here, a line at a time, escaped by the engine.
+ */
+void
+cmd_log(void *arg, int prio, const char *line)
+{
+	(void)arg;
+	if (prio != LOG_DEBUG)
+		warnx("%s", line);
 }
 
 /* Add a KEY=VALUE option to a growing array; -1 if malformed. */
@@ -369,6 +384,7 @@ cmd_route(int argc, char **argv)
 		goto usage;
 	if (timeout_ms > 0)
 		conf.timeout_ms = timeout_ms;
+	conf.log = cmd_log;
 
 	if ((e = engine_new(&conf, errbuf, sizeof errbuf)) == NULL)
 		errx(2, "route: %s", errbuf);

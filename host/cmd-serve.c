@@ -9,11 +9,14 @@
 #include "config.h"
 
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +29,18 @@
 #include <systemd/sd-daemon.h>
 #else
 #define sd_notify(unset, state)	((void)0)
+#define sd_listen_fds(unset)	0
+#define sd_is_socket_unix(fd, type, listening, path, len) 0
+#define SD_LISTEN_FDS_START	3
 #endif
 
 #include "route-host.h"
 
 #define CMD_SERVE_CONF		SYSCONFDIR "/route-host.conf"
 #define CMD_SERVE_STOP_MS	5000	/* for calls in flight at SIGTERM */
+#define CMD_SERVE_FD_RESERVE	256	/* descriptors beside connections */
+#define CMD_SERVE_SETTLE_MS	10000	/* for the first deploys, at most */
+#define CMD_SERVE_MMAP_THRESHOLD (128 << 10)	/* malloc: larger are mapped */
 
 /* Everything the daemon holds. */
 struct cmd_serve {
@@ -49,6 +58,9 @@ struct cmd_serve {
 	bool			 stopping;
 	uint64_t		 stop_by;
 };
+
+static void	cmd_serve_server_conf(struct cmd_serve *,
+		    struct server_config *, int);
 
 /* Write a log line: to stderr in the foreground, else to syslog. */
 static void
@@ -139,8 +151,7 @@ cmd_serve_reload(struct cmd_serve *d)
 	struct plugdir		*pd;
 	struct conf		 c;
 	char			 err[512];
-	u_int			 old_window = d->conf.window;
-	u_int			 old_max = d->conf.max_in_flight;
+	struct conf		 old = d->conf;
 
 	sd_notify(0, "RELOADING=1");
 	if (cmd_serve_read_conf(d, &c, err, sizeof err) == -1) {
@@ -167,8 +178,6 @@ cmd_serve_reload(struct cmd_serve *d)
 	strlcpy(c.socket_owner, d->conf.socket_owner, sizeof c.socket_owner);
 	strlcpy(c.socket_group, d->conf.socket_group, sizeof c.socket_group);
 	if (strcmp(c.plugins, d->conf.plugins) != 0) {
-		struct conf	old = d->conf;
-
 		d->conf = c;
 		cmd_serve_plugdir_conf(d, &pc);
 		if ((pd = plugdir_open(d->engine, c.plugins, &pc,
@@ -198,18 +207,112 @@ cmd_serve_reload(struct cmd_serve *d)
 	/* New peers are checked against the new lists. */
 	server_set_allow(d->server, &d->conf.allow);
 	/* The new limits, now that nothing can fail any more. */
-	if (d->conf.window != old_window ||
-	    d->conf.max_in_flight != old_max) {
-		snprintf(err, sizeof err, "reload: window %u (for new "
-		    "connections), max-in-flight %u", d->conf.window,
-		    d->conf.max_in_flight);
+	if (d->conf.window != old.window ||
+	    d->conf.max_in_flight != old.max_in_flight ||
+	    d->conf.max_connections != old.max_connections ||
+	    d->conf.window_bytes != old.window_bytes ||
+	    d->conf.max_in_flight_bytes != old.max_in_flight_bytes) {
+		struct server_config	sc;
+
+		snprintf(err, sizeof err, "reload: window %u and window-bytes "
+		    "%llu (for new connections), max-in-flight %u, "
+		    "max-in-flight-bytes %llu, max-connections %u",
+		    d->conf.window, (unsigned long long)d->conf.window_bytes,
+		    d->conf.max_in_flight,
+		    (unsigned long long)d->conf.max_in_flight_bytes,
+		    d->conf.max_connections);
 		cmd_serve_log(d, LOG_NOTICE, err);
-		server_set_limits(d->server, d->conf.window,
-		    d->conf.max_in_flight);
+		cmd_serve_server_conf(d, &sc, -1);
+		server_set_limits(d->server, &sc);
 	}
 	cmd_serve_log(d, LOG_INFO, "reloaded the configuration and rescanned "
 	    "the plugins directory");
 	sd_notify(0, "READY=1");
+}
+
+/* The server's settings, from the configuration. */
+static void
+cmd_serve_server_conf(struct cmd_serve *d, struct server_config *sc,
+    int listen_fd)
+{
+	memset(sc, 0, sizeof *sc);
+	sc->socket = d->conf.socket;
+	sc->socket_mode = d->conf.socket_mode;
+	sc->socket_uid = d->conf.socket_uid;
+	sc->socket_gid = d->conf.socket_gid;
+	sc->socket_owner = d->conf.socket_owner;
+	sc->socket_group = d->conf.socket_group;
+	sc->allow = d->conf.allow;
+	sc->window = d->conf.window;
+	sc->max_in_flight = d->conf.max_in_flight;
+	sc->max_connections = d->conf.max_connections;
+	sc->window_bytes = d->conf.window_bytes;
+	sc->max_in_flight_bytes = d->conf.max_in_flight_bytes;
+	sc->listen_fd = listen_fd;
+}
+
+/*
+ * The listening socket a service manager handed over (socket activation,
+ * sd_listen_fds(3)), or -1 if none; -2 with err set if what was handed
+ * over is not one listening Unix stream socket.
+ */
+static int
+cmd_serve_listen_fd(char *err, size_t errlen)
+{
+	int	n;
+
+	/* Unset LISTEN_FDS and LISTEN_PID: no child sees them. */
+	if ((n = sd_listen_fds(1)) <= 0) {
+		if (n < 0) {
+			snprintf(err, errlen, "sd_listen_fds: %s",
+			    strerror(-n));
+			return -2;
+		}
+		return -1;
+	}
+	if (n > 1) {
+		snprintf(err, errlen, "the service manager handed over %d "
+		    "sockets; route-host listens on one", n);
+		return -2;
+	}
+	if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL,
+	    0) <= 0) {
+		snprintf(err, errlen, "the socket the service manager handed "
+		    "over is not a listening Unix stream socket "
+		    "(ListenStream= of a path in the .socket unit)");
+		return -2;
+	}
+	return SD_LISTEN_FDS_START;
+}
+
+/*
+ * Raise the soft limit on descriptors to the hard one: each connection
+ * takes one.  Says in msg what it got, and whether max-connections fits.
+ */
+static void
+cmd_serve_nofile(struct cmd_serve *d, char *msg, size_t msglen)
+{
+	struct rlimit	rl;
+	rlim_t		want;
+
+	msg[0] = '\0';
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		want = rl.rlim_max;
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	/* Room for the daemon's own descriptors and its helpers' too. */
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)d->conf.max_connections + CMD_SERVE_FD_RESERVE >
+	    rl.rlim_cur)
+		snprintf(msg, msglen, "max-connections %u, but a limit of "
+		    "%llu descriptors: as it nears that, new connections wait "
+		    "(raise LimitNOFILE= or ulimit -n to %u or more)",
+		    d->conf.max_connections, (unsigned long long)rl.rlim_cur,
+		    d->conf.max_connections + CMD_SERVE_FD_RESERVE);
 }
 
 /* Start stopping: no new connections; calls in flight get a bound. */
@@ -262,8 +365,9 @@ cmd_serve(int argc, char **argv)
 	struct zygote		*zygote;
 	sigset_t		 set;
 	const char		*errstr;
-	char			 err[512];
-	int			 ch;
+	char			 err[512], nofile[256];
+	int			 ch, listen_fd;
+	uint64_t		 settle_by;
 
 	memset(&d, 0, sizeof d);
 	d.conf_path = CMD_SERVE_CONF;
@@ -299,6 +403,8 @@ cmd_serve(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cmd_serve_usage();
+	if ((listen_fd = cmd_serve_listen_fd(err, sizeof err)) == -2)
+		errx(1, "serve: %s", err);
 	/*
 	 * The zygote first: it forks every helper, so it must hold nothing
 	 * of what comes next (channels' options, clients' calls).  It lives
@@ -339,6 +445,14 @@ cmd_serve(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
+	cmd_serve_nofile(&d, nofile, sizeof nofile);
+	/*
+	 * Large buffers (calls' bodies, frames being read) are mapped and
+	 * unmapped, so memory a burst of them took goes back to the system:
+	 * without this, glibc raises the threshold after the first such free
+	 * and keeps later ones in a heap that does not shrink.
+	 */
+	(void)mallopt(M_MMAP_THRESHOLD, CMD_SERVE_MMAP_THRESHOLD);
 	zygote = ec.zygote;
 	engine_defaults(&ec);
 	ec.timeout_ms = d.conf.timeout_ms;
@@ -362,23 +476,40 @@ cmd_serve(int argc, char **argv)
 	if ((d.plugdir = plugdir_open(d.engine, d.conf.plugins, &pc,
 	    cmd_serve_log, &d, err, sizeof err)) == NULL)
 		goto fatal;
-	memset(&sc, 0, sizeof sc);
-	sc.socket = d.conf.socket;
-	sc.socket_mode = d.conf.socket_mode;
-	sc.socket_uid = d.conf.socket_uid;
-	sc.socket_gid = d.conf.socket_gid;
-	sc.socket_owner = d.conf.socket_owner;
-	sc.socket_group = d.conf.socket_group;
-	sc.allow = d.conf.allow;
-	sc.window = d.conf.window;
-	sc.max_in_flight = d.conf.max_in_flight;
+	cmd_serve_server_conf(&d, &sc, listen_fd);
 	if ((d.server = server_open(d.engine, d.plugdir, &sc, cmd_serve_log,
 	    &d, err, sizeof err)) == NULL)
 		goto fatal;
-	snprintf(err, sizeof err, "listening on %s, plugins in %s, %u "
-	    "helpers per version, %d ms default deadline", d.conf.socket,
-	    d.conf.plugins, d.conf.helpers, d.conf.timeout_ms);
+	snprintf(err, sizeof err, "listening on %s%s, plugins in %s, %u "
+	    "helpers per version, %d ms default deadline",
+	    server_path(d.server), server_activated(d.server) ?
+	    " (from the service manager)" : "", d.conf.plugins,
+	    d.conf.helpers, d.conf.timeout_ms);
 	cmd_serve_log(&d, LOG_INFO, err);
+	if (server_activated(d.server) &&
+	    strcmp(server_path(d.server), d.conf.socket) != 0)
+		cmd_serve_log(&d, LOG_INFO, "the socket setting (or -s) is "
+		    "not used: the service manager's socket is");
+	if (nofile[0] != '\0')
+		cmd_serve_log(&d, LOG_WARNING, nofile);
+	/*
+	 * Accept once the channels found at start are deployed (or failed
+	 * to): a connection made at once, as socket activation makes one,
+	 * then finds them, instead of no_such_channel.  Meanwhile clients
+	 * wait in the listen queue.
+	 */
+	settle_by = engine_now() + CMD_SERVE_SETTLE_MS * MS_NS;
+	while (!d.stopping && plugdir_loading(d.plugdir) > 0 &&
+	    engine_now() < settle_by)
+		if (engine_run(d.engine, 50) == -1) {
+			snprintf(err, sizeof err, "event loop: %s",
+			    strerror(errno));
+			goto fatal;
+		}
+	if (server_listen(d.server) == -1) {
+		snprintf(err, sizeof err, "watch: %s", strerror(errno));
+		goto fatal;
+	}
 	sd_notify(0, "READY=1");
 
 	for (;;) {

@@ -8,6 +8,7 @@
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
+#include <libutil.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,15 @@ cmd_status_loop(json_t *v)
 	    json_integer_value(json_object_get(v, "crash_loop")));
 }
 
+/* A JSON number of bytes in at most 7 characters, "8.0 MiB" (humanize_number(3)). */
+static void
+cmd_status_bytes(char buf[16], json_t *n)
+{
+	if (humanize_number(buf, 8, json_integer_value(n), "B",
+	    HN_AUTOSCALE, HN_DECIMAL | HN_IEC_PREFIXES) == -1)
+		strlcpy(buf, "?", 16);
+}
+
 /* Print the status as a table. */
 static void
 cmd_status_table(json_t *j)
@@ -91,9 +101,10 @@ cmd_status_table(json_t *j)
 	json_t		*hs, *h;
 	size_t		 i, k, x;
 	bool		 any_draining = false;
+	char		 inflight[16], budget[16], window[16], buffered[16];
 
 	printf("%s, pid %lld, socket %s\nplugins %s: %lld versions loaded, "
-	    "%lld helpers, %lld clients, %lld calls in flight\n\n",
+	    "%lld helpers, %lld clients, %lld calls in flight\n",
 	    json_string_value(json_object_get(j, "server")),
 	    json_integer_value(json_object_get(j, "pid")),
 	    json_string_value(json_object_get(j, "socket")),
@@ -102,6 +113,16 @@ cmd_status_table(json_t *j)
 	    json_integer_value(json_object_get(j, "helpers")),
 	    json_integer_value(json_object_get(j, "clients")),
 	    json_integer_value(json_object_get(j, "in_flight")));
+	cmd_status_bytes(inflight, json_object_get(j, "bytes_in_flight"));
+	cmd_status_bytes(budget, json_object_get(j, "max_in_flight_bytes"));
+	cmd_status_bytes(window, json_object_get(j, "window_bytes"));
+	cmd_status_bytes(buffered, json_object_get(j, "bytes_buffered"));
+	printf("connections: %lld of max-connections %lld (%lld refused); "
+	    "bytes in flight: %s of %s (window-bytes %s); buffered: %s\n\n",
+	    json_integer_value(json_object_get(j, "clients")),
+	    json_integer_value(json_object_get(j, "max_connections")),
+	    json_integer_value(json_object_get(j, "connections_refused")),
+	    inflight, budget, window, buffered);
 	printf("%-16s %-12s %8s %9s %8s %9s %6s %8s %8s  %s\n", "CHANNEL",
 	    "ACTIVE", "DRAINING", "SERVED", "CRASHED", "TIMED_OUT", "IN_FL",
 	    "P50_US", "P99_US", "HELPERS");

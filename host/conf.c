@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <libutil.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,9 @@ conf_defaults(struct conf *c)
 	c->strict = true;
 	c->window = 1024;
 	c->max_in_flight = 65536;
+	c->max_connections = DEFAULT_MAX_CONNECTIONS;
+	c->window_bytes = DEFAULT_WINDOW_BYTES;
+	c->max_in_flight_bytes = DEFAULT_MAX_IN_FLIGHT_BYTES;
 	c->crash.budget = CRASH_BUDGET;
 	c->crash.backoff_min_ms = CRASH_BACKOFF_MIN_MS;
 	c->crash.backoff_max_ms = CRASH_BACKOFF_MAX_MS;
@@ -99,6 +103,27 @@ conf_number(const char *s, long long lo, long long hi, long long *out,
 	if (errstr != NULL) {
 		snprintf(err, errlen, "'%s' is %s (%lld to %lld)", s, errstr,
 		    lo, hi);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Parse a size in bytes in [lo, hi]: a number, or with a suffix k, m or g
+ * (KiB, MiB, GiB; expand_number(3)); -1 with err set.
+ */
+static int
+conf_bytes(const char *s, uint64_t lo, uint64_t hi, uint64_t *out,
+    char *err, size_t errlen)
+{
+	if (s == NULL) {
+		snprintf(err, errlen, "missing size");
+		return -1;
+	}
+	if (expand_number(s, out) == -1 || *out < lo || *out > hi) {
+		snprintf(err, errlen, "'%s' is not a size from %llu to %llu "
+		    "bytes (a suffix k, m or g counts KiB, MiB or GiB)", s,
+		    (unsigned long long)lo, (unsigned long long)hi);
 		return -1;
 	}
 	return 0;
@@ -453,6 +478,19 @@ conf_line(struct conf *c, struct conf_channel **in, char **w, size_t nw,
 		if (conf_number(w[1], 1, 1 << 24, &n, err, errlen) == -1)
 			return -1;
 		c->max_in_flight = (u_int)n;
+	} else if (strcmp(w[0], "max-connections") == 0) {
+		if (conf_number(w[1], 1, 1 << 20, &n, err, errlen) == -1)
+			return -1;
+		c->max_connections = (u_int)n;
+	} else if (strcmp(w[0], "window-bytes") == 0) {
+		/* At least one largest call, so a lone call always fits. */
+		if (conf_bytes(w[1], PROTO_FRAME_MAX, 1ULL << 40,
+		    &c->window_bytes, err, errlen) == -1)
+			return -1;
+	} else if (strcmp(w[0], "max-in-flight-bytes") == 0) {
+		if (conf_bytes(w[1], PROTO_FRAME_MAX, 1ULL << 40,
+		    &c->max_in_flight_bytes, err, errlen) == -1)
+			return -1;
 	} else {
 		rc = conf_common(w[0], w[1], &c->timeout_ms, &c->helpers,
 		    &c->drain_ms, &c->memory_mb, &c->sandbox, err, errlen);
@@ -499,7 +537,9 @@ conf_load(struct conf *c, const char *path, char *err, size_t errlen)
 
 			while (isspace((unsigned char)*r))
 				r++;
-			n = strlcpy(rest, r, sizeof rest);
+			/* Cut at the buffer (BUGS), and trim inside it. */
+			if ((n = strlcpy(rest, r, sizeof rest)) >= sizeof rest)
+				n = sizeof rest - 1;
 			while (n > 0 && isspace((unsigned char)rest[n - 1]))
 				rest[--n] = '\0';
 		}

@@ -3,11 +3,10 @@
  * registry, turns, reaping), call.c (a call's life), module.c (a
  * version's life), pool.c (a version's helpers: dispatch, spawn, spares,
  * throttle, and what each helper event means), proc.c (one helper: the
- * process, its socket and ledger, bytes to typed events), zygote.c (the
- * process that forks helpers), memo.c (a version's poison memo),
- * ledger.c, sandbox.c and helper.c (the
- * child's side).  Nothing outside these files sees a call,
- * a helper or a pool.
+ * process, its socket and ledger, bytes to typed events, its stderr to
+ * log lines), zygote.c (the process that forks helpers), memo.c (a
+ * version's poison memo), ledger.c, sandbox.c and helper.c (the child's
+ * side).  Nothing outside these files sees a call, a helper or a pool.
  */
 
 #ifndef ENGINE_INT_H
@@ -64,9 +63,8 @@ struct call {
 	void			*arg;
 	uint32_t		 nconsumers;
 	struct result		 result;	/* set once it ends */
-	size_t			 outend;	/* its end in proc's out */
 	size_t			 len;
-	unsigned char		 frame[];	/* WIRE_CALL frame */
+	unsigned char		 frame[];	/* WIRE_CALL frame, written as is */
 };
 TAILQ_HEAD(call_fifo, call);
 
@@ -145,6 +143,8 @@ struct ledger {
 	uint32_t		 blocked;	/* system call + 1 (sandbox) */
 };
 
+#define PROC_ERR_LINE		512	/* stderr: longer lines are cut */
+
 struct proc {
 	enum proc_state		 state;
 	TAILQ_ENTRY(proc)	 entry;		/* its pool, or the dead list */
@@ -179,12 +179,20 @@ struct proc {
 	uint32_t		 ghost_seq;	/* ... which one */
 	uint64_t		 stall_by;	/* frames unwritten, none running */
 
-	struct wire_buf		 out;		/* frames being written */
-	size_t			 outoff;
+	size_t			 outoff;	/* of the first call unwritten */
+	bool			 outdead;	/* a write failed: no more */
 	bool			 waiting_out;	/* EPOLLOUT armed */
 
 	unsigned char		 in[WIRE_REPLY_MAX];	/* being read */
 	size_t			 inlen;
+
+	/* Its standard output and error: a pipe, read a line at a time. */
+	struct watch		 errw;		/* -1 once closed */
+	bool			 errpaused;	/* unwatched: over the bytes */
+	bool			 errcut;	/* skipping a long line's end */
+	struct timer		 errtimer;	/* the version's next second */
+	char			 errline[PROC_ERR_LINE];	/* so far */
+	size_t			 errlen;
 
 	char			 cause[DETAIL_MAX];	/* why it was killed */
 };
@@ -225,10 +233,16 @@ struct helper_spec {
 	gid_t				 gid;
 };
 
-/* zygote.c: the process that forks helpers (the host's side). */
+/*
+ * zygote.c: the process that forks helpers (the host's side).  A SPAWN
+ * sends four descriptors: the helper's socket, the version's image, its
+ * ledger, and the write end of the pipe that becomes its fds 1 and 2.
+ */
+#define ZYGOTE_NFDS		4
+
 int		 zygote_spawn(struct zygote *, const struct helper_spec *,
-		     const int[3], uint64_t, pid_t *, int *, bool *, char *,
-		     size_t);
+		     const int[ZYGOTE_NFDS], uint64_t, pid_t *, int *, bool *,
+		     char *, size_t);
 int		 zygote_exited(struct zygote *, uint64_t *, int *);
 void		 zygote_kill_helper(struct zygote *, uint64_t, pid_t);
 int		 zygote_exits_fd(const struct zygote *);
@@ -320,6 +334,7 @@ struct engine {
 	uint64_t		 nexttoken;	/* for helpers */
 	u_int			 pending;	/* callers not yet answered */
 	u_int			 ncalls;	/* call structures alive */
+	uint64_t		 call_bytes;	/* their frames */
 	u_int			 nloaded;	/* modules not yet freed */
 	u_int			 nprocs;
 	bool			 closing;

@@ -138,6 +138,17 @@ engine_unwatch(struct engine *e, struct watch *w)
 	loop_unwatch(e->loop, w);
 }
 
+/*
+ * Bytes of calls the engine holds: every call's frame, from engine_call
+ * until it is freed, which for a call abandoned by its caller (its
+ * deadline passed) but still held by a helper is after its answer.
+ */
+uint64_t
+engine_call_bytes(const struct engine *e)
+{
+	return e->call_bytes;
+}
+
 /* Tell the engine's owner something worth a log line (syslog priority). */
 void
 engine_log(struct engine *e, int prio, const char *fmt, ...)
@@ -556,6 +567,33 @@ engine_free(struct engine *e)
 }
 
 /*
+ * Copy srclen bytes of untrusted text (a plugin's standard error, say),
+ * NULs included, into dst, of size len, as engine_vis does.  Returns how
+ * many bytes of src it took: fewer than srclen when dst was too small.
+ */
+size_t
+engine_visn(char *dst, size_t len, const char *src, size_t srclen)
+{
+	char	one[5];		/* "\ooo" */
+	size_t	off = 0, i, n;
+
+	if (len == 0)
+		return 0;
+	for (i = 0; i < srclen; i++) {
+		nvis(one, sizeof one, (unsigned char)src[i], VIS_CSTYLE |
+		    VIS_OCTAL | VIS_NL | VIS_TAB | VIS_DQ,
+		    i + 1 < srclen ? (unsigned char)src[i + 1] : '\0');
+		n = strlen(one);
+		if (off + n >= len)
+			break;
+		memcpy(dst + off, one, n);
+		off += n;
+	}
+	dst[off] = '\0';
+	return i;
+}
+
+/*
  * Copy untrusted text (a plugin's name or error, a link's target) into dst,
  * of size len, safe for a log line, the status and a call's detail: vis(3)
  * C-style escapes for all but printable ASCII (newline, tab, escape, bytes
@@ -565,21 +603,7 @@ engine_free(struct engine *e)
 void
 engine_vis(char *dst, size_t len, const char *src)
 {
-	char	one[5];		/* "\ooo" */
-	size_t	off = 0, n;
-
-	if (len == 0)
-		return;
-	for (; *src != '\0'; src++) {
-		nvis(one, sizeof one, (unsigned char)*src, VIS_CSTYLE |
-		    VIS_OCTAL | VIS_NL | VIS_TAB | VIS_DQ, (unsigned char)src[1]);
-		n = strlen(one);
-		if (off + n >= len)
-			break;
-		memcpy(dst + off, one, n);
-		off += n;
-	}
-	dst[off] = '\0';
+	(void)engine_visn(dst, len, src, strlen(src));
 }
 
 /* The label of a plugin path: its file name without ".so". */

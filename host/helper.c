@@ -1,11 +1,13 @@
 /*
  * The helper: the only code that runs a plugin.
  *
- * A helper is forked by the zygote (zygote.c), which leaves it its socket
- * on fd 3, the version's sealed memfd on fd 4 and its ledger mapped.  It dlopens the memfd, checks
- * the descriptor, runs init, and says how that went in a HELLO frame.  Then
- * it runs CALL frames in order, each result written to the ledger (ledger.c)
- * and announced by a RESULT frame, until the host closes the socket.
+ * A helper is forked by the zygote (zygote.c), which leaves it /dev/null
+ * on fd 0, a pipe the host logs from on fds 1 and 2, its socket on fd 3,
+ * the version's sealed memfd on fd 4 and its ledger mapped.  It dlopens
+ * the memfd, checks the descriptor, runs init, and says how that went in a
+ * HELLO frame.  Then it runs CALL frames in order, each result written to
+ * the ledger (ledger.c) and announced by a RESULT frame, until the host
+ * closes the socket.
  * The helper shares its address space with the plugin, so its own checks
  * of the plugin are advisory: the host treats the whole helper as an
  * untrusted peer and checks everything it says again.
@@ -268,5 +270,6 @@ helper_main(int sock, int memfd, struct ledger *l,
 	}
 	if (d->fini != NULL)
 		d->fini(state);
+	(void)fflush(NULL);
 	_exit(0);
 }

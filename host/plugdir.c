@@ -842,6 +842,28 @@ plugdir_foreach(struct plugdir *pd, void (*fn)(struct channel *, void *),
 			fn(en->channel, arg);
 }
 
+/*
+ * How many channels are on their way to a first version: a file never
+ * tried that is settling, or a version loading for a channel with none.
+ */
+u_int
+plugdir_loading(const struct plugdir *pd)
+{
+	struct plugdir_entry	*en;
+	u_int			 n = 0;
+
+	RB_FOREACH(en, plugdir_tree, (struct plugdir_tree *)&pd->entries) {
+		if (en->ignored)
+			continue;
+		if (en->channel != NULL && en->channel->active != NULL)
+			continue;
+		if ((en->settling && !en->tried) || (en->channel != NULL &&
+		    channel_loading(en->channel) != NULL))
+			n++;
+	}
+	return n;
+}
+
 /* The directory's path. */
 const char *
 plugdir_path(const struct plugdir *pd)

@@ -1117,7 +1117,12 @@ pool_died(struct proc *p, const struct proc_ev *ev)
 		    by_us ? p->cause : how);
 		pool_spawn_failed(p, cause);
 	} else if (p->ncalls > 0) {
-		if (!by_us)
+		/*
+		 * A helper we killed forfeits its ledger: its calls have ended
+		 * (pool_lose, or pool_shut at shutdown), and a result taken
+		 * now would be dropped by the KILLED row, its call leaked.
+		 */
+		if (p->state != PROC_KILLED)
 			proc_collect(p);
 		strlcpy(cause, by_us ? p->cause : how, sizeof cause);
 		if (p->ncalls > 0)

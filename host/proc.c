@@ -2,7 +2,9 @@
  * The host's side of a helper process: the device, not the policy.
  *
  * proc.c has the zygote start a helper (zygote.c), writes the calls the
- * pool sends it, reads its socket and its ledger, and turns what it finds
+ * pool sends it (straight from each call's frame: a body is copied once,
+ * from the client's frame into its call), reads its socket and its
+ * ledger, and turns what it finds
  * into typed events for pool.c (engine-int.h lists them): a handshake, a
  * refused handshake, one result per call, EOF, a protocol violation, its
  * death.  It enforces the peer's protocol: every frame is length-checked,
@@ -10,6 +12,13 @@
  * not yet answered, and one wake-up reads a bounded amount, so no helper
  * can hold the loop.  Whatever the state, a helper is freed only once it
  * has been reaped, so no helper is ever left a zombie.
+ *
+ * A helper's standard output and error are a pipe proc.c reads too: each
+ * line is escaped (engine_visn), cut at PROC_ERR_LINE bytes, and logged
+ * with its version and pid.  A version logs at most PROC_ERR_LINES lines
+ * a second, then says how many it dropped; its helpers' pipes are read no
+ * further than PROC_ERR_BYTES a second, so a helper writing without end
+ * waits on its own writes, and the host's memory and time stay bounded.
  */
 
 #include "config.h"
@@ -17,6 +26,7 @@
 #include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -25,13 +35,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "engine-int.h"
 
 #define PROC_READ_MAX	(16 * 1024)	/* per wake-up */
+#define PROC_IOV	64		/* calls per sendmsg, at most */
+#define PROC_ERR_READ	4096		/* stderr, per wake-up */
+#define PROC_ERR_LINES	50		/* logged a second, per version */
+#define PROC_ERR_BYTES	(1024 * 1024)	/* read a second, per version */
+#define PROC_ERR_SHOWN	768		/* escaped, of a log line's 1024 */
+#define PROC_ERR_DRAIN	(64 * 1024)	/* stderr read once it is reaped */
 
 static void	proc_event(struct watch *, uint32_t);
+static void	proc_err_event(struct watch *, uint32_t);
+static void	proc_err_timer(void *);
 
 /* The name of a state, for status and logs. */
 const char *
@@ -91,6 +110,191 @@ proc_sigkill(struct proc *p)
 }
 
 /*
+ * Say how many lines of version m's stderr were dropped since it last
+ * said so, if any were.
+ */
+static void
+proc_err_dropped(struct module *m, struct engine *e)
+{
+	if (m->err_dropped == 0)
+		return;
+	engine_log(e, LOG_INFO, "%s %.12s: %llu lines of stderr dropped (at "
+	    "most %d a second are logged)", m->label, m->hex,
+	    (unsigned long long)m->err_dropped, PROC_ERR_LINES);
+	m->err_dropped = 0;
+}
+
+/*
+ * Start version m's next second of stderr if its last one is over, after
+ * saying what that one dropped.
+ */
+static void
+proc_err_second(struct module *m, struct engine *e, uint64_t now)
+{
+	if (now - m->err_window < 1000 * MS_NS)
+		return;
+	proc_err_dropped(m, e);
+	m->err_window = now;
+	m->err_lines = 0;
+	m->err_bytes = 0;
+}
+
+/*
+ * Log one line of a helper's stderr, len bytes (cut: the line went on),
+ * escaped; past its version's lines for this second, count it instead,
+ * to be said at the second's end.
+ */
+static void
+proc_err_line(struct proc *p, const char *line, size_t len, bool cut)
+{
+	struct module	*m = p->module;
+	char		 shown[PROC_ERR_SHOWN];
+	size_t		 took;
+
+	proc_err_second(m, p->engine, loop_now());
+	if (m->err_lines >= PROC_ERR_LINES) {
+		m->err_dropped++;
+		loop_timer_at(engine_loop(p->engine), &p->errtimer,
+		    m->err_window + 1000 * MS_NS);
+		return;
+	}
+	m->err_lines++;
+	took = engine_visn(shown, sizeof shown, line, len);
+	if (cut || took < len)
+		engine_log(p->engine, LOG_INFO, "%s %.12s: helper %ld: stderr: "
+		    "%s [cut at %zu bytes]", m->label, m->hex, (long)p->pid,
+		    shown, took);
+	else
+		engine_log(p->engine, LOG_INFO, "%s %.12s: helper %ld: stderr: "
+		    "%s", m->label, m->hex, (long)p->pid, shown);
+}
+
+/*
+ * Take n bytes of a helper's stderr: each whole line is logged, a line
+ * longer than PROC_ERR_LINE is logged cut and the rest of it skipped, and
+ * what follows the last newline waits for more.
+ */
+static void
+proc_err_bytes(struct proc *p, const char *buf, size_t n)
+{
+	const char	*nl;
+	size_t		 seg, room;
+
+	while (n > 0) {
+		nl = memchr(buf, '\n', n);
+		seg = nl != NULL ? (size_t)(nl - buf) : n;
+		room = sizeof p->errline - p->errlen;
+		if (p->errcut)
+			;	/* the rest of a line logged cut */
+		else if (seg > room) {
+			memcpy(p->errline + p->errlen, buf, room);
+			proc_err_line(p, p->errline, sizeof p->errline, true);
+			p->errlen = 0;
+			p->errcut = true;
+		} else {
+			memcpy(p->errline + p->errlen, buf, seg);
+			p->errlen += seg;
+			if (nl != NULL) {
+				proc_err_line(p, p->errline, p->errlen, false);
+				p->errlen = 0;
+			}
+		}
+		if (nl == NULL)
+			return;
+		p->errcut = false;
+		buf = nl + 1;
+		n -= seg + 1;
+	}
+}
+
+/*
+ * Close the host's end of a helper's stderr, logging a last line that had
+ * no newline.  A count of dropped lines may still wait on errtimer.
+ */
+static void
+proc_err_close(struct proc *p)
+{
+	if (p->errw.fd == -1)
+		return;
+	if (p->errlen > 0 && !p->errcut)
+		proc_err_line(p, p->errline, p->errlen, false);
+	p->errlen = 0;
+	if (!p->errpaused)
+		engine_unwatch(p->engine, &p->errw);
+	close(p->errw.fd);
+	p->errw.fd = -1;
+}
+
+/*
+ * Read at most max bytes of a helper's stderr, and no more than its
+ * version may this second: past that, its pipe is left unread (the helper
+ * waits on its writes) until the next second.  EOF closes it.
+ */
+static void
+proc_err_read(struct proc *p, size_t max)
+{
+	struct module	*m = p->module;
+	char		 buf[PROC_ERR_READ];
+	size_t		 total = 0, want;
+	ssize_t		 n;
+
+	while (p->errw.fd != -1 && !p->errpaused && total < max) {
+		proc_err_second(m, p->engine, loop_now());
+		if (m->err_bytes >= PROC_ERR_BYTES) {
+			engine_unwatch(p->engine, &p->errw);
+			p->errpaused = true;
+			loop_timer_at(engine_loop(p->engine), &p->errtimer,
+			    m->err_window + 1000 * MS_NS);
+			return;
+		}
+		want = max - total;
+		if (want > sizeof buf)
+			want = sizeof buf;
+		if (want > PROC_ERR_BYTES - m->err_bytes)
+			want = PROC_ERR_BYTES - m->err_bytes;
+		n = read(p->errw.fd, buf, want);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			proc_err_close(p);
+			return;
+		}
+		m->err_bytes += (size_t)n;
+		total += (size_t)n;
+		proc_err_bytes(p, buf, (size_t)n);
+	}
+}
+
+/* A helper's stderr is readable: one wake-up reads PROC_ERR_READ. */
+static void
+proc_err_event(struct watch *w, uint32_t events)
+{
+	(void)events;
+	proc_err_read(w->arg, PROC_ERR_READ);
+}
+
+/*
+ * The second that errtimer waited for is over: say what the version
+ * dropped, and read a paused pipe again.
+ */
+static void
+proc_err_timer(void *arg)
+{
+	struct proc	*p = arg;
+
+	proc_err_second(p->module, p->engine, loop_now());
+	if (p->errpaused && p->errw.fd != -1) {
+		p->errpaused = false;
+		if (engine_watch(p->engine, &p->errw, EPOLLIN) == -1) {
+			p->errpaused = true;	/* not watched */
+			proc_err_close(p);
+		}
+	}
+}
+
+/*
  * Start a helper for module m: the zygote forks it, with its socket, the
  * version's image and a ledger of its own.  Returns NULL with err set (and
  * the engine broken, if the zygote is gone).
@@ -101,7 +305,8 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 	struct helper_spec	 spec;
 	struct proc		*p;
 	bool			 gone;
-	int			 sv[2], fds[3], lfd, rc;
+	int			 sv[2], ep[2] = { -1, -1 };
+	int			 fds[ZYGOTE_NFDS], lfd, rc;
 
 	if (e->broken[0] != '\0') {
 		strlcpy(err, e->broken, errlen);
@@ -123,36 +328,58 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		free(p);
 		return NULL;
 	}
+	/* Only the host's end is nonblocking: a helper's writes wait. */
+	if (pipe2(ep, O_CLOEXEC) == -1 ||
+	    fcntl(ep[0], F_SETFL, O_NONBLOCK) == -1) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		if (ep[0] != -1) {
+			close(ep[0]);
+			close(ep[1]);
+		}
+		close(sv[0]);
+		close(sv[1]);
+		close(lfd);
+		ledger_free(p->ledger);
+		free(p);
+		return NULL;
+	}
 	pool_spec(m, &spec);
 	fds[0] = sv[1];
 	fds[1] = m->memfd;
 	fds[2] = lfd;
+	fds[3] = ep[1];
 	p->token = ++e->nexttoken;
 	rc = zygote_spawn(e->zygote, &spec, fds, p->token, &p->pid,
 	    &p->pidfd, &gone, err, errlen);
 	close(sv[1]);
 	close(lfd);
+	close(ep[1]);
 	if (rc == -1) {
 		/* Its EOF comes to engine.c, which ends its helpers. */
 		if (gone)
 			strlcpy(e->broken, err, sizeof e->broken);
 		close(sv[0]);
+		close(ep[0]);
 		ledger_free(p->ledger);
 		free(p);
 		return NULL;
 	}
 	p->state = PROC_SPAWNING;
 	TAILQ_INIT(&p->calls);
-	wire_init(&p->out);
-	p->out.max = SIZE_MAX / 2;
 	p->engine = e;
 	p->module = m;
 	p->watch.fd = sv[0];
 	p->watch.cb = proc_event;
 	p->watch.arg = p;
-	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1 ||
+	p->errw.fd = ep[0];
+	p->errw.cb = proc_err_event;
+	p->errw.arg = p;
+	loop_timer_init(&p->errtimer, proc_err_timer, p);
+	if (engine_watch(e, &p->errw, EPOLLIN) == -1 ||
+	    fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1 ||
 	    engine_watch(e, &p->watch, EPOLLIN) == -1) {
 		snprintf(err, errlen, "watching helper: %s", strerror(errno));
+		proc_err_close(p);
 		close(sv[0]);
 		p->watch.fd = -1;
 		/* The child is ours now: kill it and let the reaper free it. */
@@ -173,16 +400,19 @@ proc_close(struct proc *p)
 	engine_unwatch(p->engine, &p->watch);
 	close(p->watch.fd);
 	p->watch.fd = -1;
-	p->out.len = p->outoff = 0;
 }
 
-/* Free a reaped helper. */
+/* Free a reaped helper, saying what its version's stderr still owes. */
 void
 proc_free(struct proc *p)
 {
+	proc_err_close(p);
+	if (p->errtimer.armed) {
+		loop_timer_cancel(engine_loop(p->engine), &p->errtimer);
+		proc_err_dropped(p->module, p->engine);
+	}
 	if (p->pidfd != -1)
 		close(p->pidfd);
-	wire_free(&p->out);
 	ledger_free(p->ledger);
 	free(p);
 }
@@ -211,50 +441,53 @@ proc_stop(struct proc *p)
 	p->state = PROC_STOPPING;
 }
 
-/* After a partial write: the calls now written in full count as sent. */
-static void
-proc_advance_sent(struct proc *p)
-{
-	struct call	*c;
-
-	TAILQ_FOREACH(c, &p->calls, entry) {
-		if (proc_sent(p, c))
-			continue;
-		if (c->outend > p->outoff)
-			break;
-		p->sent = c->seq;
-	}
-}
-
-/* True while frames wait to be written. */
+/* True while calls wait to be written. */
 bool
 proc_pending_out(const struct proc *p)
 {
-	return p->outoff < p->out.len;
+	return p->watch.fd != -1 && !p->outdead && p->sent != p->seq;
 }
 
 /*
- * Write as much of the pending frames as the socket takes.  True if any
- * byte was written.
+ * Write as much of the calls not yet written as the socket takes, straight
+ * from each call's own frame (no copy): one sendmsg of up to PROC_IOV
+ * frames, again while the socket takes it all.  True if any byte was
+ * written.
  */
 bool
 proc_flush(struct proc *p)
 {
-	ssize_t	n;
-	bool	progress = false;
+	struct iovec	 iov[PROC_IOV];
+	struct msghdr	 msg;
+	struct call	*c, *first;
+	ssize_t		 n;
+	size_t		 left;
+	bool		 progress = false;
+	int		 niov;
 
-	if (p->watch.fd == -1) {
-		/* Closed: what is left was never written. */
-		p->out.len = p->outoff = 0;
-		return false;
-	}
-	while (p->outoff < p->out.len) {
-		n = send(p->watch.fd, p->out.data + p->outoff,
-		    p->out.len - p->outoff, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (proc_pending_out(p)) {
+		/* The first call not written in full; the FIFO is in order. */
+		TAILQ_FOREACH(first, &p->calls, entry)
+			if (!proc_sent(p, first))
+				break;
+		if (first == NULL)
+			break;
+		niov = 0;
+		for (c = first; c != NULL && niov < PROC_IOV;
+		    c = TAILQ_NEXT(c, entry)) {
+			iov[niov].iov_base = c->frame +
+			    (c == first ? p->outoff : 0);
+			iov[niov].iov_len = c->len -
+			    (c == first ? p->outoff : 0);
+			niov++;
+		}
+		memset(&msg, 0, sizeof msg);
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)niov;
+		n = sendmsg(p->watch.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			proc_advance_sent(p);
 			if (!p->waiting_out) {
 				engine_rewatch(p->engine, &p->watch,
 				    EPOLLIN | EPOLLOUT);
@@ -264,15 +497,23 @@ proc_flush(struct proc *p)
 		}
 		if (n == -1) {
 			/* The helper is going; EOF or reaping says why. */
-			proc_advance_sent(p);
-			p->out.len = p->outoff = 0;
-			return progress;
+			p->outdead = true;
+			break;
 		}
-		p->outoff += (size_t)n;
 		progress = true;
+		/* The calls now written in full count as sent. */
+		left = (size_t)n;
+		for (c = first; c != NULL && left > 0;
+		    c = TAILQ_NEXT(c, entry)) {
+			if (left < c->len - p->outoff) {
+				p->outoff += left;
+				break;
+			}
+			left -= c->len - p->outoff;
+			p->outoff = 0;
+			p->sent = c->seq;
+		}
 	}
-	p->out.len = p->outoff = 0;
-	p->sent = p->seq;
 	if (p->waiting_out) {
 		engine_rewatch(p->engine, &p->watch, EPOLLIN);
 		p->waiting_out = false;
@@ -300,8 +541,6 @@ proc_dispatch(struct proc *p, struct call *c)
 	TAILQ_INSERT_TAIL(&p->calls, c, entry);
 	p->ncalls++;
 	p->state = PROC_BUSY;
-	wire_bytes(&p->out, c->frame, c->len);
-	c->outend = p->out.len;
 }
 
 /* Take call c out of the helper's FIFO. */
@@ -596,8 +835,9 @@ proc_hear_out(struct proc *p)
 }
 
 /*
- * The helper was reaped with wait status: after its last words, the pool
- * hears of its death.
+ * The helper was reaped with wait status: after its last words, and the
+ * last of its stderr (what the pipe holds, as far as its version may
+ * this second), the pool hears of its death.
  */
 void
 proc_reaped(struct proc *p, int status)
@@ -607,5 +847,7 @@ proc_reaped(struct proc *p, int status)
 	p->reaped = true;
 	proc_hear_out(p);
 	proc_close(p);
+	proc_err_read(p, PROC_ERR_DRAIN);
+	proc_err_close(p);
 	pool_event(p, &ev);
 }

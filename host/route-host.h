@@ -43,6 +43,13 @@
 #define DEFAULT_TIMEOUT_MS	5000
 #define DEFAULT_FILE_MAX	(64u << 20)
 #define DEFAULT_MEMORY_LIMIT	(256u << 20)
+/*
+ * What clients may make the daemon hold: connections, and bytes of calls
+ * (request bodies in flight, frames being read) per connection and in all.
+ */
+#define DEFAULT_MAX_CONNECTIONS		1024
+#define DEFAULT_WINDOW_BYTES		(16ULL << 20)
+#define DEFAULT_MAX_IN_FLIGHT_BYTES	(128ULL << 20)
 /* In a directory of its own: route-host.service's RuntimeDirectory=. */
 #define DEFAULT_SOCKET		RUNSTATEDIR "/route-host/route-host.sock"
 
@@ -147,10 +154,12 @@ int		 engine_run(struct engine *, int);
 u_int		 engine_pending(const struct engine *);
 u_int		 engine_loaded(const struct engine *);
 u_int		 engine_procs(const struct engine *);
+uint64_t	 engine_call_bytes(const struct engine *);
 void		 engine_foreach(struct engine *,
 		     void (*)(struct module *, void *), void *);
 const char	*engine_status_name(enum status);
 void		 engine_vis(char *, size_t, const char *);
+size_t		 engine_visn(char *, size_t, const char *, size_t);
 uint64_t	 engine_now(void);
 
 /* loop.c: the event loop; every fd and every deadline goes through it. */
@@ -270,6 +279,7 @@ bool		 plugdir_channel_name_ok(const char *);
 void		 plugdir_foreach(struct plugdir *,
 		     void (*)(struct channel *, void *), void *);
 const char	*plugdir_path(const struct plugdir *);
+u_int		 plugdir_loading(const struct plugdir *);
 
 /*
  * module.c: a loaded version, and its life.
@@ -318,6 +328,10 @@ struct module {
 	uint64_t		 crash_loops;	/* calls answered crash_loop */
 	uint64_t		 memo_hits;	/* ... crashed from the memo */
 	uint64_t		 crash_loop_since;	/* wall ms; 0: not in one */
+	uint64_t		 err_window;	/* stderr: this second began */
+	u_int			 err_lines;	/* ... lines logged in it */
+	size_t			 err_bytes;	/* ... bytes read in it */
+	uint64_t		 err_dropped;	/* lines not logged, unsaid */
 
 	/* Its life (module.c) and its helpers (pool.c). */
 	enum module_state	 state;
@@ -492,17 +506,24 @@ struct server_config {
 	struct server_allow	 allow;
 	u_int			 window;	/* calls per connection */
 	u_int			 max_in_flight;	/* calls in all */
+	u_int			 max_connections;
+	uint64_t		 window_bytes;	/* bodies per connection */
+	uint64_t		 max_in_flight_bytes; /* bodies and frames */
+	int			 listen_fd;	/* handed over, or -1 */
 };
 struct server	*server_open(struct engine *, struct plugdir *,
 		     const struct server_config *, log_cb, void *, char *,
 		     size_t);
+int		 server_listen(struct server *);
 void		 server_flush(struct server *);
 void		 server_stop(struct server *);
 void		 server_free(struct server *);
 u_int		 server_in_flight(const struct server *);
 void		 server_set_plugdir(struct server *, struct plugdir *);
-void		 server_set_limits(struct server *, u_int, u_int);
+void		 server_set_limits(struct server *, const struct server_config *);
 void		 server_set_allow(struct server *, const struct server_allow *);
+const char	*server_path(const struct server *);
+bool		 server_activated(const struct server *);
 json_t		*server_status(struct server *);
 
 /* client.c: talking to a running daemon. */
@@ -553,6 +574,9 @@ struct conf {
 	u_int			 window;
 	u_int			 max_in_flight;
 	struct crash_conf	 crash;
+	u_int			 max_connections;
+	uint64_t		 window_bytes;
+	uint64_t		 max_in_flight_bytes;
 	struct conf_channel	*channels;
 	size_t			 nchannels;
 };
@@ -577,5 +601,6 @@ int		 cmd_demo(int, char **);
 int		 cmd_serve(int, char **);
 int		 cmd_status(int, char **);
 int		 cmd_options(struct route_option **, size_t *, const char *);
+void		 cmd_log(void *, int, const char *);
 
 #endif /* ROUTE_HOST_H */

@@ -26,7 +26,9 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +40,12 @@
 #include "route-host.h"
 
 #define SERVER_READ		65536
-#define SERVER_OUT_HIGH		(1u << 20)	/* stop reading past this */
+#define SERVER_OUT_HIGH		(64u << 10)	/* stop reading past this */
+#define SERVER_OUT_KEEP		(64u << 10)	/* an idle buffer, at most */
 #define SERVER_HIST		48		/* latency buckets */
 #define SERVER_REFUSED_NS	(1000 * MS_NS)	/* a refusal's line, at most */
+#define SERVER_BACKOFF_NS	(100 * MS_NS)	/* no descriptor: wait */
+#define SERVER_GROUPS_MAX	1024		/* a peer's, looked at */
 
 /* Counters for one channel name. */
 struct server_stats {
@@ -63,6 +68,7 @@ struct server_call {
 	struct server_stats	*stats;
 	uint64_t		 id;
 	uint64_t		 start;
+	size_t			 bytes;		/* its body, held */
 };
 
 /* One connection. */
@@ -71,7 +77,7 @@ struct server_client {
 	TAILQ_ENTRY(server_client) dirtyentry;
 	struct server		*server;
 	struct watch		 watch;
-	unsigned char		*in;
+	unsigned char		*in;		/* NULL while empty */
 	size_t			 inlen;
 	size_t			 insize;
 	struct wire_buf		 out;
@@ -80,10 +86,13 @@ struct server_client {
 	u_int			 in_flight;
 	u_int			 window;	/* told in WELCOME */
 	uint16_t		 version;	/* chosen in WELCOME */
+	uint64_t		 bytes;		/* bodies of its calls */
+	uint64_t		 window_bytes;	/* at most, at accept */
 	bool			 hello;
 	bool			 dirty;
 	bool			 closed;	/* fd gone, calls pending */
 	bool			 paused;	/* not reading */
+	bool			 starved;	/* paused for max-in-flight-bytes */
 	bool			 dead;		/* on the dead list */
 	bool			 cred_ok;	/* cred is the peer's */
 	struct ucred		 cred;		/* SO_PEERCRED at accept */
@@ -96,14 +105,24 @@ struct server {
 	struct server_config	 conf;
 	struct watch		 listen;
 	char			 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	bool			 activated;	/* listen.fd handed over */
+	bool			 listening;	/* listen is watched */
 	dev_t			 dev;		/* the socket we made at path */
 	ino_t			 ino;
+	struct timer		 backoff;	/* out of descriptors: retry */
+	uint64_t		 backoff_since;	/* 0: accepting */
+	u_int			 backoffs;	/* in this back-off */
 	TAILQ_HEAD(, server_client) clients;
 	TAILQ_HEAD(, server_client) dirty;
 	TAILQ_HEAD(, server_client) dead;	/* to free */
 	struct server_stats_tree stats;
-	u_int			 nclients;
+	u_int			 nclients;	/* open, or with calls */
+	u_int			 nopen;		/* open sockets */
 	u_int			 in_flight;
+	uint64_t		 buffered;	/* input beyond SERVER_READ */
+	uint64_t		 held;		/* engine_call_bytes, last turn */
+	u_int			 nstarved;
+	uint64_t		 refused;	/* connections refused */
 	uint64_t		 refused_at;	/* the last refusal logged */
 	u_int			 refused_quiet;	/* refused since, not logged */
 	bool			 stopping;
@@ -126,6 +145,8 @@ static void	server_frames(struct server_client *);
 static void	server_read(struct server_client *);
 static bool	server_write(struct server_client *);
 static void	server_unlink(struct server *);
+static void	server_accept_all(struct server *);
+static int	server_in_resize(struct server_client *, size_t);
 
 /* Log through the owner. */
 static void __attribute__((format(printf, 3, 4)))
@@ -207,9 +228,75 @@ server_reap(struct server *s)
 	while ((c = TAILQ_FIRST(&s->dead)) != NULL) {
 		TAILQ_REMOVE(&s->dead, c, entry);
 		wire_free(&c->out);
-		free(c->in);
+		(void)server_in_resize(c, 0);
 		free(c);
 	}
+}
+
+/* What part of an input buffer of size bytes max-in-flight-bytes counts. */
+static size_t
+server_in_excess(size_t size)
+{
+	return size > SERVER_READ ? size - SERVER_READ : 0;
+}
+
+/*
+ * Give a client's input buffer size bytes (0 frees it), keeping the
+ * daemon's count of bytes buffered beyond SERVER_READ; -1 if out of
+ * memory.
+ */
+static int
+server_in_resize(struct server_client *c, size_t size)
+{
+	struct server	*s = c->server;
+	unsigned char	*p = NULL;
+
+	if (size == c->insize)
+		return 0;
+	if (size > 0 && (p = realloc(c->in, size)) == NULL)
+		return -1;
+	if (size == 0)
+		free(c->in);
+	s->buffered -= server_in_excess(c->insize);
+	s->buffered += server_in_excess(size);
+	c->in = p;
+	c->insize = size;
+	return 0;
+}
+
+/*
+ * After its frames are handled: an empty input buffer is freed, and one
+ * grown for a large frame shrinks back once that frame is gone.
+ */
+static void
+server_in_shrink(struct server_client *c)
+{
+	if (c->inlen == 0)
+		(void)server_in_resize(c, 0);
+	else if (c->insize > SERVER_READ && c->inlen <= SERVER_READ / 2)
+		(void)server_in_resize(c, SERVER_READ);
+}
+
+/* Stop reading c until max-in-flight-bytes has room for its frame. */
+static void
+server_starve(struct server_client *c)
+{
+	if (c->starved)
+		return;
+	c->paused = c->starved = true;
+	c->server->nstarved++;
+	server_log(c->server, LOG_DEBUG, "client fd %d: a frame of more than "
+	    "%zu bytes waits for max-in-flight-bytes", c->watch.fd, c->inlen);
+}
+
+/* c is no longer waiting for max-in-flight-bytes. */
+static void
+server_unstarve(struct server_client *c)
+{
+	if (!c->starved)
+		return;
+	c->starved = false;
+	c->server->nstarved--;
 }
 
 /* Close a client's socket (after a last frame, perhaps). */
@@ -225,6 +312,10 @@ server_client_close(struct server_client *c, const char *why)
 	close(c->watch.fd);
 	c->watch.fd = -1;
 	c->closed = true;
+	c->server->nopen--;
+	server_unstarve(c);
+	(void)server_in_resize(c, 0);
+	c->inlen = 0;
 	server_client_gc(c);
 }
 
@@ -274,9 +365,16 @@ server_write(struct server_client *c)
 		}
 		c->outoff += (size_t)n;
 	}
-	if (c->outoff == c->out.len)
+	if (c->outoff == c->out.len) {
 		c->out.len = c->outoff = 0;
-	else if (c->outoff > SERVER_OUT_HIGH) {
+		/* Let go of what a burst of answers made it grow to. */
+		if (c->out.size > SERVER_OUT_KEEP) {
+			size_t	max = c->out.max;
+
+			wire_free(&c->out);
+			c->out.max = max;
+		}
+	} else if (c->outoff > SERVER_OUT_HIGH) {
 		memmove(c->out.data, c->out.data + c->outoff,
 		    c->out.len - c->outoff);
 		c->out.len -= c->outoff;
@@ -295,9 +393,10 @@ server_resume(struct server_client *c)
 {
 	if (!c->paused || c->closed || c->server->closing)
 		return;
-	if (c->in_flight >= c->window ||
+	if (c->in_flight >= c->window || c->bytes >= c->window_bytes ||
 	    c->out.len - c->outoff > SERVER_OUT_HIGH)
 		return;
+	server_unstarve(c);
 	c->paused = false;
 	server_frames(c);
 	if (!c->closed && !c->paused)
@@ -320,6 +419,13 @@ server_flush(struct server *s)
 		server_client_watch(c);
 		server_resume(c);
 	}
+	/* Bytes came free: the frames waiting for them may fit now. */
+	if (s->nstarved > 0 && engine_call_bytes(s->engine) < s->held) {
+		TAILQ_FOREACH(c, &s->clients, entry)
+			if (c->starved)
+				server_resume(c);
+	}
+	s->held = engine_call_bytes(s->engine);
 	server_reap(s);
 }
 
@@ -369,6 +475,7 @@ server_done(const struct result *r, void *arg)
 	}
 	s->in_flight--;
 	c->in_flight--;
+	c->bytes -= sc->bytes;
 	if (!c->closed) {
 		proto_result(&c->out, c->version, sc->id, r);
 		server_dirty(c);
@@ -468,6 +575,16 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 		server_answer(c, id, ST_OVERLOADED, why);
 		return;
 	}
+	if (engine_call_bytes(s->engine) + len >
+	    s->conf.max_in_flight_bytes) {
+		snprintf(why, sizeof why, "%llu bytes of calls in flight, and "
+		    "%zu more would pass the daemon's max-in-flight-bytes "
+		    "(%llu)", (unsigned long long)engine_call_bytes(s->engine),
+		    len,
+		    (unsigned long long)s->conf.max_in_flight_bytes);
+		server_answer(c, id, ST_OVERLOADED, why);
+		return;
+	}
 	if (timeout > 3600000) {
 		server_answer(c, id, ST_BAD_REQUEST, "timeout over 3600000 ms");
 		return;
@@ -479,12 +596,14 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 	sc->client = c;
 	sc->id = id;
 	sc->start = engine_now();
+	sc->bytes = len;
 	if ((ch = plugdir_channel(s->plugdir, channel)) != NULL &&
 	    (sc->stats = server_stats_get(s, channel)) != NULL)
 		sc->stats->in_flight++;
 	TAILQ_INSERT_TAIL(&c->calls, sc, entry);
 	c->in_flight++;
 	s->in_flight++;
+	c->bytes += len;
 	if ((ch != NULL ? channel_call(ch, r.p, r.left, (int)timeout,
 	    server_done, sc) : plugdir_call(s->plugdir, channel, r.p, r.left,
 	    (int)timeout, server_done, sc)) == -1) {
@@ -493,6 +612,7 @@ server_route(struct server_client *c, const unsigned char *p, size_t len)
 		TAILQ_REMOVE(&c->calls, sc, entry);
 		c->in_flight--;
 		s->in_flight--;
+		c->bytes -= len;
 		free(sc);
 		server_answer(c, id, ST_BAD_REQUEST, errno == E2BIG ?
 		    "body too large" : "cannot make the call");
@@ -598,6 +718,12 @@ server_frames(struct server_client *c)
 		if (c->inlen - off - 4 < len)
 			break;
 		type = c->in[off + 4];
+		/* Its bodies in flight, at most window-bytes (or one call). */
+		if (type == PROTO_ROUTE && c->bytes > 0 &&
+		    c->bytes + len > c->window_bytes) {
+			c->paused = true;
+			break;
+		}
 		if (!c->hello && type != PROTO_HELLO) {
 			server_client_fail(c, "expected HELLO first");
 			return;
@@ -626,8 +752,11 @@ server_frames(struct server_client *c)
 	}
 	if (c->closed)
 		return;
-	memmove(c->in, c->in + off, c->inlen - off);
-	c->inlen -= off;
+	if (off > 0) {
+		memmove(c->in, c->in + off, c->inlen - off);
+		c->inlen -= off;
+	}
+	server_in_shrink(c);
 	server_client_watch(c);
 }
 
@@ -635,22 +764,31 @@ server_frames(struct server_client *c)
 static void
 server_read(struct server_client *c)
 {
-	unsigned char	*p;
+	struct server	*s = c->server;
 	ssize_t		 n;
 	size_t		 want, room;
 
 	while (!c->closed && !c->paused) {
-		/* Room for a whole maximal frame, read in big chunks. */
+		/*
+		 * Room for a whole maximal frame, read in big chunks.  What
+		 * a frame being read needs beyond one chunk counts against
+		 * max-in-flight-bytes: past it, the client waits.
+		 */
 		want = c->inlen + SERVER_READ;
+		if (want > PROTO_FRAME_MAX + 4 + SERVER_READ)
+			want = PROTO_FRAME_MAX + 4 + SERVER_READ;
 		if (want > c->insize) {
-			if (want > PROTO_FRAME_MAX + 4 + SERVER_READ)
-				want = PROTO_FRAME_MAX + 4 + SERVER_READ;
-			if ((p = realloc(c->in, want)) == NULL) {
+			if (engine_call_bytes(s->engine) + s->buffered +
+			    server_in_excess(want) -
+			    server_in_excess(c->insize) >
+			    s->conf.max_in_flight_bytes && want > SERVER_READ) {
+				server_starve(c);
+				break;
+			}
+			if (server_in_resize(c, want) == -1) {
 				server_client_close(c, "out of memory");
 				return;
 			}
-			c->in = p;
-			c->insize = want;
 		}
 		if (c->inlen == c->insize) {
 			server_frames(c);
@@ -700,11 +838,27 @@ server_client_event(struct watch *w, uint32_t events)
 		server_read(c);
 }
 
-/* Whether a peer is in allow-uid or allow-gid, or nothing is listed. */
+/* Whether gid is in allow-gid. */
 static bool
-server_allowed(const struct server *s, const struct ucred *cred)
+server_allowed_gid(const struct server_allow *a, gid_t gid)
+{
+	for (u_int i = 0; i < a->ngid; i++)
+		if (a->gid[i] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * Whether the peer on fd is in allow-uid or allow-gid, or nothing is
+ * listed: its uid, its gid, or one of its supplementary groups (as they
+ * were at connect, SO_PEERGROUPS).
+ */
+static bool
+server_allowed(const struct server *s, int fd, const struct ucred *cred)
 {
 	const struct server_allow	*a = &s->conf.allow;
+	gid_t				 groups[SERVER_GROUPS_MAX];
+	socklen_t			 len = sizeof groups;
 
 	if (a->nuid == 0 && a->ngid == 0)
 		return true;
@@ -713,35 +867,38 @@ server_allowed(const struct server *s, const struct ucred *cred)
 	for (u_int i = 0; i < a->nuid; i++)
 		if (a->uid[i] == cred->uid)
 			return true;
-	for (u_int i = 0; i < a->ngid; i++)
-		if (a->gid[i] == cred->gid)
+	if (a->ngid == 0)
+		return false;
+	if (server_allowed_gid(a, cred->gid))
+		return true;
+	/* More groups than that (ERANGE) are not looked at. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1)
+		return false;
+	for (size_t i = 0; i < len / sizeof groups[0]; i++)
+		if (server_allowed_gid(a, groups[i]))
 			return true;
 	return false;
 }
 
 /*
- * Refuse a peer allow-uid and allow-gid leave out: an ERROR frame, as far
- * as the socket takes it at once, then close.  Logged at most once a
- * second, with how many went unlogged since.
+ * Refuse a new connection: an ERROR frame saying why, as far as the
+ * socket takes it at once, then close.  Logged (with the peer, when
+ * known) at most once a second, with how many went unlogged since.
  */
 static void
-server_refuse(struct server *s, int fd, const struct ucred *cred)
+server_refuse(struct server *s, int fd, const struct ucred *cred,
+    const char *why)
 {
 	struct wire_buf	 b;
-	char		 why[128], more[64] = "";
+	char		 peer[96] = "", more[64] = "";
 	uint64_t	 now = engine_now();
 
-	if (cred != NULL)
-		snprintf(why, sizeof why, "not allowed: uid %lu gid %lu is in "
-		    "neither allow-uid nor allow-gid", (u_long)cred->uid,
-		    (u_long)cred->gid);
-	else
-		snprintf(why, sizeof why, "not allowed: no credentials");
 	wire_init(&b);
 	proto_error(&b, why);
 	(void)send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	wire_free(&b);
 	close(fd);
+	s->refused++;
 	if (s->refused_at != 0 && now - s->refused_at < SERVER_REFUSED_NS) {
 		s->refused_quiet++;
 		return;
@@ -752,34 +909,108 @@ server_refuse(struct server *s, int fd, const struct ucred *cred)
 	s->refused_at = now;
 	s->refused_quiet = 0;
 	if (cred != NULL)
-		server_log(s, LOG_INFO, "refused a client: pid %ld uid %lu "
-		    "gid %lu is in neither allow-uid nor allow-gid%s",
-		    (long)cred->pid, (u_long)cred->uid, (u_long)cred->gid,
-		    more);
-	else
-		server_log(s, LOG_INFO, "refused a client: no credentials%s",
-		    more);
+		snprintf(peer, sizeof peer, ": pid %ld uid %lu gid %lu",
+		    (long)cred->pid, (u_long)cred->uid, (u_long)cred->gid);
+	server_log(s, LOG_INFO, "refused a client%s: %s%s", peer, why, more);
 }
 
-/* Accept every pending connection. */
+/*
+ * Out of descriptors (or memory) at accept: stop accepting for
+ * SERVER_BACKOFF_NS, and try again then, for as long as it lasts.  The
+ * connections already open are served all along; new ones wait in the
+ * listen queue.  Logged once when it starts and once when it ends.
+ */
 static void
-server_accept(struct watch *w, uint32_t events)
+server_backoff(struct server *s, int error)
 {
-	struct server		*s = w->arg;
+	uint64_t	now = engine_now();
+
+	if (s->backoff_since == 0) {
+		s->backoff_since = now;
+		s->backoffs = 0;
+		server_log(s, LOG_WARNING, "accept: %s, with %u connections "
+		    "open; not accepting for %llu ms at a time until that "
+		    "changes", strerror(error), s->nopen,
+		    (unsigned long long)(SERVER_BACKOFF_NS / MS_NS));
+	}
+	s->backoffs++;
+	(void)engine_rewatch(s->engine, &s->listen, 0);
+	loop_timer_at(engine_loop(s->engine), &s->backoff,
+	    now + SERVER_BACKOFF_NS);
+}
+
+/* A back-off is over: accept brought a connection, or found none. */
+static void
+server_backoff_end(struct server *s)
+{
+	if (s->backoff_since == 0)
+		return;
+	server_log(s, LOG_NOTICE, "accepting again after %llu ms (%u tries)",
+	    (unsigned long long)((engine_now() - s->backoff_since) / MS_NS),
+	    s->backoffs);
+	s->backoff_since = 0;
+}
+
+/* The back-off's timer: watch the socket again, and accept. */
+static void
+server_backoff_retry(void *arg)
+{
+	struct server	*s = arg;
+
+	if (s->stopping)
+		return;
+	(void)engine_rewatch(s->engine, &s->listen, EPOLLIN);
+	server_accept_all(s);
+}
+
+/*
+ * Accept every pending connection, refusing those allow-uid and
+ * allow-gid leave out and those past max-connections.
+ */
+static void
+server_accept_all(struct server *s)
+{
 	struct server_client	*c;
 	struct ucred		 cred;
 	socklen_t		 credlen;
 	bool			 cred_ok;
+	char			 why[128];
 	int			 fd;
 
-	(void)events;
-	while ((fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK |
-	    SOCK_CLOEXEC)) != -1) {
+	for (;;) {
+		fd = accept4(s->listen.fd, NULL, NULL, SOCK_NONBLOCK |
+		    SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				server_backoff_end(s);
+				return;
+			}
+			/* EMFILE, ENFILE, ENOBUFS, ENOMEM: wait, never spin. */
+			server_backoff(s, errno);
+			return;
+		}
+		server_backoff_end(s);
 		credlen = sizeof cred;
 		cred_ok = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
 		    &credlen) == 0 && credlen == sizeof cred;
-		if (!server_allowed(s, cred_ok ? &cred : NULL)) {
-			server_refuse(s, fd, cred_ok ? &cred : NULL);
+		if (!server_allowed(s, fd, cred_ok ? &cred : NULL)) {
+			if (cred_ok)
+				snprintf(why, sizeof why, "not allowed: uid "
+				    "%lu gid %lu is in neither allow-uid nor "
+				    "allow-gid, nor are its groups",
+				    (u_long)cred.uid, (u_long)cred.gid);
+			else
+				snprintf(why, sizeof why, "not allowed: no "
+				    "credentials");
+			server_refuse(s, fd, cred_ok ? &cred : NULL, why);
+			continue;
+		}
+		if (s->nopen >= s->conf.max_connections) {
+			snprintf(why, sizeof why, "too many connections: %u "
+			    "open, the daemon's max-connections", s->nopen);
+			server_refuse(s, fd, cred_ok ? &cred : NULL, why);
 			continue;
 		}
 		if ((c = calloc(1, sizeof *c)) == NULL) {
@@ -790,6 +1021,8 @@ server_accept(struct watch *w, uint32_t events)
 		if (cred_ok)
 			c->cred = cred;
 		c->server = s;
+		/* Kept whatever a reload does later, as the window is. */
+		c->window_bytes = s->conf.window_bytes;
 		c->watch.fd = fd;
 		c->watch.cb = server_client_event;
 		c->watch.arg = c;
@@ -804,6 +1037,7 @@ server_accept(struct watch *w, uint32_t events)
 		}
 		TAILQ_INSERT_TAIL(&s->clients, c, entry);
 		s->nclients++;
+		s->nopen++;
 		if (cred_ok)
 			server_log(s, LOG_DEBUG, "client fd %d: connected, pid "
 			    "%ld uid %lu gid %lu", fd, (long)cred.pid,
@@ -812,8 +1046,14 @@ server_accept(struct watch *w, uint32_t events)
 			server_log(s, LOG_DEBUG, "client fd %d: connected, no "
 			    "credentials", fd);
 	}
-	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-		server_log(s, LOG_WARNING, "accept: %s", strerror(errno));
+}
+
+/* The listening socket is readable: connections wait. */
+static void
+server_accept(struct watch *w, uint32_t events)
+{
+	(void)events;
+	server_accept_all(w->arg);
 }
 
 /* What a file that is not a socket is, for an error. */
@@ -985,7 +1225,50 @@ fail_bind:
 	return -1;
 }
 
-/* Listen on the socket path; NULL with err set. */
+/*
+ * Take over a listening socket the service manager made (socket
+ * activation): its path is what it is bound to, its owner and mode are
+ * the service manager's, and it is never removed.  -1 with err set.
+ */
+static int
+server_adopt(struct server *s, int fd, char *err, size_t errlen)
+{
+	struct sockaddr_un	sun;
+	socklen_t		len = sizeof sun;
+	int			flags;
+
+	memset(&sun, 0, sizeof sun);
+	if (getsockname(fd, (struct sockaddr *)&sun, &len) == -1) {
+		snprintf(err, errlen, "the socket handed over (fd %d): %s", fd,
+		    strerror(errno));
+		return -1;
+	}
+	if (sun.sun_family != AF_UNIX) {
+		snprintf(err, errlen, "the socket handed over (fd %d) is not "
+		    "a Unix socket", fd);
+		return -1;
+	}
+	if (len <= offsetof(struct sockaddr_un, sun_path) ||
+	    sun.sun_path[0] == '\0')
+		strlcpy(s->path, "(unnamed)", sizeof s->path);
+	else
+		strlcpy(s->path, sun.sun_path, sizeof s->path);
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+		snprintf(err, errlen, "%s: fcntl: %s", s->path,
+		    strerror(errno));
+		return -1;
+	}
+	s->activated = true;
+	return 0;
+}
+
+/*
+ * Listen on the socket path, or on the socket conf->listen_fd the service
+ * manager handed over; NULL with err set.  Connections wait in the listen
+ * queue until server_listen.
+ */
 struct server *
 server_open(struct engine *e, struct plugdir *pd,
     const struct server_config *conf, log_cb log, void *logarg, char *err,
@@ -994,7 +1277,7 @@ server_open(struct engine *e, struct plugdir *pd,
 	struct sockaddr_un	 sun;
 	struct server		*s;
 	struct stat		 st;
-	bool			 stale;
+	bool			 stale = false;
 	int			 fd;
 
 	memset(&sun, 0, sizeof sun);
@@ -1005,7 +1288,8 @@ server_open(struct engine *e, struct plugdir *pd,
 		return NULL;
 	}
 	/* A stale socket from a dead daemon is replaced; nothing else is. */
-	if (server_check_path(&sun, &stale, err, errlen) == -1)
+	if (conf->listen_fd < 0 &&
+	    server_check_path(&sun, &stale, err, errlen) == -1)
 		return NULL;
 	if ((s = calloc(1, sizeof *s)) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -1021,41 +1305,60 @@ server_open(struct engine *e, struct plugdir *pd,
 	TAILQ_INIT(&s->dirty);
 	TAILQ_INIT(&s->dead);
 	RB_INIT(&s->stats);
+	loop_timer_init(&s->backoff, server_backoff_retry, s);
 	strlcpy(s->path, conf->socket, sizeof s->path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) == -1) {
+	if (conf->listen_fd >= 0) {
+		fd = conf->listen_fd;
+		if (server_adopt(s, fd, err, errlen) == -1) {
+			free(s);
+			return NULL;
+		}
+	} else if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		free(s);
 		return NULL;
-	}
-	if (server_bind(fd, conf, stale, err, errlen) == -1) {
+	} else if (server_bind(fd, conf, stale, err, errlen) == -1) {
 		close(fd);
 		free(s);
 		return NULL;
 	}
-	if (lstat(s->path, &st) == 0) {
+	if (!s->activated && lstat(s->path, &st) == 0) {
 		s->dev = st.st_dev;
 		s->ino = st.st_ino;
 	}
 	s->listen.fd = fd;
 	s->listen.cb = server_accept;
 	s->listen.arg = s;
-	if (engine_watch(e, &s->listen, EPOLLIN) == -1) {
-		snprintf(err, errlen, "watch: %s", strerror(errno));
-		close(fd);
-		server_unlink(s);
-		free(s);
-		return NULL;
-	}
 	return s;
 }
 
-/* Remove the socket, if what is at its path is still the one we made. */
+/*
+ * Start accepting connections (until then they wait in the listen queue);
+ * -1 with errno.
+ */
+int
+server_listen(struct server *s)
+{
+	if (s->stopping || s->listening)
+		return 0;
+	if (engine_watch(s->engine, &s->listen, EPOLLIN) == -1)
+		return -1;
+	s->listening = true;
+	return 0;
+}
+
+/*
+ * Remove the socket, if we made it and what is at its path is still that
+ * one.  A socket the service manager handed over stays: it outlives us.
+ */
 static void
 server_unlink(struct server *s)
 {
 	struct stat	st;
 
+	if (s->activated)
+		return;
 	if (lstat(s->path, &st) == 0 && st.st_dev == s->dev &&
 	    st.st_ino == s->ino)
 		(void)unlink(s->path);
@@ -1068,7 +1371,9 @@ server_stop(struct server *s)
 	if (s->stopping)
 		return;
 	s->stopping = true;
-	engine_unwatch(s->engine, &s->listen);
+	loop_timer_cancel(engine_loop(s->engine), &s->backoff);
+	if (s->listening)
+		engine_unwatch(s->engine, &s->listen);
 	close(s->listen.fd);
 	s->listen.fd = -1;
 	server_unlink(s);
@@ -1082,14 +1387,31 @@ server_in_flight(const struct server *s)
 }
 
 /*
- * New limits from a reload: the daemon-wide one applies at once, a new
- * window to connections made from now on.
+ * New limits from a reload: the daemon-wide ones apply at once, a new
+ * window and window-bytes to connections made from now on.
  */
 void
-server_set_limits(struct server *s, u_int window, u_int max_in_flight)
+server_set_limits(struct server *s, const struct server_config *conf)
 {
-	s->conf.window = window;
-	s->conf.max_in_flight = max_in_flight;
+	s->conf.window = conf->window;
+	s->conf.max_in_flight = conf->max_in_flight;
+	s->conf.max_connections = conf->max_connections;
+	s->conf.window_bytes = conf->window_bytes;
+	s->conf.max_in_flight_bytes = conf->max_in_flight_bytes;
+}
+
+/* Where the server listens. */
+const char *
+server_path(const struct server *s)
+{
+	return s->path;
+}
+
+/* Whether the service manager handed the listening socket over. */
+bool
+server_activated(const struct server *s)
+{
+	return s->activated;
 }
 
 /* New allow-uid and allow-gid lists (after a reload): for new peers. */
@@ -1135,6 +1457,7 @@ server_free(struct server *s)
 			sc->stats = NULL;
 		}
 		c->in_flight = 0;
+		c->bytes = 0;
 	}
 	s->in_flight = 0;
 	server_flush(s);
@@ -1273,11 +1596,14 @@ server_status_peers(struct server *s)
 	TAILQ_FOREACH(c, &s->clients, entry) {
 		if (c->closed || !c->cred_ok)
 			continue;
-		json_array_append_new(peers, json_pack("{s:I,s:I,s:I,s:I}",
+		json_array_append_new(peers, json_pack("{s:I,s:I,s:I,s:I,"
+		    "s:I,s:I}",
 		    "pid", (json_int_t)c->cred.pid,
 		    "uid", (json_int_t)c->cred.uid,
 		    "gid", (json_int_t)c->cred.gid,
-		    "in_flight", (json_int_t)c->in_flight));
+		    "in_flight", (json_int_t)c->in_flight,
+		    "bytes_in_flight", (json_int_t)c->bytes,
+		    "buffered", (json_int_t)(c->insize + c->out.size)));
 	}
 	return peers;
 }
@@ -1286,18 +1612,33 @@ server_status_peers(struct server *s)
 json_t *
 server_status(struct server *s)
 {
-	struct server_status_ctx	ctx = { s, json_array() };
+	struct server_status_ctx	 ctx = { s, json_array() };
+	struct server_client		*c;
+	json_int_t			 buffered = 0;
+	json_t				*j;
 
+	TAILQ_FOREACH(c, &s->clients, entry)
+		buffered += (json_int_t)(c->insize + c->out.size);
 	plugdir_foreach(s->plugdir, server_status_each, &ctx);
-	return json_pack("{s:s,s:I,s:s,s:s,s:I,s:o,s:I,s:I,s:I,s:o}",
+	j = json_pack("{s:s,s:I,s:s,s:s,s:b,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,"
+	    "s:I,s:I,s:I,s:I,s:o}",
 	    "server", "route-host " PACKAGE_VERSION,
 	    "pid", (json_int_t)getpid(),
 	    "plugins", plugdir_path(s->plugdir),
 	    "socket", s->path,
-	    "clients", (json_int_t)s->nclients,
+	    "socket_activated", s->activated,
+	    "clients", (json_int_t)s->nopen,
+	    "max_connections", (json_int_t)s->conf.max_connections,
+	    "connections_refused", (json_int_t)s->refused,
 	    "peers", server_status_peers(s),
 	    "in_flight", (json_int_t)s->in_flight,
+	    "max_in_flight", (json_int_t)s->conf.max_in_flight,
+	    "bytes_in_flight", (json_int_t)engine_call_bytes(s->engine),
+	    "max_in_flight_bytes", (json_int_t)s->conf.max_in_flight_bytes,
+	    "window_bytes", (json_int_t)s->conf.window_bytes,
+	    "bytes_buffered", buffered,
 	    "versions_loaded", (json_int_t)engine_loaded(s->engine),
 	    "helpers", (json_int_t)engine_procs(s->engine),
 	    "channels", ctx.channels);
+	return j;
 }

@@ -9,10 +9,11 @@
  * started with and the compiled sandbox, and does three things:
  *
  *	spawn: the host sends SPAWN (what the helper runs: label, version,
- *	options, sandbox, memory cap, user) with three descriptors (the
- *	helper's socket, the version's sealed image, its ledger).  The zygote
- *	forks; the child gets a clean process (zygote_child) and becomes the
- *	helper (helper.c).  The zygote answers SPAWNED with the child's pid
+ *	options, sandbox, memory cap, user) with four descriptors (the
+ *	helper's socket, the version's sealed image, its ledger, and the
+ *	pipe the host reads its standard output and error from).  The
+ *	zygote forks; the child gets a clean process (zygote_child) and
+ *	becomes the helper (helper.c).  The zygote answers SPAWNED with the child's pid
  *	and a pidfd, through which the host kills it, or FAILED with why.
  *
  *	reap: it is every helper's parent, so it reaps them (SIGCHLD through
@@ -48,6 +49,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,12 +58,17 @@
 
 #define ZYGOTE_MSG_MAX		65536	/* a SPAWN with its options */
 #define ZYGOTE_REPLY_MS		5000	/* a silent zygote is a dead one */
-#define ZYGOTE_SOCK_FD		3	/* in a helper */
+/*
+ * A helper's descriptors, and nothing else: 0 /dev/null, 1 and 2 its
+ * pipe to the host, 3 its socket, 4 its image.
+ */
+#define ZYGOTE_SOCK_FD		3
 #define ZYGOTE_IMAGE_FD		4
 
 enum zygote_msg {
 	ZY_READY = 1,		/* z->h: u8 ok, str description or error */
-	ZY_SPAWN,		/* h->z: the helper_spec; fds sock, image, ledger */
+	ZY_SPAWN,		/* h->z: the helper_spec; fds sock, image, ledger,
+				   out */
 	ZY_SPAWNED,		/* z->h: u64 token, u32 pid; fd pidfd */
 	ZY_FAILED,		/* z->h: u64 token, str why */
 	ZY_EXITED,		/* z->h: u64 token, u32 pid, u32 wait status */
@@ -128,13 +135,13 @@ zygote_take_str(struct wire_reader *r)
 	return s;
 }
 
-/* Send one message with up to three descriptors; -1 with errno. */
+/* Send one message with up to ZYGOTE_NFDS descriptors; -1 with errno. */
 static int
 zygote_send(int fd, const struct wire_buf *b, const int *fds, size_t nfds)
 {
 	union {
 		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(3 * sizeof(int))];
+		char		buf[CMSG_SPACE(ZYGOTE_NFDS * sizeof(int))];
 	}		 cm;
 	struct msghdr	 msg;
 	struct iovec	 iov;
@@ -232,20 +239,24 @@ zygote_child_exit(int status, void *arg)
 	_exit(status);
 }
 
+/* In a helper: standard output's buffer. */
+static char	zygote_child_out[BUFSIZ];
+
 /*
  * In a new child: give it a clean process (default signals, empty mask,
  * no core files, death with the zygote, its ledger mapped, fixed fds 0-4
- * and nothing else), then become the helper.  Every failure is _exit.
+ * and nothing else: standard output and error are the host's pipe, never
+ * the zygote's own), then become the helper.  Every failure is _exit.
  */
 static void __attribute__((__noreturn__))
-zygote_child(pid_t parent, const struct helper_spec *spec, const int fds[3],
-    struct sandbox *sb)
+zygote_child(pid_t parent, const struct helper_spec *spec,
+    const int fds[ZYGOTE_NFDS], struct sandbox *sb)
 {
 	struct sigaction	 sa;
 	struct rlimit		 rl = { 0, 0 };
 	struct ledger		*l;
 	sigset_t		 mask;
-	int			 s, img, null;
+	int			 s, img, out, null;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
@@ -262,14 +273,15 @@ zygote_child(pid_t parent, const struct helper_spec *spec, const int fds[3],
 	    0);
 	if (l == MAP_FAILED)
 		_exit(126);
-	/* Lift both fds clear of 0-4 before placing them. */
+	/* Lift the fds clear of 0-4 before placing them. */
 	if ((s = fcntl(fds[0], F_DUPFD_CLOEXEC, 10)) == -1 ||
-	    (img = fcntl(fds[1], F_DUPFD_CLOEXEC, 10)) == -1)
+	    (img = fcntl(fds[1], F_DUPFD_CLOEXEC, 10)) == -1 ||
+	    (out = fcntl(fds[3], F_DUPFD_CLOEXEC, 10)) == -1)
 		_exit(126);
 	if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
 		_exit(126);
 	if (dup2(null, STDIN_FILENO) == -1 ||
-	    dup2(STDERR_FILENO, STDOUT_FILENO) == -1 ||
+	    dup2(out, STDOUT_FILENO) == -1 || dup2(out, STDERR_FILENO) == -1 ||
 	    dup2(s, ZYGOTE_SOCK_FD) == -1 || dup2(img, ZYGOTE_IMAGE_FD) == -1)
 		_exit(126);
 	closefrom(ZYGOTE_IMAGE_FD + 1);
@@ -277,9 +289,18 @@ zygote_child(pid_t parent, const struct helper_spec *spec, const int fds[3],
 	if (fcntl(ZYGOTE_SOCK_FD, F_SETFD, FD_CLOEXEC) == -1 ||
 	    fcntl(ZYGOTE_IMAGE_FD, F_SETFD, FD_CLOEXEC) == -1)
 		_exit(126);
-	/* The host's exit handlers are not the helper's. */
+	/*
+	 * The host's exit handlers are not the helper's, nor what its stdio
+	 * buffered when the zygote was forked, which would go down the pipe.
+	 * Standard output is line-buffered, so a line printed is a line
+	 * logged: a buffer of its own resets what stdout inherited.
+	 */
 	if (on_exit(zygote_child_exit, NULL) != 0)
 		_exit(126);
+	__fpurge(stdout);
+	__fpurge(stderr);
+	(void)setvbuf(stdout, zygote_child_out, _IOLBF,
+	    sizeof zygote_child_out);
 	helper_main(ZYGOTE_SOCK_FD, ZYGOTE_IMAGE_FD, l, spec,
 	    spec->sandbox ? sb : NULL);
 }
@@ -344,8 +365,8 @@ zygote_decode_spawn(const unsigned char *p, size_t len, uint64_t *token,
 /* In the zygote: fork the helper a SPAWN asks for, and answer. */
 static void
 zygote_spawn_one(int ctl, struct zygote_children *children,
-    struct sandbox *sb, const unsigned char *msg, size_t len, int fds[3],
-    size_t nfds)
+    struct sandbox *sb, const unsigned char *msg, size_t len,
+    int fds[ZYGOTE_NFDS], size_t nfds)
 {
 	struct helper_spec	 spec;
 	struct route_option	*opts = NULL;
@@ -355,7 +376,7 @@ zygote_spawn_one(int ctl, struct zygote_children *children,
 	pid_t			 pid, self = getpid();
 	int			 pidfd;
 
-	if (nfds != 3 ||
+	if (nfds != ZYGOTE_NFDS ||
 	    zygote_decode_spawn(msg, len, &token, &spec, &opts) == -1) {
 		zygote_failed(ctl, token, "malformed spawn request");
 		goto done;
@@ -526,7 +547,7 @@ zygote_main(int ctl, int exits)
 	char			 err[DETAIL_MAX], what[128];
 	ssize_t			 n;
 	size_t			 nfds;
-	int			 fds[3], sfd;
+	int			 fds[ZYGOTE_NFDS], sfd;
 
 	/* A group's signals are the host's to act on; EOF ends us. */
 	(void)signal(SIGINT, SIG_IGN);
@@ -580,8 +601,8 @@ zygote_main(int ctl, int exits)
 		if (pfd[2].revents & (POLLHUP | POLLERR))
 			zygote_end(&children);
 		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			n = zygote_recv(ctl, msg, ZYGOTE_MSG_MAX, fds, 3,
-			    &nfds, 0);
+			n = zygote_recv(ctl, msg, ZYGOTE_MSG_MAX, fds,
+			    ZYGOTE_NFDS, &nfds, 0);
 			if (n == 0 || (n == -1 && errno != EMSGSIZE &&
 			    errno != EAGAIN))
 				zygote_end(&children);
@@ -757,15 +778,16 @@ zygote_kill(struct zygote *z, bool *gone)
 
 /*
  * Ask the zygote for a helper: spec says what it runs, fds are its socket,
- * the version's image and its ledger; token is the host's name for it.
+ * the version's image, its ledger and the write end of the pipe that is
+ * its standard output and error; token is the host's name for it.
  * On success *pid and *pidfd (close-on-exec) are set.  -1 with err set:
  * no helper exists, or none that the host will ever hear of.  *gone is
  * set when the zygote itself is gone.
  */
 int
 zygote_spawn(struct zygote *z, const struct helper_spec *spec,
-    const int fds[3], uint64_t token, pid_t *pid, int *pidfd, bool *gone,
-    char *err, size_t errlen)
+    const int fds[ZYGOTE_NFDS], uint64_t token, pid_t *pid, int *pidfd,
+    bool *gone, char *err, size_t errlen)
 {
 	struct wire_buf		 b;
 	struct wire_reader	 r;
@@ -800,7 +822,7 @@ zygote_spawn(struct zygote *z, const struct helper_spec *spec,
 		wire_free(&b);
 		return -1;
 	}
-	rc = zygote_send(z->ctl, &b, fds, 3);
+	rc = zygote_send(z->ctl, &b, fds, ZYGOTE_NFDS);
 	wire_free(&b);
 	if (rc == -1) {
 		snprintf(err, errlen, "the zygote is gone (%s)",

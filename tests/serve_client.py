@@ -442,5 +442,228 @@ def t_storm(path, ncalls="2000", nconns="4"):
           f"{crashed} crashed, every healthy one ok, still serving")
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time of process pid, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    """Resident set size of process pid, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def t_fdflood(path, pid, nconns="100", seconds="2"):
+    """More connections than the daemon has descriptors for: it stops
+    accepting for a while instead of spinning, keeps serving the client
+    it has, and accepts again once connections close."""
+    nconns, seconds = int(nconns), float(seconds)
+    first = Conn(path)
+    flood, pending = [], 0
+    for _ in range(nconns):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(path)
+            s.send(frame(HELLO, struct.pack("<HH", 1, 1)))
+        except (BlockingIOError, InterruptedError):
+            pending += 1
+        flood.append(s)
+    time.sleep(0.3)
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    served = 0
+    while time.monotonic() - t0 < seconds:
+        first.s.sendall(route(served, "orders"))
+        rid, status, _, _, detail = first.result()
+        assert rid == served and status == 0, (rid, status, detail)
+        served += 1
+        time.sleep(0.05)
+    cpu = cpu_seconds(pid) - cpu0
+    took = time.monotonic() - t0
+    print(f"# {nconns} connections beyond the fd limit ({pending} not "
+          f"even queued): daemon CPU {cpu:.2f} s in {took:.1f} s; "
+          f"{served} calls of the first client answered")
+    assert cpu < 0.25 * took, f"the daemon spins: {cpu:.2f} s of CPU"
+    print(f"ok - at its fd limit the daemon does not spin ({cpu:.2f} s "
+          f"CPU in {took:.1f} s)")
+    print(f"ok - ... and its connected client is answered ({served} calls)")
+    for s in flood:
+        s.close()
+    t0 = time.monotonic()
+    while True:
+        try:
+            c = Conn(path)
+            c.s.sendall(route(1, "orders"))
+            assert c.result()[1] == 0
+            break
+        except (socket.timeout, AssertionError, OSError):
+            assert time.monotonic() - t0 < 10, "never accepts again"
+            time.sleep(0.1)
+    print("ok - once connections close, new ones are accepted again")
+
+
+def t_maxconn(path, limit):
+    """limit + 10 connections: limit get WELCOME, the others an ERROR
+    naming max-connections; the first keep being served."""
+    limit = int(limit)
+    conns, refused = [], []
+    for _ in range(limit + 10):
+        c = Conn(path, hello=False)
+        try:
+            c.s.sendall(frame(HELLO, struct.pack("<HH", 1, 1)))
+        except (BrokenPipeError, ConnectionResetError):
+            pass    # refused already: its ERROR waits to be read
+        conns.append(c)
+    welcomed = []
+    for c in conns:
+        t, p = c.read()
+        if t == WELCOME:
+            welcomed.append(c)
+        else:
+            assert t == ERROR, (t, p)
+            (n,) = struct.unpack_from("<H", p)
+            refused.append(p[2:2 + n].decode())
+            try:
+                assert c.read()[0] is None, "refused connection left open"
+            except ConnectionResetError:
+                pass    # closed with our HELLO unread
+    assert len(welcomed) == limit, (len(welcomed), refused[:1])
+    assert all("max-connections" in r for r in refused), refused[:1]
+    print(f"ok - max-connections {limit}: {limit} welcomed, "
+          f"{len(refused)} refused with '{refused[0]}'")
+    for i, c in enumerate(welcomed):
+        c.s.sendall(route(i, "orders"))
+        assert c.result()[1] == 0
+    print(f"ok - ... and the {limit} connected are served")
+    welcomed[0].s.close()
+    time.sleep(0.2)
+    c = Conn(path)
+    c.s.sendall(route(1, "orders"))
+    assert c.result()[1] == 0
+    print("ok - a connection closed makes room for a new one")
+
+
+def t_pin(path, pid, nconns, window_bytes, max_bytes, slack_mib):
+    """Clients pinning as many bytes as they can: each sends calls with
+    512 KiB bodies to the channel "hold" (one helper, blocked) without
+    reading.  The daemon holds at most window-bytes of bodies for a
+    connection and max-in-flight-bytes in all (calls past that are
+    answered overloaded), and its RSS stays under the budget plus a
+    constant."""
+    nconns, window_bytes = int(nconns), int(window_bytes)
+    max_bytes, slack = int(max_bytes), int(slack_mib) << 10
+    import json
+    rss0 = rss_kib(pid)
+    big = "x" * (512 << 10)
+    ncalls = 4 * window_bytes // len(big)
+    blocker = Conn(path)
+    blocker.s.sendall(route(0, "hold", [("dir", 4, "/nonexistent")]))
+    time.sleep(0.2)
+    conns = [Conn(path) for _ in range(nconns)]
+    for c in conns:
+        c.s.setblocking(False)
+        c.data = b"".join(route(i, "hold", [("pad", 4, big)],
+                                timeout=1500) for i in range(ncalls))
+        c.off = 0
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 3:
+        progress = False
+        for c in conns:
+            try:
+                n = c.s.send(c.data[c.off:c.off + (1 << 20)])
+                c.off += n
+                progress = progress or n > 0
+            except BlockingIOError:
+                pass
+        if not progress:
+            time.sleep(0.05)
+    time.sleep(0.5)
+    st = status(Conn(path))
+    held = st["bytes_in_flight"]
+    rss = rss_kib(pid)
+    sent = sum(c.off for c in conns)
+    print(f"# {nconns} clients sent {sent >> 20} MiB of calls without "
+          f"reading: {held >> 10} KiB of bodies held; daemon RSS "
+          f"{rss0 >> 10} -> {rss >> 10} MiB")
+    assert held <= max_bytes, f"{held} bytes held, max {max_bytes}"
+    print(f"ok - bodies held ({held >> 10} KiB) stay within "
+          f"max-in-flight-bytes ({max_bytes >> 10} KiB)")
+    for p in st["peers"]:
+        assert p["bytes_in_flight"] <= window_bytes + len(big) + 4096, p
+    print(f"ok - ... and each connection's within window-bytes "
+          f"({window_bytes >> 10} KiB)")
+    assert rss - rss0 < (max_bytes >> 10) + slack, (rss0, rss)
+    print(f"ok - daemon RSS grew {(rss - rss0) >> 10} MiB, under the "
+          f"budget plus {slack >> 10} MiB")
+    kinds = collections.Counter()
+    for c in conns:
+        c.s.setblocking(True)
+        c.s.settimeout(30)
+        c.s.sendall(c.data[c.off:])
+        for _ in range(ncalls):
+            kinds[c.result()[1]] += 1
+    assert kinds[8] > 0, f"none overloaded: {dict(kinds)}"
+    assert sum(kinds.values()) == nconns * ncalls, dict(kinds)
+    print(f"ok - every call answered ({dict(kinds)}: 8 is overloaded)")
+    st = status(Conn(path))
+    assert st["bytes_in_flight"] == 0, st["bytes_in_flight"]
+    print("ok - once answered, no bytes are held")
+
+
+def t_hostile(path, pid, nconns="1000", seconds="5"):
+    """Worst case for the daemon's memory with its default limits:
+    nconns clients (at most max-connections) each asking for statuses it
+    never reads, and sending most of a 1 MiB call it never finishes,
+    plus calls with 1 MiB bodies on a blocked channel ("hold") that they
+    never read the answers of.  Prints the daemon's peak RSS."""
+    nconns, seconds = int(nconns), float(seconds)
+    rss0 = rss_kib(pid)
+    big = "x" * ((1 << 20) - 200)
+    held = route(0, "hold", [("pad", 4, big)], timeout=60000)
+    partial = route(0, "hold", [("pad", 4, big)])[:-100]
+    statuses = b"".join(frame(STATUS, struct.pack("<Q", i))
+                        for i in range(2000))
+    blocker = Conn(path)
+    blocker.s.sendall(route(0, "hold", [("dir", 4, "/nonexistent")],
+                            timeout=60000))
+    watcher = Conn(path)
+    conns, refused = [], 0
+    for i in range(nconns):
+        try:
+            c = Conn(path)
+        except (AssertionError, OSError):
+            refused += 1        # past max-connections
+            continue
+        c.s.setblocking(False)
+        c.data = held * 4 + statuses + partial
+        c.off = 0
+        conns.append(c)
+    peak, t0 = rss0, time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        for c in conns:
+            try:
+                c.off += c.s.send(c.data[c.off:c.off + (1 << 20)])
+            except BlockingIOError:
+                pass
+        peak = max(peak, rss_kib(pid))
+        time.sleep(0.01)
+    st = status(watcher)
+    sent = sum(c.off for c in conns) >> 20
+    print(f"# hostile: {nconns} clients sent {sent} MiB (statuses never "
+          f"read, 1 MiB calls never answered, 1 MiB frames never "
+          f"finished): daemon RSS {rss0 >> 10} -> peak {peak >> 10} MiB; "
+          f"{st['bytes_in_flight'] >> 20} MiB of calls held, "
+          f"{st['bytes_buffered'] >> 20} MiB buffered, "
+          f"{st['connections_refused']} connections refused "
+          f"({refused} seen)")
+    for c in conns:
+        c.s.close()
+
+
 if __name__ == "__main__":
     globals()["t_" + sys.argv[2]](sys.argv[1], *sys.argv[3:])

@@ -80,6 +80,23 @@ if [ -z "$ROUTE_HOST_WRAPPER" ]; then
 	    "$(ls /tmp/route-host-escaped 2>/dev/null)"
 fi
 
+# --- what a plugin writes to its standard output and error reaches route
+# --plugin's standard error, a line at a time, escaped by the engine, and
+# never its results
+one='{"consumers": [{"id": "a", "max_in_flight": 1}]}'
+got=$(echo "$one" | rh route --plugin "$TEST_PLUGINS/forge.so" \
+    --option try=stderr 2>"$tmp/err")
+expect "route --plugin: a plugin's stderr is not in its results" \
+    '{"decision": "a", "version": "'"$(rh hash "$TEST_PLUGINS/forge.so" |
+    cut -c1-64)"'"}' "$got"
+contains "... it is on route's, escaped and attributed" \
+    ': stderr: route-host[1]: info: channel payments: deployed 0123456789ab (plugin \"forged\")\033[31m red\001\177' \
+    "$(grep '^route-host: forge [0-9a-f]\{12\}: helper [0-9]*: stderr: ' "$tmp/err")"
+expect "... with no raw control character" "0" \
+    "$(tr -d '\n' <"$tmp/err" | tr -d '[:print:]' | wc -c)"
+expect "... one log line for each of its lines, the last too" "6" \
+    "$(grep -c ': stderr: ' "$tmp/err")"
+
 # --- hash: byte-identical to b2sum -l 256
 printf 'x' > "$tmp/back\\slash"
 printf 'y' > "$tmp/new

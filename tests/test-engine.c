@@ -21,9 +21,13 @@
 
 #include "testutil.h"
 
+#define TEST_LOG_MAX	512	/* log lines kept */
+
 struct fixture {
 	struct engine	*e;
 	int		 fds;
+	char		(*log)[1024];	/* the first TEST_LOG_MAX */
+	size_t		 nlog;		/* lines logged, kept or not */
 };
 
 /* The outcome of one call, filled in by the callback. */
@@ -165,6 +169,31 @@ test_start(struct engine *e, struct module *m,
 	wire_free(&b);
 }
 
+/* The engine's log: keep lines for assertions; TEST_VERBOSE shows them. */
+static void
+test_log(void *arg, int prio, const char *line)
+{
+	struct fixture	*f = arg;
+
+	if (getenv("TEST_VERBOSE") != NULL)
+		fprintf(stderr, "log %d: %s\n", prio, line);
+	if (f->nlog < TEST_LOG_MAX)
+		strlcpy(f->log[f->nlog], line, sizeof f->log[0]);
+	f->nlog++;
+}
+
+/* How many kept log lines contain s. */
+static u_int
+test_logged(const struct fixture *f, const char *s)
+{
+	u_int	n = 0;
+
+	for (size_t i = 0; i < f->nlog && i < TEST_LOG_MAX; i++)
+		if (strstr(f->log[i], s) != NULL)
+			n++;
+	return n;
+}
+
 /* Per-test setup: a fresh engine, and the fd count to return to. */
 static int
 setup(void **state)
@@ -174,9 +203,12 @@ setup(void **state)
 	char			 err[DETAIL_MAX];
 
 	assert_non_null(f);
+	assert_non_null(f->log = calloc(TEST_LOG_MAX, sizeof f->log[0]));
 	f->fds = testutil_fds();
 	engine_defaults(&conf);
 	conf.grace_ms = 2000;
+	conf.log = test_log;
+	conf.log_arg = f;
 	f->e = engine_new(&conf, err, sizeof err);
 	assert_non_null(f->e);
 	*state = f;
@@ -193,6 +225,7 @@ teardown(void **state)
 	alarm(0);
 	assert_true(testutil_no_children());
 	assert_int_equal(testutil_fds(), f->fds);
+	free(f->log);
 	free(f);
 	return 0;
 }
@@ -1356,6 +1389,7 @@ test_helper_hygiene(void **state)
 	char		 path[64], buf[512], want[128];
 	DIR		*d;
 	pid_t		 pid, again;
+	ssize_t		 n;
 	int		 nfd = 0;
 
 	m = test_load(f->e, testutil_plugin("first-available", true), NULL,
@@ -1386,6 +1420,17 @@ test_helper_hygiene(void **state)
 		}
 		closedir(d);
 		assert_int_equal(nfd, 5);
+		/* 1 and 2 are one pipe, whose other end is the engine's. */
+		snprintf(path, sizeof path, "/proc/%ld/fd/1", (long)pid);
+		assert_int_not_equal(n = readlink(path, buf, sizeof buf - 1),
+		    -1);
+		buf[n] = '\0';
+		assert_int_equal(strncmp(buf, "pipe:", 5), 0);
+		snprintf(path, sizeof path, "/proc/%ld/fd/2", (long)pid);
+		assert_int_not_equal(n = readlink(path, want, sizeof want - 1),
+		    -1);
+		want[n] = '\0';
+		assert_string_equal(buf, want);
 	}
 
 	/* Under valgrind the title area is valgrind's: nothing to see. */
@@ -1607,6 +1652,129 @@ test_sandbox_in_init(void **state)
 	}
 }
 
+/* Run the loop until every helper is reaped, or fail after ms. */
+static void
+test_wait_reaped(struct engine *e, int ms)
+{
+	uint64_t	end = engine_now() + (uint64_t)ms * MS_NS;
+
+	while (engine_procs(e) > 0) {
+		if (engine_now() > end)
+			fail_msg("%u helpers still alive after %d ms",
+			    engine_procs(e), ms);
+		assert_int_not_equal(engine_run(e, 10), -1);
+	}
+}
+
+/* Fail if a kept log line holds a raw control byte. */
+static void
+test_log_clean(const struct fixture *f)
+{
+	for (size_t i = 0; i < f->nlog && i < TEST_LOG_MAX; i++)
+		for (const char *c = f->log[i]; *c != '\0'; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				fail_msg("raw byte %#x in log line '%s'",
+				    (unsigned char)*c, f->log[i]);
+}
+
+/*
+ * A plugin's standard output and error reach the engine's log one line at
+ * a time, escaped, attributed to its version and helper: its control
+ * bytes, terminal escapes and newlines forge no line; a long line is cut,
+ * saying so; a last line without a newline is logged once the helper is
+ * gone.
+ */
+static void
+test_stderr_escaped(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m;
+	struct wait	 w;
+	char		 who[128], want[512];
+	pid_t		 pid;
+
+	test_watchdog(60);
+	m = test_load(f->e, testutil_plugin("forge", false), "try=stderr",
+	    NULL);
+	w = test_call(f->e, m, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+	assert_int_equal(module_pids(m, &pid, 1), 1);
+	snprintf(who, sizeof who, "forge %.12s: helper %ld: stderr: ", m->hex,
+	    (long)pid);
+	engine_release(f->e, m);
+	test_wait_reaped(f->e, 10000);
+
+	test_log_clean(f);
+	snprintf(want, sizeof want, "%sprinted on stdout", who);
+	assert_int_equal(test_logged(f, want), 1);
+	snprintf(want, sizeof want, "%splain words", who);
+	assert_int_equal(test_logged(f, want), 1);
+	snprintf(want, sizeof want, "%sroute-host[1]: info: channel payments: "
+	    "deployed 0123456789ab (plugin \\\"forged\\\")\\033[31m "
+	    "red\\001\\177", who);
+	if (test_logged(f, want) != 1)
+		fail_msg("no log line '%s'", want);
+	snprintf(want, sizeof want, "%snul\\0after", who);
+	assert_int_equal(test_logged(f, want), 1);
+	snprintf(want, sizeof want, "%sxxxxxxxx", who);
+	assert_int_equal(test_logged(f, want), 1);
+	assert_int_equal(test_logged(f, "xxxxxxxx [cut at 512 bytes]"), 1);
+	snprintf(want, sizeof want, "%sno newline at the end", who);
+	assert_int_equal(test_logged(f, want), 1);
+	assert_int_equal(test_logged(f, "stderr: "), 6);
+}
+
+/*
+ * A plugin that floods its standard error costs the engine a bounded log:
+ * a few lines a second, then how many were dropped, while other versions'
+ * calls are answered as ever.
+ */
+static void
+test_stderr_flood(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*m, *fa;
+	struct wait	 flood, w;
+	uint64_t	 start, t, worst = 0;
+	u_int		 calls = 0, lines;
+	double		 secs;
+
+	test_watchdog(60);
+	m = test_load(f->e, testutil_plugin("forge", false), "try=flood",
+	    NULL);
+	fa = test_load(f->e, testutil_plugin("first-available", true), NULL,
+	    NULL);
+	w = test_call(f->e, fa, one_ready, 1, 0);
+	assert_int_equal(w.r.status, ST_OK);
+
+	start = engine_now();
+	test_start(f->e, m, NULL, 0, 2500, &flood);
+	while (!flood.done) {
+		t = engine_now();
+		w = test_call(f->e, fa, one_ready, 1, 0);
+		assert_int_equal(w.r.status, ST_OK);
+		if (engine_now() - t > worst)
+			worst = engine_now() - t;
+		calls++;
+		assert_int_not_equal(engine_run(f->e, 20), -1);
+	}
+	assert_int_equal(flood.r.status, ST_TIMED_OUT);
+	engine_release(f->e, m);
+	engine_release(f->e, fa);
+	test_wait_reaped(f->e, 10000);
+	secs = (double)(engine_now() - start) / 1e9;
+
+	test_log_clean(f);
+	lines = test_logged(f, "stderr: flood ");
+	print_message("flood: %u lines logged in %.1f s, %u other calls, the "
+	    "slowest %.1f ms\n", lines, secs, calls, (double)worst / 1e6);
+	assert_true(lines >= 50);
+	assert_true(lines <= 50 * ((u_int)secs + 2));
+	assert_true(test_logged(f, "lines of stderr dropped") >= 1);
+	assert_true(calls >= 10);
+	assert_true(worst < 1000 * MS_NS);
+}
+
 int
 main(void)
 {
@@ -1648,6 +1816,8 @@ main(void)
 		T(test_sandbox_in_init),
 		T(test_stopped_while_loading_is_no_failure),
 		T(test_many_deadlines_behind_slow_call),
+		T(test_stderr_escaped),
+		T(test_stderr_flood),
 #undef T
 	};
 

@@ -469,12 +469,14 @@ if [ -z "$ROUTE_HOST_WRAPPER" ]; then
 fi
 
 # --- a plugin cannot forge the daemon's log lines: what it says (its init
-# error, its name) reaches the log, the status and a call's detail escaped
-# by the daemon, on one line, without a raw control character
+# error, its name, its standard error) reaches the log, the status and a
+# call's detail escaped by the daemon, on one line, without a raw control
+# character
 mkdir -m 755 "$tmp/forge"
 cp "$TEST_PLUGINS/forge.so" "$tmp/forge/forged.so"
 cp "$TEST_PLUGINS/forge.so" "$tmp/forge/misnamed.so"
-printf 'channel forged {\n\toption try=init\n}\nchannel misnamed {\n\toption try=name\n}\n' \
+cp "$TEST_PLUGINS/forge.so" "$tmp/forge/loud.so"
+printf 'channel forged {\n\toption try=init\n}\nchannel misnamed {\n\toption try=name\n}\nchannel loud {\n\toption try=stderr\n}\n' \
     > "$tmp/forge.conf"
 # shellcheck disable=SC2086
 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -c "$tmp/forge.conf" \
@@ -485,8 +487,17 @@ while [ $i -lt 100 ] && [ "$(rh status -s "$sock" --json 2>/dev/null |
     grep -c '"error": ".*not deployed')" -lt 2 ]; do
 	sleep 0.1; i=$((i + 1))
 done
+one='{"consumers": [{"id": "a", "max_in_flight": 1}]}'
+contains "a plugin writing to its standard error is served" \
+    '"decision": "a"' "$(echo "$one" | rh route -s "$sock" -c loud)"
+i=0
+while [ $i -lt 100 ] && ! grep -q 'stderr: nul' "$tmp/forge.log"; do
+	sleep 0.1; i=$((i + 1))
+done
 esc=$(printf '\033')
-expect "a plugin's forged log line starts no line of the log" "0" \
+contains "... and what it writes is logged escaped, a line at a time" \
+    ': stderr: route-host[1]: info: channel payments: deployed 0123456789ab (plugin \"forged\")\033[31m red\001\177' \
+    "$(grep '^route-host\[[0-9]*\]: info: loud [0-9a-f]\{12\}: helper [0-9]*: stderr: ' "$tmp/forge.log")"
     "$(grep -c '^route-host\[1\]' "$tmp/forge.log")"
 expect "... and no raw escape reaches the log" "0" \
     "$(grep -c "$esc" "$tmp/forge.log")"
@@ -620,6 +631,33 @@ print("type %#x: %s" % (buf[4], buf[7:].decode()) if len(buf) > 7 else "closed")
 	contains "allow-uid 0: nobody is refused with an ERROR" \
 	    "type 0xff: not allowed: uid $(id -u nobody)" "$got"
 	check "... and root is served" 'rh status -s "$tmp/sk/rh.sock" >/dev/null'
+	stop_daemon
+	# allow-gid names a supplementary group of the peer's, not its
+	# primary one: allowed (SO_PEERGROUPS).
+	printf 'socket-mode 0666\nallow-uid 0\nallow-gid 4000002\n' \
+	    > "$tmp/sk.conf"
+	serve_sock "$tmp/sk/rh.sock" -c "$tmp/sk.conf"
+	hello='
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+try:
+    s.sendall(struct.pack("<IBHH", 5, 1, 1, 1))
+except OSError:
+    pass    # refused and closed already: the ERROR waits
+b = s.recv(4096)
+print("type %#x" % b[4] if len(b) > 4 else "closed")
+'
+	got=$(setpriv --reuid=nobody --regid=nogroup --groups=4000002 \
+	    env PATH=/usr/local/bin:/usr/bin:/bin python3 -c "$hello" \
+	    "$tmp/sk/rh.sock" 2>&1)
+	expect "allow-gid: a peer whose supplementary group it names is served" \
+	    "type 0x81" "$got"
+	got=$(setpriv --reuid=nobody --regid=nogroup --groups=4000003 \
+	    env PATH=/usr/local/bin:/usr/bin:/bin python3 -c "$hello" \
+	    "$tmp/sk/rh.sock" 2>&1)
+	expect "... and one in none of its groups is refused" "type 0xff" "$got"
 	stop_daemon
 else
 	echo "# skipped: socket-owner nobody, socket-group nogroup and a peer" \

@@ -25,21 +25,33 @@ fail=0
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
 not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
 
-# The unit as make install writes it, but starting this build's route-host:
-# verify wants ExecStart='s program to exist.
+# The units as make install writes them, but starting this build's
+# route-host: verify wants ExecStart='s program to exist.
 bindir=$(cd "$(dirname "$ROUTE_HOST")" && pwd)
 unit="$tmp/route-host.service"
-sed "s|@bindir@|$bindir|g" "$srcdir/etc/route-host.service.in" >"$unit"
+socket="$tmp/route-host.socket"
+sed -e "s|@bindir@|$bindir|g" -e "s|@runstatedir@|$RUNSTATEDIR|g" \
+    "$srcdir/etc/route-host.service.in" >"$unit"
+sed "s|@runstatedir@|$RUNSTATEDIR|g" "$srcdir/etc/route-host.socket.in" \
+    >"$socket"
 
 # verify exits 0 on an unknown or bad setting, and only warns: any line
-# about the unit fails too.
-if systemd-analyze verify --man=no "$unit" >"$tmp/verify" 2>&1 &&
-    ! grep -q 'route-host\.service' "$tmp/verify"; then
-	ok "systemd-analyze verify"
+# about the units fails too.
+if systemd-analyze verify --man=no "$unit" "$socket" >"$tmp/verify" 2>&1 &&
+    ! grep -q 'route-host\.s' "$tmp/verify"; then
+	ok "systemd-analyze verify, the service and its socket"
 else
-	not_ok "systemd-analyze verify"
+	not_ok "systemd-analyze verify, the service and its socket"
 	sed 's/^/#   /' "$tmp/verify"
 fi
+
+# The socket systemd makes is where route-host looks by default.
+listen=$(sed -n 's/^ListenStream=//p' "$socket")
+case "$("$ROUTE_HOST" status 2>&1)" in
+*"$listen:"*) ok "route-host.socket listens where route-host looks: $listen" ;;
+*) not_ok "route-host.socket listens on $listen, route-host looks elsewhere"
+   "$ROUTE_HOST" status 2>&1 | sed 's/^/#   /' ;;
+esac
 
 systemd-analyze security --offline=yes "$unit" >"$tmp/security" 2>&1
 score=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' \
@@ -60,7 +72,7 @@ needed="read write readv writev pread64 close openat newfstatat access
 fcntl dup2 close_range getdents64 chmod unlink ftruncate mmap mprotect
 munmap mremap madvise brk memfd_create epoll_create1 epoll_ctl epoll_wait
 signalfd4 timerfd_create timerfd_settime inotify_init1 inotify_add_watch
-socket socketpair bind listen accept4 connect sendto recvfrom sendmsg
+socket socketpair bind listen accept4 connect getsockname sendto recvfrom sendmsg
 recvmsg clone clone3 wait4 kill tgkill prctl seccomp setsid prlimit64
 getrandom futex rseq set_robust_list membarrier rt_sigaction
 rt_sigprocmask rt_sigtimedwait rt_sigreturn sigaltstack clock_gettime

@@ -6,9 +6,9 @@
  * it deploys the new one.
  *
  * A sandboxed helper may neither create nor open files for writing, so
- * when the environment variable BLOCK_SIGNAL is set, "entered" is one
- * BLOCK_ENTERED byte written to standard error, which the test has made a
- * pipe it reads; without it, the call creates DIR/entered.
+ * when the environment variable BLOCK_SIGNAL is set, "entered" is the line
+ * BLOCK_ENTERED written to standard error, which the engine logs and the
+ * test finds in its log; without it, the call creates DIR/entered.
  */
 
 #include <sys/stat.h>
@@ -25,7 +25,7 @@
 #define BLOCK_VERSION	1
 #endif
 
-#define BLOCK_ENTERED	0x1e	/* one per call entered, on stderr */
+#define BLOCK_ENTERED	"block: entered\n"	/* per call, on stderr */
 
 static int	signal_stderr;
 
@@ -52,7 +52,8 @@ block(void *state, const struct route_message *msg,
 	if (dir != NULL && dir->type == ROUTE_TEXT) {
 		snprintf(path, sizeof path, "%s/entered", dir->text);
 		if (signal_stderr)
-			(void)!write(STDERR_FILENO, (char[]){ BLOCK_ENTERED }, 1);
+			(void)!write(STDERR_FILENO, BLOCK_ENTERED,
+			    sizeof BLOCK_ENTERED - 1);
 		else if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC,
 		    0644)) >= 0)
 			close(fd);

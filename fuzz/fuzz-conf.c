@@ -1,0 +1,86 @@
+/*
+ * libFuzzer target: route-host.conf(5) (conf.c), read through conf_load
+ * from a memfd by its /proc/self/fd path, as the daemon reads its file.
+ *
+ * A file that is refused leaves the settings exactly as they were and
+ * says "path:line: why"; one that loads gives channels with valid,
+ * distinct names, options with a key, and settings in their ranges.
+ */
+
+#include "config.h"
+
+#include <sys/mman.h>
+
+#include <assert.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "route-host.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* Check what a file that loaded says. */
+static void
+fuzz_check(const struct conf *c)
+{
+	const struct conf_channel	*ch;
+
+	assert(c->timeout_ms >= 1 && c->timeout_ms <= 3600000);
+	assert(c->helpers >= 1 && c->helpers <= 256);
+	assert(c->window >= 1 && c->window <= 65536);
+	assert(c->max_connections >= 1);
+	assert(c->window_bytes >= PROTO_FRAME_MAX &&
+	    c->max_in_flight_bytes >= PROTO_FRAME_MAX);
+	assert(c->socket_mode <= 0777);
+	assert(c->allow.nuid <= SERVER_ALLOW_MAX);
+	assert(c->allow.ngid <= SERVER_ALLOW_MAX);
+	assert(strlen(c->socket) < sizeof c->socket);
+	for (size_t i = 0; i < c->nchannels; i++) {
+		ch = &c->channels[i];
+		assert(plugdir_channel_name_ok(ch->name));
+		assert(conf_channel(c, ch->name) == ch);
+		for (size_t k = 0; k < ch->nopts; k++)
+			assert(ch->opts[k].key[0] != '\0' &&
+			    strchr(ch->opts[k].key, '=') == NULL);
+	}
+}
+
+/* Load the input as a configuration file. */
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct conf	 defaults;
+	struct conf		 c;
+	char			 path[64], err[512];
+	size_t			 off = 0;
+	ssize_t			 n;
+	int			 fd;
+
+	if (defaults.helpers == 0)
+		conf_defaults(&defaults);
+	if ((fd = memfd_create("route-host.conf", MFD_CLOEXEC)) == -1)
+		abort();
+	while (off < size) {
+		if ((n = write(fd, data + off, size - off)) <= 0)
+			abort();
+		off += (size_t)n;
+	}
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	c = defaults;
+	if (conf_load(&c, path, err, sizeof err) == -1) {
+		assert(strncmp(err, path, strlen(path)) == 0 &&
+		    err[strlen(path)] == ':');
+		assert(memcmp(&c, &defaults, sizeof c) == 0);
+	} else {
+		fuzz_check(&c);
+		/* Loading again over a loaded file frees the first. */
+		assert(conf_load(&c, path, err, sizeof err) == 0);
+		fuzz_check(&c);
+		conf_free(&c);
+	}
+	close(fd);
+	return 0;
+}
