@@ -8,7 +8,7 @@
  *
  * --json prints the figures as one JSON object instead of a table; -q runs
  * fewer iterations (a smoke run); -s runs only the sections named in a
- * comma list of latency, lifecycle, sandbox, daemon and memory.
+ * comma list of latency, lifecycle, sandbox, daemon, memory and poison.
  */
 
 #include "config.h"
@@ -143,7 +143,10 @@ bench_value(const char *key, const char *what, double v, const char *unit,
 
 	bench_note(note, sizeof note, ratio, vs);
 	if (bench_json == NULL) {
-		printf("  %-46s %12.0f  %s\n", what, v, note);
+		if (strcmp(unit, "ratio") == 0)
+			printf("  %-46s %11.2fx  %s\n", what, v, note);
+		else
+			printf("  %-46s %12.0f  %s\n", what, v, note);
 		return;
 	}
 	json_object_set_new(bench_json, key, json_pack("{s:s, s:f, s:s}",
@@ -1228,6 +1231,305 @@ bench_memory(size_t maxch)
 		warnx("could not remove %s", dir);
 }
 
+/* A poison-test body: "crash" as told, "n" to make it distinct. */
+static void
+bench_poison_body(struct wire_buf *b, bool crash, int64_t n)
+{
+	struct route_value	v;
+	struct route_consumer	c = { "consumer-a", 0, 4, 0, NULL, 0 };
+
+	wire_init(b);
+	wire_body_begin(b, 2, 1);
+	v.type = ROUTE_BOOLEAN;
+	v.boolean = crash;
+	wire_body_field(b, "crash", &v);
+	v.type = ROUTE_INTEGER;
+	v.integer = n;
+	wire_body_field(b, "n", &v);
+	wire_body_consumer(b, &c);
+}
+
+/* What one pipelined poison run saw. */
+struct bench_poison_run {
+	uint64_t	*healthy;	/* latencies of ok answers, ns */
+	size_t		 nhealthy;
+	uint64_t	*crashed;	/* ... of crashed and crash_loop ones */
+	size_t		 ncrashed;
+	size_t		 kinds[ST_LAST + 1];
+	uint64_t	 max;		/* the slowest answer */
+	uint64_t	 elapsed;
+};
+
+/*
+ * n calls to channel on one connection, depth outstanding: every pct-th
+ * percent poison (a fixed pseudo-random order), distinct bodies unless
+ * same (then every poison call is one body, as a broker redelivers it).
+ */
+static void
+bench_poison_pipeline(const char *sock, const char *channel, size_t n,
+    int pct, bool same, size_t depth, struct bench_poison_run *run)
+{
+	struct client_conn	 cc;
+	struct wire_buf		 out, body, f;
+	struct proto_result	 pr;
+	const unsigned char	*p;
+	uint64_t		*sent_at = calloc(n, sizeof *sent_at), t0, lat;
+	bool			*poison = calloc(n, sizeof *poison);
+	char			 errbuf[DETAIL_MAX];
+	size_t			 sent = 0, got = 0, len;
+	uint32_t		 x = 1;
+	uint8_t			 type;
+
+	memset(run, 0, sizeof *run);
+	run->healthy = calloc(n, sizeof *run->healthy);
+	run->crashed = calloc(n, sizeof *run->crashed);
+	if (sent_at == NULL || poison == NULL || run->healthy == NULL ||
+	    run->crashed == NULL)
+		err(1, NULL);
+	for (size_t i = 0; i < n; i++) {
+		x = x * 1103515245u + 12345u;
+		poison[i] = pct >= 100 || (int)((x >> 16) % 100) < pct;
+	}
+	for (int i = 0;; i++) {
+		if (client_connect(&cc, sock, errbuf, sizeof errbuf) == 0)
+			break;
+		if (i == 200)
+			errx(1, "daemon: %s", errbuf);
+		usleep(20000);
+	}
+	wire_init(&out);
+	out.max = SIZE_MAX / 2;
+	t0 = engine_now();
+	while (got < n) {
+		out.len = 0;
+		while (sent < n && sent - got < depth) {
+			bench_poison_body(&body, poison[sent], poison[sent] &&
+			    same ? -1 : (int64_t)sent);
+			/* A frame of its own: proto_route frames from 0. */
+			wire_init(&f);
+			proto_route(&f, sent, 0, channel, body.data, body.len);
+			wire_bytes(&out, f.data, f.len);
+			wire_free(&f);
+			wire_free(&body);
+			sent_at[sent] = engine_now();
+			sent++;
+		}
+		if (out.len > 0 && client_send(&cc, &out) == -1)
+			err(1, "send");
+		for (bool wait = true; client_frame(&cc, wait, &type, &p,
+		    &len, errbuf, sizeof errbuf) == 1; wait = false) {
+			if (type != PROTO_RESULT ||
+			    proto_decode_result(p, len, &pr) == -1 ||
+			    pr.id >= n)
+				errx(1, "daemon: bad result");
+			lat = engine_now() - sent_at[pr.id];
+			if (lat > run->max)
+				run->max = lat;
+			run->kinds[pr.status]++;
+			if (pr.status == ST_OK)
+				run->healthy[run->nhealthy++] = lat;
+			else
+				run->crashed[run->ncrashed++] = lat;
+			got++;
+		}
+	}
+	run->elapsed = engine_now() - t0;
+	wire_free(&out);
+	client_close(&cc);
+	free(sent_at);
+	free(poison);
+}
+
+/* Free what a run kept. */
+static void
+bench_poison_free(struct bench_poison_run *run)
+{
+	free(run->healthy);
+	free(run->crashed);
+}
+
+/* The p99 of a run's samples (sorted here), or 0 with none. */
+static uint64_t
+bench_poison_p99(uint64_t *ns, size_t n)
+{
+	if (n == 0)
+		return 0;
+	qsort(ns, n, sizeof *ns, bench_cmp);
+	return bench_p99(ns, n);
+}
+
+/* A channel's helper_crashes, from route-host status --json. */
+static uint64_t
+bench_poison_crashes(const char *sock, const char *channel)
+{
+	json_t		*j, *ch, *v;
+	json_error_t	 jerr;
+	char		 cmd[512];
+	FILE		*f;
+	size_t		 i, k;
+	uint64_t	 n = 0;
+
+	snprintf(cmd, sizeof cmd, "'%s' status -s '%s' --json",
+	    bench_route_host, sock);
+	if ((f = popen(cmd, "r")) == NULL)
+		return 0;
+	j = json_loadf(f, 0, &jerr);
+	pclose(f);
+	json_array_foreach(json_object_get(j, "channels"), i, ch) {
+		if (strcmp(json_string_value(json_object_get(ch, "channel")),
+		    channel) != 0)
+			continue;
+		json_array_foreach(json_object_get(ch, "versions"), k, v)
+			n += (uint64_t)json_integer_value(json_object_get(v,
+			    "helper_crashes"));
+	}
+	json_decref(j);
+	return n;
+}
+
+/* Say what a run's answers were, by kind. */
+static void
+bench_poison_kinds(const char *key, const char *what,
+    const struct bench_poison_run *run)
+{
+	char	line[256] = "", one[64];
+
+	for (int s = 0; s <= ST_LAST; s++)
+		if (run->kinds[s] > 0) {
+			snprintf(one, sizeof one, "%s%s=%zu", line[0] != '\0' ?
+			    " " : "", engine_status_name(s), run->kinds[s]);
+			strlcat(line, one, sizeof line);
+		}
+	if (bench_json != NULL)
+		json_object_set_new(bench_json, key, json_pack("{s:s, s:s, "
+		    "s:f}", "what", what, "answers", line, "seconds",
+		    run->elapsed / 1e9));
+	else
+		printf("  %-46s %s in %.3f s\n", what, line,
+		    run->elapsed / 1e9);
+}
+
+/*
+ * Poison: one channel whose plugin crashes on "crash": true, pipelined
+ * at depth 64 on one connection.  At 50 % poison (distinct bodies, then
+ * one body redelivered), the healthy calls' p99 against the same run
+ * without poison, and the crashed answers' p99; at 100 %, the slowest
+ * answer and the fork rate (helpers crashed per second); the same poison
+ * body 10,000 times, and what it cost in crashes.
+ */
+static void
+bench_poison(size_t n)
+{
+	static const char *const	 chans[] = {
+		"clean", "half", "halfsame", "all", "same"
+	};
+	struct bench_poison_run		 clean, half, all, same;
+	char				 dir[] = "/tmp/route-bench-poison-XXXXXX";
+	char				 sock[128], plugins[256], conf[256];
+	char				 cmd[4400];
+	uint64_t			 clean99, crashes;
+	FILE				*f;
+	pid_t				 pid;
+	int				 fd;
+
+	if (mkdtemp(dir) == NULL || chmod(dir, 0755) == -1)
+		err(1, "mkdtemp");
+	snprintf(sock, sizeof sock, "%s/rh.sock", dir);
+	snprintf(plugins, sizeof plugins, "%s/plugins", dir);
+	snprintf(conf, sizeof conf, "%s/route-host.conf", dir);
+	if (mkdir(plugins, 0755) == -1)
+		err(1, "%s", plugins);
+	if ((f = fopen(conf, "w")) == NULL)
+		err(1, "%s", conf);
+	/* An option each: channels of the same bytes would share a version. */
+	for (size_t i = 0; i < nitems(chans); i++) {
+		fprintf(f, "channel %s {\n\toption tag=%s\n}\n", chans[i],
+		    chans[i]);
+		bench_put(bench_plugin("poison", false), plugins, chans[i]);
+	}
+	fclose(f);
+	if ((pid = fork()) == 0) {
+		if ((fd = open("/dev/null", O_WRONLY)) != -1)
+			dup2(fd, STDERR_FILENO);
+		execl(bench_route_host, "route-host", "serve", "-f", "-c", conf,
+		    "-d", plugins, "-s", sock, (char *)NULL);
+		_exit(127);
+	}
+	bench_daemon_pid = pid;
+	/* Every channel up: a healthy call answered on each. */
+	for (size_t i = 0; i < nitems(chans); i++) {
+		for (int k = 0;; k++) {
+			bench_poison_pipeline(sock, chans[i], 1, 0, false, 1,
+			    &clean);
+			bench_poison_free(&clean);
+			if (clean.kinds[ST_OK] == 1)
+				break;
+			if (k == 200)
+				errx(1, "poison: channel %s never came up",
+				    chans[i]);
+			usleep(20000);
+		}
+	}
+
+	bench_section("poison: 50 % of calls crash, pipelined (us)", NULL);
+	bench_poison_pipeline(sock, "clean", n, 0, false, 64, &clean);
+	bench_poison_pipeline(sock, "half", n, 50, false, 64, &half);
+	clean99 = bench_poison_p99(clean.healthy, clean.nhealthy);
+	bench_row("poison_clean", "no poison: every call", clean.healthy,
+	    clean.nhealthy, NULL, 0);
+	bench_row("poison_half_healthy", "50 % poison, distinct: healthy",
+	    half.healthy, half.nhealthy, NULL, 0);
+	bench_value("poison_half_ratio", "... healthy p99 / no-poison p99",
+	    clean99 != 0 ? (double)bench_poison_p99(half.healthy,
+	    half.nhealthy) / (double)clean99 : 0, "ratio", NULL, 0);
+	if (half.ncrashed > 0)
+		bench_row("poison_half_crashed", "50 % poison, distinct: "
+		    "crashed", half.crashed, half.ncrashed, NULL, 0);
+	bench_poison_kinds("poison_half_kinds", "50 % poison, distinct:",
+	    &half);
+	bench_poison_free(&half);
+	bench_poison_pipeline(sock, "halfsame", n, 50, true, 64, &half);
+	bench_row("poison_halfsame_healthy", "50 % poison, one body: healthy",
+	    half.healthy, half.nhealthy, NULL, 0);
+	bench_value("poison_halfsame_ratio", "... healthy p99 / no-poison p99",
+	    clean99 != 0 ? (double)bench_poison_p99(half.healthy,
+	    half.nhealthy) / (double)clean99 : 0, "ratio", NULL, 0);
+	if (half.ncrashed > 0)
+		bench_row("poison_halfsame_crashed", "50 % poison, one body: "
+		    "crashed", half.crashed, half.ncrashed, NULL, 0);
+	bench_poison_kinds("poison_halfsame_kinds", "50 % poison, one body:",
+	    &half);
+	bench_poison_free(&half);
+	bench_poison_free(&clean);
+
+	bench_section("poison: every call crashes", "value");
+	bench_poison_pipeline(sock, "all", n, 100, false, 64, &all);
+	bench_poison_kinds("poison_all_kinds", "100 % poison, distinct:", &all);
+	bench_value("poison_all_max_us", "slowest answer (us)",
+	    all.max / 1e3, "us", NULL, 0);
+	crashes = bench_poison_crashes(sock, "all");
+	bench_value("poison_all_crashes", "helpers crashed (each a fork)",
+	    (double)crashes, "helpers", NULL, 0);
+	bench_value("poison_all_fork_rate", "... per second of the run",
+	    (double)crashes / (all.elapsed / 1e9), "per second", NULL, 0);
+	bench_poison_free(&all);
+
+	bench_poison_pipeline(sock, "same", 10000 / (size_t)bench_scale, 100,
+	    true, 64, &same);
+	bench_poison_kinds("poison_same_kinds", "one poison body, redelivered:",
+	    &same);
+	bench_value("poison_same_crashes", "... helpers it crashed",
+	    (double)bench_poison_crashes(sock, "same"), "helpers", NULL, 0);
+	bench_poison_free(&same);
+
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	bench_daemon_pid = 0;
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		warnx("could not remove %s", dir);
+}
+
 /* Print the machine line. */
 static void
 bench_machine(void)
@@ -1264,7 +1566,7 @@ bench_usage(void)
 	fprintf(stderr, "usage: route-bench [--json] [-q] [-s SECTIONS] "
 	    "[-d DIR] [-t DIR] [-r ROUTE_HOST]\n"
 	    "SECTIONS: a comma list of latency, lifecycle, sandbox, daemon, "
-	    "memory\n");
+	    "memory, poison\n");
 	exit(2);
 }
 
@@ -1278,7 +1580,7 @@ main(int argc, char **argv)
 		{ NULL,		0,			NULL,	0 }
 	};
 	static const char *const	 sections[] = {
-		"latency", "lifecycle", "sandbox", "daemon", "memory"
+		"latency", "lifecycle", "sandbox", "daemon", "memory", "poison"
 	};
 	struct engine_config		 conf;
 	struct engine			*e;
@@ -1372,6 +1674,8 @@ main(int argc, char **argv)
 		bench_serve(&b, 20000 / (size_t)bench_scale);
 	if (bench_wants("memory"))
 		bench_memory(bench_scale == 1 ? 1000 : 100);
+	if (bench_wants("poison"))
+		bench_poison(2000 / (size_t)bench_scale);
 	wire_free(&b);
 	engine_free(e);
 	if (json) {

@@ -318,7 +318,7 @@ fuzz_step(struct proc *p)
 		s->seq = p->seq - (fuzz_byte() % 4);
 		break;
 	case 5:
-		/* A HELLO: status, ABI, name and detail from the script. */
+		/* A HELLO: status, ABI, name, detail, flags from the script. */
 		wire_init(&b);
 		wire_frame_begin(&b, WIRE_HELLO);
 		wire_u8(&b, op & 0x80 ? fuzz_byte() % 8 : HELLO_OK);
@@ -329,6 +329,7 @@ fuzz_step(struct proc *p)
 		n = fuzz_byte();
 		q = fuzz_bytes(&n);
 		wire_str16(&b, (const char *)q, n);
+		wire_u32(&b, fuzz_byte() & ROUTE_PLUGIN_NONDETERMINISTIC);
 		wire_frame_end(&b);
 		fuzz_say(p, b.data, b.len);
 		wire_free(&b);

@@ -46,7 +46,7 @@ fuzz_result(const unsigned char *p, size_t len)
 	r.module = &m;
 	strlcpy(r.detail, pr.detail, sizeof r.detail);
 	wire_init(&b);
-	proto_result(&b, pr.id, &r);
+	proto_result(&b, PROTO_VERSION, pr.id, &r);
 	assert(!b.failed && b.len == len + WIRE_HEADER);
 	assert(wire_get_u32(b.data) == len + 1 && b.data[4] == PROTO_RESULT);
 	assert(memcmp(b.data + WIRE_HEADER, p, len) == 0);

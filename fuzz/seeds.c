@@ -123,7 +123,7 @@ seeds_proto(const char *dir)
 
 	wire_init(&all);
 	wire_init(&b);
-	proto_welcome(&b, 1024);
+	proto_welcome(&b, PROTO_VERSION, 1024);
 	seeds_write(dir, "fuzz-proto", "welcome", b.data, b.len);
 	wire_bytes(&all, b.data, b.len);
 
@@ -134,11 +134,11 @@ seeds_proto(const char *dir)
 	r.decision = 1;
 	r.module = &m;
 	b.len = 0;
-	proto_result(&b, 7, &r);
+	proto_result(&b, PROTO_VERSION, 7, &r);
 	r.status = ST_CRASHED;
 	r.decision = ROUTE_NONE;
 	strlcpy(r.detail, "SIGSEGV", sizeof r.detail);
-	proto_result(&b, 8, &r);
+	proto_result(&b, PROTO_VERSION, 8, &r);
 	seeds_write(dir, "fuzz-proto", "results", b.data, b.len);
 	wire_bytes(&all, b.data, b.len);
 

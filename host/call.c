@@ -128,6 +128,8 @@ call_finish(struct call *c, enum status st, int decision, const char *detail)
 			m->crashed++;
 		else if (st == ST_TIMED_OUT)
 			m->timed_out++;
+		else if (st == ST_CRASH_LOOP)
+			m->crash_loops++;
 	}
 	TAILQ_INSERT_TAIL(&c->engine->done, c, doneentry);
 }
@@ -171,6 +173,18 @@ call_deliver(struct call *c)
 		c->state = CALL_GHOST;
 	else
 		call_free(c);
+}
+
+/* The BLAKE2b of c's body (memo.c), computed once. */
+const unsigned char *
+call_hash(struct call *c)
+{
+	if (!c->hashed) {
+		memo_hash(c->frame + WIRE_HEADER + 4, c->len - WIRE_HEADER - 4,
+		    c->bodyhash);
+		c->hashed = true;
+	}
+	return c->bodyhash;
 }
 
 /* True while the caller still waits for its answer. */

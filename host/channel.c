@@ -90,6 +90,7 @@ channel_configure(struct channel *ch, const struct channel_conf *cc)
 	ch->helpers = cc->helpers;
 	ch->memory_mb = cc->memory_mb;
 	ch->sandbox = cc->sandbox;
+	ch->crash = cc->crash;
 	if (cc->drain_ms > 0)
 		ch->drain_ms = cc->drain_ms;
 	if (cc->nopts == 0)
@@ -216,6 +217,7 @@ channel_deploy_fd(struct channel *ch, int fd, const char *path)
 		return -1;
 	}
 	engine_set_helpers(m, ch->helpers);
+	engine_set_crash(m, &ch->crash);
 	if (ch->sandbox != 0 || ch->memory_mb != 0)
 		engine_set_sandbox(m, ch->sandbox >= 0, (size_t)ch->memory_mb <<
 		    20);

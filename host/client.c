@@ -146,7 +146,8 @@ client_connect(struct client_conn *cc, const char *path, char *err,
 		client_close(cc);
 		return -1;
 	}
-	if (type != PROTO_WELCOME || wire_read_u16(&r) != PROTO_VERSION) {
+	if (type != PROTO_WELCOME || (cc->version = wire_read_u16(&r)) <
+	    PROTO_VERSION_MIN || cc->version > PROTO_VERSION) {
 		snprintf(err, errlen, "%s: not a route-host daemon", path);
 		client_close(cc);
 		return -1;

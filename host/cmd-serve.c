@@ -91,8 +91,10 @@ cmd_serve_configure(void *arg, const char *name, struct channel_conf *cc)
 	cc->drain_ms = d->conf.drain_ms;
 	cc->memory_mb = d->conf.memory_mb;
 	cc->sandbox = d->conf.sandbox;
+	cc->crash = d->conf.crash;
 	if (ch == NULL)
 		return;
+	conf_crash_merge(&cc->crash, &ch->crash);
 	if (ch->memory_mb != 0)
 		cc->memory_mb = ch->memory_mb;
 	if (ch->sandbox != 0)

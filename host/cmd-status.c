@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -63,6 +64,24 @@ cmd_status_fetch(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: status is not JSON: %s", path,
 		    je.text);
 	return j;
+}
+
+/* Say that version v is in a crash loop: since when, what it cost. */
+static void
+cmd_status_loop(json_t *v)
+{
+	time_t		 since = (time_t)(json_integer_value(json_object_get(v,
+			     "crash_loop_since")) / 1000);
+	struct tm	 tm;
+	char		 when[32] = "?";
+
+	if (gmtime_r(&since, &tm) != NULL)
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%16s %.12s: crash loop since %s: %lld helpers crashed, %lld "
+	    "calls answered crash_loop\n", "", json_string_value(
+	    json_object_get(v, "version")), when,
+	    json_integer_value(json_object_get(v, "helper_crashes")),
+	    json_integer_value(json_object_get(v, "crash_loop")));
 }
 
 /* A JSON number of bytes in at most 7 characters, "8.0 MiB" (humanize_number(3)). */
@@ -151,6 +170,10 @@ cmd_status_table(json_t *j)
 		if (json_is_string(json_object_get(ch, "error")))
 			printf("%16s last deploy: %s\n", "",
 			    json_string_value(json_object_get(ch, "error")));
+		json_array_foreach(vs, k, v)
+			if (json_is_integer(json_object_get(v,
+			    "crash_loop_since")))
+				cmd_status_loop(v);
 		json_array_foreach(vs, k, v)
 			if (json_integer_value(json_object_get(v,
 			    "violations")) > 0)

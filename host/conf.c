@@ -49,6 +49,27 @@ conf_defaults(struct conf *c)
 	c->max_connections = DEFAULT_MAX_CONNECTIONS;
 	c->window_bytes = DEFAULT_WINDOW_BYTES;
 	c->max_in_flight_bytes = DEFAULT_MAX_IN_FLIGHT_BYTES;
+	c->crash.budget = CRASH_BUDGET;
+	c->crash.backoff_min_ms = CRASH_BACKOFF_MIN_MS;
+	c->crash.backoff_max_ms = CRASH_BACKOFF_MAX_MS;
+	c->crash.memo = CRASH_MEMO;
+	c->crash.memo_ttl_ms = CRASH_MEMO_TTL_MS;
+}
+
+/* Overlay the crash settings set in src (non-zero) on dst. */
+void
+conf_crash_merge(struct crash_conf *dst, const struct crash_conf *src)
+{
+	if (src->budget != 0)
+		dst->budget = src->budget;
+	if (src->backoff_min_ms != 0)
+		dst->backoff_min_ms = src->backoff_min_ms;
+	if (src->backoff_max_ms != 0)
+		dst->backoff_max_ms = src->backoff_max_ms;
+	if (src->memo != 0)
+		dst->memo = src->memo;
+	if (src->memo_ttl_ms != 0)
+		dst->memo_ttl_ms = src->memo_ttl_ms;
 }
 
 /* Free what conf_load allocated. */
@@ -231,6 +252,65 @@ conf_common(const char *key, const char *val, int *timeout, u_int *helpers,
 	return 0;
 }
 
+/*
+ * Apply a crash setting, valid globally and in a channel block:
+ * crash-budget N, crash-backoff MIN MAX, poison-memo off | SIZE [TTL].
+ * 1 when key is none of them.
+ */
+static int
+conf_crash(char **w, size_t nw, struct crash_conf *cc, char *err,
+    size_t errlen)
+{
+	long long	n, m;
+
+	if (strcmp(w[0], "crash-budget") == 0) {
+		if (nw != 2) {
+			snprintf(err, errlen, "expected 'crash-budget N'");
+			return -1;
+		}
+		if (conf_number(w[1], 1, 100000, &n, err, errlen) == -1)
+			return -1;
+		cc->budget = (u_int)n;
+	} else if (strcmp(w[0], "crash-backoff") == 0) {
+		if (nw != 3) {
+			snprintf(err, errlen, "expected 'crash-backoff MIN MAX' "
+			    "(ms)");
+			return -1;
+		}
+		if (conf_number(w[1], 1, 3600000, &n, err, errlen) == -1 ||
+		    conf_number(w[2], 1, 3600000, &m, err, errlen) == -1)
+			return -1;
+		if (m < n) {
+			snprintf(err, errlen, "crash-backoff: MAX %lld is below "
+			    "MIN %lld", m, n);
+			return -1;
+		}
+		cc->backoff_min_ms = (u_int)n;
+		cc->backoff_max_ms = (u_int)m;
+	} else if (strcmp(w[0], "poison-memo") == 0) {
+		if (nw == 2 && strcmp(w[1], "off") == 0) {
+			cc->memo = -1;
+			return 0;
+		}
+		if (nw != 2 && nw != 3) {
+			snprintf(err, errlen, "expected 'poison-memo off' or "
+			    "'poison-memo SIZE [TTL]'");
+			return -1;
+		}
+		if (conf_number(w[1], 1, 1 << 20, &n, err, errlen) == -1)
+			return -1;
+		cc->memo = (int)n;
+		if (nw == 3) {
+			if (conf_number(w[2], 1, 86400000, &n, err,
+			    errlen) == -1)
+				return -1;
+			cc->memo_ttl_ms = (u_int)n;
+		}
+	} else
+		return 1;
+	return 0;
+}
+
 /* Add KEY=VALUE to a channel's options. */
 static int
 conf_option(struct conf_channel *ch, const char *kv, char *err,
@@ -304,6 +384,8 @@ conf_line(struct conf *c, struct conf_channel **in, char **w, size_t nw,
 		}
 		if (strcmp(w[0], "option") == 0)
 			return conf_option(ch, rest, err, errlen);
+		if ((rc = conf_crash(w, nw, &ch->crash, err, errlen)) != 1)
+			return rc;
 		if (nw != 2) {
 			snprintf(err, errlen, "expected '%s VALUE'", w[0]);
 			return -1;
@@ -326,6 +408,8 @@ conf_line(struct conf *c, struct conf_channel **in, char **w, size_t nw,
 	if (strcmp(w[0], "allow-uid") == 0 || strcmp(w[0], "allow-gid") == 0)
 		return conf_allow(&c->allow, w[0][6] == 'u', w + 1, nw - 1,
 		    err, errlen);
+	if ((rc = conf_crash(w, nw, &c->crash, err, errlen)) != 1)
+		return rc;
 	if (nw != 2) {
 		snprintf(err, errlen, "expected '%s VALUE'", w[0]);
 		return -1;

@@ -4,9 +4,9 @@
  * version's life), pool.c (a version's helpers: dispatch, spawn, spares,
  * throttle, and what each helper event means), proc.c (one helper: the
  * process, its socket and ledger, bytes to typed events, its stderr to
- * log lines), zygote.c (the process that forks helpers), ledger.c,
- * sandbox.c and helper.c (the child's side).  Nothing outside these files
- * sees a call, a helper or a pool.
+ * log lines), zygote.c (the process that forks helpers), memo.c (a
+ * version's poison memo), ledger.c, sandbox.c and helper.c (the child's
+ * side).  Nothing outside these files sees a call, a helper or a pool.
  */
 
 #ifndef ENGINE_INT_H
@@ -57,6 +57,8 @@ struct call {
 	uint32_t		 seq;		/* in its helper */
 	int			 timeout_ms;
 	bool			 probe;
+	bool			 hashed;	/* bodyhash is set */
+	unsigned char		 bodyhash[16];	/* MEMO_HASH_LEN */
 	engine_cb		 cb;
 	void			*arg;
 	uint32_t		 nconsumers;
@@ -75,6 +77,25 @@ void		 call_finish(struct call *, enum status, int, const char *);
 void		 call_leave(struct call *);
 void		 call_deliver(struct call *);
 bool		 call_waiting(const struct call *);
+const unsigned char *call_hash(struct call *);
+
+/* memo.c: a version's poison memo. */
+#define MEMO_HASH_LEN		16	/* BLAKE2b-128 */
+struct memo_entry {
+	unsigned char		 hash[MEMO_HASH_LEN];
+	uint64_t		 at;		/* it crashed then */
+	uint64_t		 until;		/* remembered until; 0: free */
+	char			 cause[48];
+};
+struct memo;
+struct memo	*memo_new(size_t);
+void		 memo_free(struct memo *);
+void		 memo_hash(const void *, size_t, unsigned char *);
+const struct memo_entry *memo_find(struct memo *, const unsigned char *,
+		     uint64_t);
+void		 memo_add(struct memo *, const unsigned char *, uint64_t,
+		     uint64_t, const char *);
+bool		 memo_empty(const struct memo *);
 
 /* proc.c: one helper process, as the host sees it. */
 enum proc_state {
@@ -255,10 +276,12 @@ void		 pool_shut(struct module *);
 void		 pool_call_expired(struct call *);
 void		 pool_flushed(struct proc *, bool);
 bool		 pool_fail_fast(struct module *, struct result *);
+bool		 pool_remembered(struct call *);
 bool		 pool_empty(const struct module *);
 u_int		 pool_nprocs(const struct module *);
 void		 pool_set_max(struct module *, u_int);
 void		 pool_set_sandbox(struct module *, bool, size_t);
+void		 pool_set_crash(struct module *, const struct crash_conf *);
 void		 pool_spec(const struct module *, struct helper_spec *);
 struct proc	*pool_first(const struct module *);
 struct proc	*pool_next(const struct proc *);

@@ -82,6 +82,8 @@ engine_status_name(enum status st)
 		return "no_such_channel";
 	case ST_OVERLOADED:
 		return "overloaded";
+	case ST_CRASH_LOOP:
+		return "crash_loop";
 	}
 	return "unknown";
 }
@@ -96,6 +98,11 @@ engine_defaults(struct engine_config *conf)
 	conf->depth = 64;
 	conf->grace_ms = DEFAULT_TIMEOUT_MS;
 	conf->standby_ms = 60000;
+	conf->crash.budget = CRASH_BUDGET;
+	conf->crash.backoff_min_ms = CRASH_BACKOFF_MIN_MS;
+	conf->crash.backoff_max_ms = CRASH_BACKOFF_MAX_MS;
+	conf->crash.memo = CRASH_MEMO;
+	conf->crash.memo_ttl_ms = CRASH_MEMO_TTL_MS;
 	conf->file_max = DEFAULT_FILE_MAX;
 	conf->sandbox = true;
 	conf->memory_limit = DEFAULT_MEMORY_LIMIT;
@@ -676,7 +683,10 @@ engine_reject(struct engine *e, enum status st, const char *detail,
 	return 0;
 }
 
-/* Queue a new call, or end it at once if m cannot load right now. */
+/*
+ * Queue a new call, or end it at once: its body crashed m before (the
+ * poison memo), m is in a crash loop, or m cannot load right now.
+ */
 static void
 engine_submit(struct call *c)
 {
@@ -686,6 +696,8 @@ engine_submit(struct call *c)
 	if (c->engine->closing)
 		call_finish(c, ST_SHUTTING_DOWN, ROUTE_NONE,
 		    "engine shutting down");
+	else if (pool_remembered(c))
+		;		/* answered crashed: its body crashed m before */
 	else if (pool_fail_fast(c->module, &r))
 		call_finish(c, r.status, ROUTE_NONE, r.detail);
 	else
@@ -740,6 +752,13 @@ void
 engine_set_sandbox(struct module *m, bool on, size_t memory)
 {
 	pool_set_sandbox(m, on, memory);
+}
+
+/* Set m's crash budget, backoff and poison memo (0 fields: the engine's). */
+void
+engine_set_crash(struct module *m, const struct crash_conf *cc)
+{
+	pool_set_crash(m, cc);
 }
 
 /* Calls submitted and not yet delivered. */

@@ -57,6 +57,9 @@ helper_send(int sock, struct wire_buf *b)
 	}
 }
 
+/* The plugin's flags, for the handshake (0 until its descriptor is read). */
+static uint32_t	helper_flags;
+
 /* Report the handshake's outcome; a failure ends the helper. */
 static void
 helper_hello(int sock, enum wire_hello status, uint32_t abi, const char *name,
@@ -70,6 +73,7 @@ helper_hello(int sock, enum wire_hello status, uint32_t abi, const char *name,
 	wire_u32(&b, abi);
 	wire_str16(&b, name, strnlen(name, PLUGIN_NAME_MAX - 1));
 	wire_str16(&b, detail, strnlen(detail, DETAIL_MAX - 1));
+	wire_u32(&b, helper_flags);
 	helper_send(sock, &b);
 	wire_free(&b);
 	if (status != HELLO_OK)
@@ -143,9 +147,13 @@ helper_load(int sock, int memfd, const struct helper_spec *spec,
 		    d->abi, ROUTE_ABI_VERSION);
 		helper_hello(sock, HELLO_ABI, d->abi, "", err);
 	}
-	if (d->size < sizeof *d || !helper_name_ok(d->name) || d->route == NULL)
+	/* A descriptor built before flags existed ends at fini. */
+	if (d->size < offsetof(struct route_plugin, flags) ||
+	    !helper_name_ok(d->name) || d->route == NULL)
 		helper_hello(sock, HELLO_BAD_DESCRIPTOR, d->abi, "", "malformed "
 		    "descriptor (size, name or routing function)");
+	if (d->size >= offsetof(struct route_plugin, flags) + sizeof d->flags)
+		helper_flags = d->flags;
 
 	*state = NULL;
 	if (d->init != NULL) {

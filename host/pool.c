@@ -6,8 +6,9 @@
  * file alone decides what they mean, in one table of state x event (the
  * helper's states are in engine-int.h).  The pool also moves its queue
  * along (pool_kick: give waiting calls to the least loaded warm helper,
- * fork helpers up to the pool size, or wait out a crash-loop backoff),
- * keeps a warm spare for a while after a crash, and enforces each
+ * fork helpers up to the pool size), keeps a warm spare for a while
+ * after a crash, runs the version's crash life (below) and its poison
+ * memo (the bodies that crashed it, memo.c), and enforces each
  * helper's one deadline: its init or fini grace, the moment it has to die
  * after closing its socket, the run time of an abandoned call, and write
  * progress on its socket.  Kicks run at the end of the turn, never inside
@@ -24,17 +25,41 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "engine-int.h"
 
 #define POOL_SPAWN_RETRY_MS	1000	/* load failures fail fast this long */
-#define POOL_THROTTLE_AFTER	8	/* crashes in a row before backoff */
-#define POOL_THROTTLE_MAX_MS	500
 #define POOL_SPARE_DELAY_MS	10	/* fork a spare this long after a use */
+#define POOL_SPARE_AT_ONCE	2	/* ... or at once from this many crashes
+					   in a row */
 #define POOL_EOF_GRACE_MS	20	/* to die after closing its socket */
 #define POOL_STALL_MS		1000	/* idle, and not reading its socket */
 #define POOL_COLLECT_MS		1	/* ledgers of pipelined helpers, read */
 #define POOL_VIOLATION_LOG_MS	60000	/* a version's sandbox kills, logged */
+
+/*
+ * A version's crash life:
+ *
+ *	         budget crashes in a row          the backoff passed
+ *	STEADY --------------------------> LOOPING -----------------> PROBING
+ *	  ^       pool_loop_enter             ^     pool_loop_probe      |
+ *	  |                                   +--------------------------+
+ *	  |                                      the probe crashed:      |
+ *	  |                                      pool_loop_retry         |
+ *	  +------------------- a call answered: pool_loop_leave ---------+
+ *
+ * LOOPING: no fork, and a call that would wait for a helper is answered
+ * crash_loop at once.  PROBING: one call may wait for one helper (a spare
+ * standing by, or a fork), the others are answered crash_loop; the probe
+ * crashing doubles the backoff, up to its bound.  Entering and leaving are
+ * logged, once each.
+ */
+enum pool_loop {
+	LOOP_STEADY,
+	LOOP_LOOPING,
+	LOOP_PROBING,
+};
 
 struct pool {
 	struct module		*module;
@@ -53,10 +78,15 @@ struct pool {
 	char			 spawn_error[DETAIL_MAX];
 	uint64_t		 spawn_retry;
 
-	/* Crash loop: no fork before spawn_not_before. */
-	u_int			 crash_streak;
+	/* Its crash life: in LOOPING, no fork before spawn_not_before. */
+	struct crash_conf	 crash;		/* 0 fields: the engine's */
+	enum pool_loop		 loop;
+	u_int			 crash_streak;	/* crashes in a row */
+	uint64_t		 loop_since;	/* monotonic */
+	uint64_t		 backoff_ms;
 	uint64_t		 spawn_not_before;
-	struct timer		 throttle;
+	struct timer		 probe;
+	struct memo		*memo;		/* NULL until a body crashed */
 
 	/* A spare kept loaded until standby_until, forked at spare. */
 	uint64_t		 standby_until;
@@ -100,7 +130,7 @@ static const pool_fn pool_table[PROC_NSTATES][PEV_NEVENTS] = {
 			  pool_ignore,	pool_ignore,	pool_died,	pool_ignore },
 };
 
-static void	pool_throttle_fired(void *);
+static void	pool_loop_probe(void *);
 static void	pool_standby_fired(void *);
 static void	pool_spare_fired(void *);
 static void	pool_proc_timer(void *);
@@ -118,7 +148,7 @@ pool_new(struct module *m)
 	pl->engine = m->engine;
 	TAILQ_INIT(&pl->procs);
 	TAILQ_INIT(&pl->queue);
-	loop_timer_init(&pl->throttle, pool_throttle_fired, pl);
+	loop_timer_init(&pl->probe, pool_loop_probe, pl);
 	loop_timer_init(&pl->standby, pool_standby_fired, pl);
 	loop_timer_init(&pl->spare, pool_spare_fired, pl);
 	return pl;
@@ -134,7 +164,8 @@ pool_free(struct pool *pl)
 		return;
 	e = pl->engine;
 	assert(pl->nprocs == 0 && pl->nqueued == 0);
-	loop_timer_cancel(e->loop, &pl->throttle);
+	loop_timer_cancel(e->loop, &pl->probe);
+	memo_free(pl->memo);
 	loop_timer_cancel(e->loop, &pl->standby);
 	loop_timer_cancel(e->loop, &pl->spare);
 	if (pl->kicking)
@@ -162,6 +193,96 @@ pool_set_sandbox(struct module *m, bool on, size_t memory)
 {
 	m->pool->unsandboxed = !on;
 	m->pool->memory = memory;
+}
+
+/* Set m's crash budget, backoff bounds and memo (0 fields: the engine's). */
+void
+pool_set_crash(struct module *m, const struct crash_conf *cc)
+{
+	m->pool->crash = *cc;
+}
+
+/* Crashes in a row that start m's crash loop. */
+static u_int
+pool_budget(const struct pool *pl)
+{
+	return pl->crash.budget != 0 ? pl->crash.budget :
+	    pl->engine->conf.crash.budget;
+}
+
+/* The first probe's delay, ms. */
+static uint64_t
+pool_backoff_min(const struct pool *pl)
+{
+	return pl->crash.backoff_min_ms != 0 ? pl->crash.backoff_min_ms :
+	    pl->engine->conf.crash.backoff_min_ms;
+}
+
+/* The longest delay between probes, ms. */
+static uint64_t
+pool_backoff_max(const struct pool *pl)
+{
+	uint64_t	max = pl->crash.backoff_max_ms != 0 ?
+			    pl->crash.backoff_max_ms :
+			    pl->engine->conf.crash.backoff_max_ms;
+
+	return max < pool_backoff_min(pl) ? pool_backoff_min(pl) : max;
+}
+
+/*
+ * True when m remembers bodies that crashed it: poison-memo is not off,
+ * and the plugin did not declare itself non-deterministic.
+ */
+static bool
+pool_memo_on(const struct pool *pl)
+{
+	int	memo = pl->crash.memo != 0 ? pl->crash.memo :
+		    pl->engine->conf.crash.memo;
+
+	return memo > 0 &&
+	    (pl->module->flags & ROUTE_PLUGIN_NONDETERMINISTIC) == 0;
+}
+
+/* Remember that call c's body crashed a helper of m (cause says how). */
+static void
+pool_remember(struct pool *pl, struct call *c, const char *cause)
+{
+	const struct engine	*e = pl->engine;
+	uint64_t		 now = loop_now(), ttl;
+	int			 size;
+
+	if (c->probe || !pool_memo_on(pl))
+		return;
+	size = pl->crash.memo != 0 ? pl->crash.memo : e->conf.crash.memo;
+	ttl = pl->crash.memo_ttl_ms != 0 ? pl->crash.memo_ttl_ms :
+	    e->conf.crash.memo_ttl_ms;
+	if (pl->memo == NULL && (pl->memo = memo_new((size_t)size)) == NULL)
+		return;		/* out of memory: no memo, nothing worse */
+	memo_add(pl->memo, call_hash(c), now, now + ttl * MS_NS, cause);
+}
+
+/*
+ * If call c's body crashed a helper of its version within the memo's
+ * TTL, answer it crashed now, without running it, and return true.
+ */
+bool
+pool_remembered(struct call *c)
+{
+	struct module		*m = c->module;
+	struct pool		*pl = m->pool;
+	const struct memo_entry	*me;
+	uint64_t		 now = loop_now();
+	char			 why[DETAIL_MAX];
+
+	if (memo_empty(pl->memo) || c->probe || !pool_memo_on(pl) ||
+	    (me = memo_find(pl->memo, call_hash(c), now)) == NULL)
+		return false;
+	m->memo_hits++;
+	snprintf(why, sizeof why, "remembered: this body crashed %.12s %llu "
+	    "ms ago (%s); not run again (poison memo)", m->hex,
+	    (unsigned long long)((now - me->at) / MS_NS), me->cause);
+	call_finish(c, ST_CRASHED, ROUTE_NONE, why);
+	return true;
 }
 
 /* What m's next helper runs, and how it is confined. */
@@ -213,7 +334,9 @@ pool_next(const struct proc *p)
 
 /*
  * Count helpers by state.  A spare counts for nothing until promoted, and
- * a helper whose socket is closed is on its way out.
+ * a helper whose socket is closed is on its way out; one that went while
+ * loading still counts as spawning until its death says how the load
+ * ended, so that no other helper is forked to take its place meanwhile.
  */
 static void
 pool_count(const struct pool *pl, u_int *idle, u_int *spawning, u_int *live)
@@ -226,7 +349,8 @@ pool_count(const struct pool *pl, u_int *idle, u_int *spawning, u_int *live)
 			continue;
 		if (p->state == PROC_IDLE)
 			(*idle)++;
-		if (p->state == PROC_SPAWNING)
+		if (p->state == PROC_SPAWNING || (!p->settled &&
+		    (p->state == PROC_LOST || p->state == PROC_KILLED)))
 			(*spawning)++;
 		if (p->state <= PROC_BUSY)
 			(*live)++;
@@ -293,9 +417,46 @@ pool_fail_queue(struct pool *pl, enum status st, const char *why)
 		call_finish(c, st, ROUTE_NONE, why);
 }
 
+static struct proc *pool_least_loaded(const struct pool *);
+
+/* Why a call is answered crash_loop: since when, how many, what next. */
+static void
+pool_loop_detail(const struct pool *pl, char *buf, size_t len)
+{
+	uint64_t	 now = loop_now(), ms = (now - pl->loop_since) / MS_NS;
+	time_t		 since = (time_t)(pl->module->crash_loop_since / 1000);
+	struct tm	 tm;
+	char		 when[32] = "?", next[48];
+
+	if (gmtime_r(&since, &tm) != NULL)
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (pl->loop == LOOP_PROBING || now >= pl->spawn_not_before)
+		strlcpy(next, "next probe running now", sizeof next);
+	else
+		snprintf(next, sizeof next, "next probe in %llu ms",
+		    (unsigned long long)((pl->spawn_not_before - now +
+		    MS_NS - 1) / MS_NS));
+	snprintf(buf, len, "crash loop since %s (%llu ms): %u crashes in a "
+	    "row; %s", when, (unsigned long long)ms, pl->crash_streak, next);
+}
+
 /*
- * When a new call on m should fail at once: m failed to load a moment ago
- * and nothing of it is alive.  Fills r and returns true then.
+ * True when a call on m would wait for a helper that its crash loop will
+ * not give it: LOOPING with no warm helper with room, or PROBING with the
+ * probe's call waiting already.
+ */
+static bool
+pool_loop_sheds(const struct pool *pl)
+{
+	if (pl->loop == LOOP_STEADY || pool_least_loaded(pl) != NULL)
+		return false;
+	return pl->loop == LOOP_LOOPING || pl->nqueued > 0;
+}
+
+/*
+ * When a new call on m should fail at once: m is in a crash loop and the
+ * call would wait for a helper, or m failed to load a moment ago and
+ * nothing of it is alive.  Fills r and returns true then.
  */
 bool
 pool_fail_fast(struct module *m, struct result *r)
@@ -304,6 +465,11 @@ pool_fail_fast(struct module *m, struct result *r)
 	u_int		 idle, spawning, live;
 	struct proc	*p;
 
+	if (pool_loop_sheds(pl)) {
+		r->status = ST_CRASH_LOOP;
+		pool_loop_detail(pl, r->detail, sizeof r->detail);
+		return true;
+	}
 	if (pl->spawn_error[0] == '\0' || loop_now() >= pl->spawn_retry)
 		return false;
 	pool_count(pl, &idle, &spawning, &live);
@@ -425,8 +591,10 @@ pool_promote(struct proc *p)
 
 /*
  * See that m gets a spare if it should have one and has none: forked a
- * little later, off the path of the calls that follow a failure, and not
- * while m cannot load or is in a crash loop.
+ * little later, off the path of the calls that follow a failure, or at
+ * once while m crashes back to back, so each crash finds a spare ready
+ * and healthy calls keep flowing; never while m cannot load, nor in a
+ * crash loop before its probe.
  */
 static void
 pool_keep_standby(struct pool *pl)
@@ -440,11 +608,13 @@ pool_keep_standby(struct pool *pl)
 		loop_timer_cancel(e->loop, &pl->spare);
 		return;
 	}
-	if (pl->spare.armed)
-		return;
-	at = loop_now() + POOL_SPARE_DELAY_MS * MS_NS;
+	at = loop_now();
+	if (pl->crash_streak < POOL_SPARE_AT_ONCE)
+		at += POOL_SPARE_DELAY_MS * MS_NS;
 	if (at < pl->spawn_not_before)
 		at = pl->spawn_not_before;
+	if (pl->spare.armed && pl->spare.at <= at)
+		return;
 	loop_timer_at(e->loop, &pl->spare, at);
 }
 
@@ -504,29 +674,108 @@ pool_standby_fired(void *arg)
 	pool_end_standby(arg);
 }
 
-/* The crash-loop backoff passed: forks may resume. */
+/* Wait backoff_ms before the next probe: no fork meanwhile. */
 static void
-pool_throttle_fired(void *arg)
+pool_loop_backoff(struct pool *pl)
+{
+	pl->spawn_not_before = loop_now() + pl->backoff_ms * MS_NS;
+	if (pl->module->state == MODULE_HELD)
+		loop_timer_at(pl->engine->loop, &pl->probe,
+		    pl->spawn_not_before);
+	pool_kick_later(pl->module);	/* what waits is answered */
+}
+
+/* STEADY -> LOOPING: budget crashes in a row. */
+static void
+pool_loop_enter(struct pool *pl)
+{
+	struct module	*m = pl->module;
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	pl->loop = LOOP_LOOPING;
+	pl->loop_since = loop_now();
+	m->crash_loop_since = (uint64_t)ts.tv_sec * 1000 +
+	    (uint64_t)ts.tv_nsec / 1000000;
+	pl->backoff_ms = pool_backoff_min(pl);
+	engine_log(pl->engine, LOG_WARNING, "%s %.12s: entered a crash loop: "
+	    "%u crashes in a row; calls that would wait for a helper are "
+	    "answered crash_loop, probes from %llu ms, doubling up to %llu ms",
+	    m->label, m->hex, pl->crash_streak,
+	    (unsigned long long)pl->backoff_ms,
+	    (unsigned long long)pool_backoff_max(pl));
+	pool_loop_backoff(pl);
+}
+
+/* LOOPING -> PROBING: the backoff passed; one call may test m again. */
+static void
+pool_loop_probe(void *arg)
 {
 	struct pool	*pl = arg;
 
+	if (pl->loop != LOOP_LOOPING)
+		return;
+	pl->loop = LOOP_PROBING;
 	pool_kick_later(pl->module);
 }
 
-/* A helper died unexpectedly: count it towards m's crash loop. */
+/* PROBING -> LOOPING: the probe crashed; the backoff doubles. */
 static void
-pool_crash_streak(struct pool *pl)
+pool_loop_retry(struct pool *pl)
 {
-	uint64_t	delay;
-	u_int		shift;
+	pl->loop = LOOP_LOOPING;
+	pl->backoff_ms *= 2;
+	if (pl->backoff_ms > pool_backoff_max(pl))
+		pl->backoff_ms = pool_backoff_max(pl);
+	pool_loop_backoff(pl);
+}
 
-	if (++pl->crash_streak < POOL_THROTTLE_AFTER)
+/* LOOPING or PROBING -> STEADY: a call was answered. */
+static void
+pool_loop_leave(struct pool *pl)
+{
+	struct module	*m = pl->module;
+
+	engine_log(pl->engine, LOG_NOTICE, "%s %.12s: left the crash loop "
+	    "after %llu ms and %u crashes: a call was answered", m->label,
+	    m->hex, (unsigned long long)((loop_now() - pl->loop_since) /
+	    MS_NS), pl->crash_streak);
+	pl->loop = LOOP_STEADY;
+	pl->spawn_not_before = 0;
+	m->crash_loop_since = 0;
+	loop_timer_cancel(pl->engine->loop, &pl->probe);
+	pool_kick_later(m);
+}
+
+/* A helper of m died unasked: count it, and move m's crash life along. */
+static void
+pool_crashed(struct pool *pl)
+{
+	pl->module->helper_crashes++;
+	pl->crash_streak++;
+	if (pl->loop == LOOP_STEADY && pl->crash_streak >= pool_budget(pl))
+		pool_loop_enter(pl);
+	else if (pl->loop == LOOP_PROBING)
+		pool_loop_retry(pl);
+}
+
+/* End the calls waiting that m's crash loop will not give a helper. */
+static void
+pool_loop_shed(struct pool *pl)
+{
+	char		 why[DETAIL_MAX];
+	struct call	*c, *next;
+
+	if (pl->loop == LOOP_STEADY || TAILQ_EMPTY(&pl->queue))
 		return;
-	shift = pl->crash_streak - POOL_THROTTLE_AFTER;
-	delay = shift > 16 ? POOL_THROTTLE_MAX_MS : 5ULL << shift;
-	if (delay > POOL_THROTTLE_MAX_MS)
-		delay = POOL_THROTTLE_MAX_MS;
-	pl->spawn_not_before = loop_now() + delay * MS_NS;
+	pool_loop_detail(pl, why, sizeof why);
+	c = TAILQ_FIRST(&pl->queue);
+	if (pl->loop == LOOP_PROBING)
+		c = TAILQ_NEXT(c, entry);	/* the probe's */
+	for (; c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		call_finish(c, ST_CRASH_LOOP, ROUTE_NONE, why);
+	}
 }
 
 /* The handshaken helper holding the fewest calls, with room for one more. */
@@ -548,7 +797,8 @@ pool_least_loaded(const struct pool *pl)
  * Move m's queue along: a retired version with nothing waiting lets its
  * helpers go; otherwise a spare steps in first, waiting calls go to warm
  * helpers, and helpers are forked for calls still waiting, up to the pool
- * size, unless m is in a crash loop and must wait for spawn_not_before.
+ * size; in a crash loop, calls that would wait are answered crash_loop,
+ * and only a probe's helper is forked, once the backoff has passed.
  * With the pool full, helpers take up to depth calls each, sent in one
  * write.
  */
@@ -564,7 +814,6 @@ pool_kick(struct pool *pl)
 		return;
 	if (pl->module->state != MODULE_HELD && pl->nqueued == 0) {
 		/* Retired, and nothing waits: whatever is not busy goes. */
-		loop_timer_cancel(e->loop, &pl->throttle);
 		TAILQ_FOREACH_SAFE(p, &pl->procs, entry, next)
 			if (p->state == PROC_IDLE || p->state == PROC_STANDBY ||
 			    p->state == PROC_SPAWNING)
@@ -572,7 +821,9 @@ pool_kick(struct pool *pl)
 		return;
 	}
 	pool_count(pl, &idle, &spawning, &live);
+	/* In a crash loop, the spare waits to be the probe's helper. */
 	if (pl->standby_until != 0 && (p = pool_spare(pl)) != NULL &&
+	    pl->loop != LOOP_LOOPING &&
 	    live < max && (live == 0 || (pl->nqueued > 0 && idle == 0))) {
 		pool_promote(p);
 		pool_keep_standby(pl);
@@ -591,20 +842,20 @@ pool_kick(struct pool *pl)
 			call_finish(c, ST_OK, ROUTE_NONE, "");
 			continue;
 		}
+		if (pool_remembered(c))
+			continue;
 		pool_dequeue(c);
 		call_send(c, p);
 		pool_flush_later(p);
 	}
-	if (pl->nqueued <= spawning || live >= max) {
-		/* Nothing to fork: a backoff, if any, has no more to do. */
-		loop_timer_cancel(e->loop, &pl->throttle);
+	if (pool_least_loaded(pl) == NULL)
+		pool_loop_shed(pl);
+	if (pl->loop == LOOP_LOOPING)
 		return;
-	}
-	if (loop_now() < pl->spawn_not_before) {
-		loop_timer_at(e->loop, &pl->throttle, pl->spawn_not_before);
+	if (pl->loop == LOOP_PROBING && max > 1)
+		max = 1;		/* one helper for the probe */
+	if (pl->nqueued <= spawning || live >= max)
 		return;
-	}
-	loop_timer_cancel(e->loop, &pl->throttle);
 	want = pl->nqueued - spawning;
 	if (want > max - live)
 		want = max - live;
@@ -630,7 +881,8 @@ pool_settle(struct engine *e)
 
 /*
  * Take every call out of helper p's FIFO.  The oldest, if written in full,
- * was running: it ends with st and why.  Calls that ended already are let
+ * was running: it ends with st and why, and when it crashed the helper,
+ * its body is remembered.  Calls that ended already are let
  * go.  The others never started: they go back to the front of the queue,
  * in order, for another helper, or, when requeue is false (a drain cap),
  * end as well.
@@ -644,6 +896,8 @@ pool_lose(struct proc *p, enum status st, const char *why, bool requeue)
 		head = NULL;
 	while ((c = TAILQ_LAST(&p->calls, call_fifo)) != NULL) {
 		proc_unfifo(p, c);
+		if (c == head && st == ST_CRASHED)
+			pool_remember(p->module->pool, c, why);
 		if (c->state != CALL_SENT)
 			call_leave(c);		/* ended already: let go */
 		else if (c == head || !requeue) {
@@ -721,6 +975,8 @@ pool_answer(struct proc *p, const struct proc_ev *ev)
 	struct call	*c = ev->call;
 	char		 why[DETAIL_MAX];
 
+	if (m->pool->loop != LOOP_STEADY)
+		pool_loop_leave(m->pool);
 	m->pool->crash_streak = 0;
 	if (c->state != CALL_SENT)
 		call_leave(c);		/* ended already: dropped */
@@ -843,7 +1099,7 @@ pool_died(struct proc *p, const struct proc_ev *ev)
 	struct pool	*pl = m->pool;
 	struct engine	*e = p->engine;
 	char		 how[DETAIL_MAX], cause[DETAIL_MAX + 64];
-	bool		 by_us;
+	bool		 by_us, loading = !p->settled;
 	u_int		 idle, spawning, live;
 
 	if (WIFSIGNALED(ev->wstatus) && WTERMSIG(ev->wstatus) == SIGSYS) {
@@ -882,7 +1138,9 @@ pool_died(struct proc *p, const struct proc_ev *ev)
 	if (e->closing)
 		return;
 	if (p->fault) {
-		pool_crash_streak(pl);
+		/* One that never loaded is a spawn failure, not a crash. */
+		if (!loading)
+			pool_crashed(pl);
 		pool_want_standby(pl);
 	}
 	pool_kick_later(m);
@@ -1073,6 +1331,7 @@ pool_shut(struct module *m)
 void
 pool_retire(struct module *m)
 {
+	loop_timer_cancel(m->engine->loop, &m->pool->probe);
 	pool_end_standby(m->pool);
 	pool_kick_later(m);
 }
@@ -1081,6 +1340,9 @@ pool_retire(struct module *m)
 void
 pool_revive(struct module *m)
 {
+	if (m->pool->loop == LOOP_LOOPING)
+		loop_timer_at(m->engine->loop, &m->pool->probe,
+		    m->pool->spawn_not_before);
 	pool_kick_later(m);
 }
 

@@ -599,12 +599,13 @@ proc_hello(struct proc *p, struct wire_reader *r)
 	char		name[PLUGIN_NAME_MAX], detail[DETAIL_MAX];
 	char		shown[DETAIL_MAX], why[DETAIL_MAX + 64];
 	uint8_t		status;
-	uint32_t	abi;
+	uint32_t	abi, flags;
 
 	status = wire_read_u8(r);
 	abi = wire_read_u32(r);
 	wire_read_str16(r, name, sizeof name);
 	wire_read_str16(r, detail, sizeof detail);
+	flags = wire_read_u32(r);
 	if (!wire_reader_done(r) || status > HELLO_SANDBOX) {
 		proc_violation(p, "malformed handshake");
 		return;
@@ -631,6 +632,7 @@ proc_hello(struct proc *p, struct wire_reader *r)
 			vis_string(p->module->name, sizeof p->module->name,
 			    name);
 			p->module->abi = abi;
+			p->module->flags = flags;
 		}
 	}
 	pool_event(p, &ev);

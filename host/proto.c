@@ -3,7 +3,8 @@
  * Unix socket.  route-host-protocol(7) is its specification; every frame
  * is a little-endian u32 length of what follows, a u8 type, a payload.
  * The call body inside a ROUTE frame is wire.c's, passed to the helper
- * without being decoded here.
+ * without being decoded here.  Version 2 is version 1 with one more
+ * status, crash_loop; a version 1 peer is told crashed instead.
  */
 
 #include "config.h"
@@ -12,24 +13,24 @@
 
 #include "route-host.h"
 
-/* HELLO: the versions this client speaks (just 1). */
+/* HELLO: the versions this client speaks. */
 void
 proto_hello(struct wire_buf *b)
 {
 	wire_frame_begin(b, PROTO_HELLO);
-	wire_u16(b, PROTO_VERSION);
+	wire_u16(b, PROTO_VERSION_MIN);
 	wire_u16(b, PROTO_VERSION);
 	wire_frame_end(b);
 }
 
 /* WELCOME: the version chosen, the limits, and who we are. */
 void
-proto_welcome(struct wire_buf *b, uint32_t window)
+proto_welcome(struct wire_buf *b, uint16_t version, uint32_t window)
 {
 	static const char	server[] = "route-host " PACKAGE_VERSION;
 
 	wire_frame_begin(b, PROTO_WELCOME);
-	wire_u16(b, PROTO_VERSION);
+	wire_u16(b, version);
 	wire_u32(b, PROTO_FRAME_MAX);
 	wire_u32(b, window);
 	wire_u8(b, sizeof server - 1);
@@ -53,17 +54,24 @@ proto_route(struct wire_buf *b, uint64_t id, uint32_t timeout_ms,
 	wire_frame_end(b);
 }
 
-/* RESULT: appended to b, which may hold other frames already. */
+/*
+ * RESULT in protocol version, appended to b, which may hold other frames
+ * already.  Version 1 has no crash_loop: it says crashed instead.
+ */
 void
-proto_result(struct wire_buf *b, uint64_t id, const struct result *r)
+proto_result(struct wire_buf *b, uint16_t version, uint64_t id,
+    const struct result *r)
 {
 	static const unsigned char	zero[VERSION_LEN];
 	size_t				start = b->len, n;
+	enum status			st = r->status;
 
+	if (version < 2 && st == ST_CRASH_LOOP)
+		st = ST_CRASHED;
 	wire_u32(b, 0);
 	wire_u8(b, PROTO_RESULT);
 	wire_u64(b, id);
-	wire_u8(b, (uint8_t)r->status);
+	wire_u8(b, (uint8_t)st);
 	wire_u32(b, (uint32_t)r->decision);
 	wire_bytes(b, r->module != NULL ? r->module->hash : zero, VERSION_LEN);
 	n = strnlen(r->detail, sizeof r->detail);

@@ -53,6 +53,24 @@
 /* In a directory of its own: route-host.service's RuntimeDirectory=. */
 #define DEFAULT_SOCKET		RUNSTATEDIR "/route-host/route-host.sock"
 
+/*
+ * A version's crash settings (pool.c): crashes in a row before its crash
+ * loop, the probes' backoff, and its poison memo.  0 means the engine's
+ * (or, in the engine's, the built-in default); memo -1 turns it off.
+ */
+struct crash_conf {
+	u_int			 budget;	/* crashes in a row */
+	u_int			 backoff_min_ms;
+	u_int			 backoff_max_ms;
+	int			 memo;		/* bodies remembered; -1 off */
+	u_int			 memo_ttl_ms;
+};
+#define CRASH_BUDGET		16
+#define CRASH_BACKOFF_MIN_MS	5
+#define CRASH_BACKOFF_MAX_MS	500
+#define CRASH_MEMO		1024
+#define CRASH_MEMO_TTL_MS	600000
+
 /* How a call ended. */
 enum status {
 	ST_OK = 0,
@@ -64,7 +82,8 @@ enum status {
 	ST_SHUTTING_DOWN,
 	ST_NO_SUCH_CHANNEL,
 	ST_OVERLOADED,
-	ST_LAST = ST_OVERLOADED
+	ST_CRASH_LOOP,		/* its version is in a crash loop */
+	ST_LAST = ST_CRASH_LOOP
 };
 
 struct engine;
@@ -88,6 +107,7 @@ struct engine_config {
 	u_int			 depth;		/* calls sent ahead per helper */
 	int			 grace_ms;	/* for init, and exit */
 	int			 standby_ms;	/* spare kept after a fault */
+	struct crash_conf	 crash;		/* crash loops, poison memo */
 	size_t			 file_max;	/* plugin size cap */
 	bool			 sandbox;	/* helpers in the sandbox */
 	size_t			 memory_limit;	/* a helper's, 0: none */
@@ -124,6 +144,7 @@ int		 engine_reject(struct engine *, enum status, const char *,
 void		 engine_release_drain(struct engine *, struct module *, int);
 void		 engine_set_helpers(struct module *, u_int);
 void		 engine_set_sandbox(struct module *, bool, size_t);
+void		 engine_set_crash(struct module *, const struct crash_conf *);
 int		 engine_set_user(struct engine *, const char *, char *,
 		     size_t);
 const char	*engine_broken(const struct engine *);
@@ -193,6 +214,7 @@ struct channel_conf {
 	int			 drain_ms;
 	u_int			 memory_mb;	/* 0: the engine's */
 	int			 sandbox;	/* 0: the engine's, 1 yes, -1 no */
+	struct crash_conf	 crash;		/* 0 fields: the engine's */
 	const struct route_option *opts;
 	size_t			 nopts;
 };
@@ -203,6 +225,7 @@ struct channel {
 	u_int			 helpers;
 	u_int			 memory_mb;
 	int			 sandbox;
+	struct crash_conf	 crash;
 	struct route_option	*opts;
 	size_t			 nopts;
 	char			 name[PLUGIN_NAME_MAX];
@@ -289,6 +312,7 @@ struct module {
 	/* Filled by the first successful handshake. */
 	char			 name[PLUGIN_NAME_MAX];
 	uint32_t		 abi;
+	uint32_t		 flags;		/* ROUTE_PLUGIN_NONDETERMINISTIC */
 
 	/* Counters. */
 	uint64_t		 served;
@@ -298,6 +322,10 @@ struct module {
 	char			 violation[DETAIL_MAX];	/* the last */
 	uint64_t		 violation_logged;	/* when, and how many */
 	uint64_t		 violations_logged;
+	uint64_t		 helper_crashes;	/* helpers died unasked */
+	uint64_t		 crash_loops;	/* calls answered crash_loop */
+	uint64_t		 memo_hits;	/* ... crashed from the memo */
+	uint64_t		 crash_loop_since;	/* wall ms; 0: not in one */
 	uint64_t		 err_window;	/* stderr: this second began */
 	u_int			 err_lines;	/* ... lines logged in it */
 	size_t			 err_bytes;	/* ... bytes read in it */
@@ -425,7 +453,8 @@ bool		 wire_reader_done(const struct wire_reader *);
 typedef struct json_t json_t;
 
 /* proto.c: the broker protocol, route-host-protocol(7). */
-#define PROTO_VERSION		1
+#define PROTO_VERSION		2	/* the highest spoken */
+#define PROTO_VERSION_MIN	1
 #define PROTO_FRAME_MAX		(WIRE_FRAME_MAX + 512)
 #define PROTO_CHANNEL_MAX	(PLUGIN_NAME_MAX - 1)
 
@@ -450,10 +479,10 @@ struct proto_result {
 };
 
 void		 proto_hello(struct wire_buf *);
-void		 proto_welcome(struct wire_buf *, uint32_t);
+void		 proto_welcome(struct wire_buf *, uint16_t, uint32_t);
 void		 proto_route(struct wire_buf *, uint64_t, uint32_t,
 		     const char *, const void *, size_t);
-void		 proto_result(struct wire_buf *, uint64_t,
+void		 proto_result(struct wire_buf *, uint16_t, uint64_t,
 		     const struct result *);
 void		 proto_error(struct wire_buf *, const char *);
 int		 proto_decode_result(const unsigned char *, size_t,
@@ -507,6 +536,7 @@ struct client_conn {
 	size_t			 insize;
 	size_t			 consumed;	/* by the last frame */
 	uint32_t		 window;
+	uint16_t		 version;	/* chosen in WELCOME */
 };
 int		 client_connect(struct client_conn *, const char *, char *,
 		     size_t);
@@ -523,6 +553,7 @@ struct conf_channel {
 	int			 drain_ms;
 	u_int			 memory_mb;
 	int			 sandbox;	/* 0: the file's, 1 yes, -1 no */
+	struct crash_conf	 crash;		/* 0 fields: the file's */
 	struct route_option	*opts;
 	size_t			 nopts;
 };
@@ -544,6 +575,7 @@ struct conf {
 	bool			 strict;
 	u_int			 window;
 	u_int			 max_in_flight;
+	struct crash_conf	 crash;
 	u_int			 max_connections;
 	uint64_t		 window_bytes;
 	uint64_t		 max_in_flight_bytes;
@@ -554,6 +586,8 @@ void		 conf_defaults(struct conf *);
 int		 conf_load(struct conf *, const char *, char *, size_t);
 void		 conf_free(struct conf *);
 const struct conf_channel *conf_channel(const struct conf *, const char *);
+void		 conf_crash_merge(struct crash_conf *,
+		     const struct crash_conf *);
 
 /* request.c: the command line's JSON lines. */
 int		 request_parse(const char *, struct wire_buf *, json_t **,

@@ -54,6 +54,7 @@ struct server_stats {
 	uint64_t		 served;
 	uint64_t		 crashed;
 	uint64_t		 timed_out;
+	uint64_t		 crash_loop;
 	uint64_t		 errors;
 	u_int			 in_flight;
 	uint64_t		 hist[SERVER_HIST];	/* by log2(us) */
@@ -84,6 +85,7 @@ struct server_client {
 	TAILQ_HEAD(, server_call) calls;	/* in flight */
 	u_int			 in_flight;
 	u_int			 window;	/* told in WELCOME */
+	uint16_t		 version;	/* chosen in WELCOME */
 	uint64_t		 bytes;		/* bodies of its calls */
 	uint64_t		 window_bytes;	/* at most, at accept */
 	bool			 hello;
@@ -463,6 +465,9 @@ server_done(const struct result *r, void *arg)
 		case ST_TIMED_OUT:
 			st->timed_out++;
 			break;
+		case ST_CRASH_LOOP:
+			st->crash_loop++;
+			break;
 		default:
 			st->errors++;
 			break;
@@ -472,7 +477,7 @@ server_done(const struct result *r, void *arg)
 	c->in_flight--;
 	c->bytes -= sc->bytes;
 	if (!c->closed) {
-		proto_result(&c->out, sc->id, r);
+		proto_result(&c->out, c->version, sc->id, r);
 		server_dirty(c);
 	}
 	free(sc);
@@ -490,7 +495,7 @@ server_answer(struct server_client *c, uint64_t id, enum status st,
 	r.status = st;
 	r.decision = ROUTE_NONE;
 	strlcpy(r.detail, detail, sizeof r.detail);
-	proto_result(&c->out, id, &r);
+	proto_result(&c->out, c->version, id, &r);
 	server_dirty(c);
 }
 
@@ -666,20 +671,22 @@ server_hello(struct server_client *c, const unsigned char *p, size_t len)
 		server_client_fail(c, "malformed HELLO frame");
 		return;
 	}
-	if (lo > PROTO_VERSION || hi < PROTO_VERSION) {
+	if (lo > PROTO_VERSION || hi < PROTO_VERSION_MIN || lo > hi) {
 		snprintf(why, sizeof why, "client speaks versions %u-%u, "
-		    "route-host speaks %u", lo, hi, PROTO_VERSION);
+		    "route-host speaks %u-%u", lo, hi, PROTO_VERSION_MIN,
+		    PROTO_VERSION);
 		server_client_fail(c, why);
 		return;
 	}
 	c->hello = true;
+	c->version = hi < PROTO_VERSION ? hi : PROTO_VERSION;
 	/* The window this connection keeps, whatever a reload does later. */
 	c->window = c->server->conf.window;
 	{
 		struct wire_buf	b;
 
 		wire_init(&b);
-		proto_welcome(&b, c->window);
+		proto_welcome(&b, c->version, c->window);
 		wire_bytes(&c->out, b.data, b.len);
 		wire_free(&b);
 	}
@@ -1516,13 +1523,19 @@ server_version(struct module *m, void *arg)
 	for (u_int i = 0; i < n; i++)
 		json_array_append_new(helpers, json_pack("{s:I,s:s}", "pid",
 		    (json_int_t)hs[i].pid, "state", hs[i].state));
-	v = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:s?}", "version",
+	v = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:s?,s:I,s:I,s:I,"
+	    "s:o}", "version",
 	    m->hex, "plugin", m->name, "state", m == sv->active ? "active" :
 	    m == sv->loading ? "loading" : "draining", "helpers", helpers,
 	    "served", (json_int_t)m->served, "crashed",
 	    (json_int_t)m->crashed, "timed_out", (json_int_t)m->timed_out,
 	    "violations", (json_int_t)m->violations, "last_violation",
-	    m->violations > 0 ? m->violation : NULL);
+	    m->violations > 0 ? m->violation : NULL,
+	    "helper_crashes", (json_int_t)m->helper_crashes,
+	    "crash_loop", (json_int_t)m->crash_loops,
+	    "poison_memo_hits", (json_int_t)m->memo_hits,
+	    "crash_loop_since", m->crash_loop_since != 0 ?
+	    json_integer((json_int_t)m->crash_loop_since) : json_null());
 	json_array_append_new(sv->versions, v);
 }
 
@@ -1542,7 +1555,7 @@ server_status_channel(struct server *s, json_t *arr, struct channel *ch)
 	sv.versions = json_array();
 	engine_foreach(s->engine, server_version, &sv);
 	json_array_append_new(arr, json_pack("{s:s,s:s?,s:I,s:s?,s:o,"
-	    "s:I,s:I,s:I,s:I,s:I,s:f,s:f}",
+	    "s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}",
 	    "channel", ch->name,
 	    "active", ch->active != NULL ? ch->active->hex : NULL,
 	    "deploys", (json_int_t)ch->deploys,
@@ -1551,6 +1564,7 @@ server_status_channel(struct server *s, json_t *arr, struct channel *ch)
 	    "served", (json_int_t)st->served,
 	    "crashed", (json_int_t)st->crashed,
 	    "timed_out", (json_int_t)st->timed_out,
+	    "crash_loop", (json_int_t)st->crash_loop,
 	    "errors", (json_int_t)st->errors,
 	    "in_flight", (json_int_t)st->in_flight,
 	    "p50_us", server_percentile(st, 0.50),

@@ -33,7 +33,7 @@ check() {
 # What was there before, so that only this run's leftovers count.
 leftovers() {
 	{ ls -d /tmp/route-bench-* 2>/dev/null
-	  pgrep -f 'route-bench-(serve|mem)' 2>/dev/null; } | sort
+	  pgrep -f 'route-bench-(serve|mem|poison)' 2>/dev/null; } | sort
 }
 leftovers >"$tmp/before"
 
@@ -45,7 +45,10 @@ for row in "machine: " "floor A: direct" "floor B: socketpair" \
     "crashes back to back" "floor D: timer wake-up late, 10 ms" \
     "timeout overshoot, 100 ms" "hot deploy" "drain" \
     "daemon: one call in flight" "floor C: raw pipelined" \
-    "daemon: 8 connections" "daemon RSS, 100 channels" "USS"; do
+    "daemon: 8 connections" "daemon RSS, 100 channels" "USS" \
+    "50 % poison, distinct: healthy" "healthy p99 / no-poison p99" \
+    "100 % poison, distinct:" "slowest answer" "one poison body, redelivered:" \
+    "helpers it crashed"; do
 	check "table has '$row'" grep -q "$row" "$tmp/table"
 done
 check "table ratios name their floor" grep -q "x floor C" "$tmp/table"

@@ -367,6 +367,8 @@ test_repeated_crashes_do_not_poison(void **state)
 	    "mode=abort", NULL);
 	healthy = test_load(f->e, testutil_plugin("first-available", true),
 	    NULL, NULL);
+	/* The same body each time: without a memo, it runs each time. */
+	engine_set_crash(crashing, &(struct crash_conf){ .memo = -1 });
 	for (int i = 0; i < 16; i++) {
 		w = test_call(f->e, crashing, NULL, 0, 0);
 		assert_int_equal(w.r.status, ST_CRASHED);
@@ -763,6 +765,8 @@ test_queued_calls_survive_crash(void **state)
 
 	memset(w, 0, sizeof w);
 	m = test_load(f->e, testutil_plugin("demo-crashy", true), NULL, NULL);
+	/* Both crashes are the same body: without a memo, both run. */
+	engine_set_crash(m, &(struct crash_conf){ .memo = -1 });
 	for (int i = 0; i < 6; i++) {
 		testutil_body(&b, poison, crash[i] ? 1 : 0, one_ready, 1);
 		assert_int_equal(engine_call(f->e, m, b.data, b.len, 0,
@@ -867,6 +871,8 @@ test_standby_after_crash(void **state)
 	conf.standby_ms = 400;
 	assert_non_null(f->e = engine_new(&conf, err, sizeof err));
 	m = test_load(f->e, testutil_plugin("demo-crashy", true), NULL, NULL);
+	/* The same poison body twice: without a memo, it crashes twice. */
+	engine_set_crash(m, &(struct crash_conf){ .memo = -1 });
 	w = test_call(f->e, m, one_ready, 1, 0);
 	assert_int_equal(w.r.status, ST_OK);
 	assert_false(test_proc_in(m, "standby", NULL));	/* none before a fault */

@@ -126,6 +126,7 @@ channel broken {
 }
 channel escape {
 	option try=killparent
+	poison-memo off		# the same body twice must run twice
 }
 channel small {
 	memory-limit 64

@@ -25,6 +25,12 @@
  * reason into err (at most errlen bytes), which fails the helper's handshake
  * with that reason.
  *
+ * A plugin whose decisions depend on more than the message and the
+ * consumers (time, randomness, state kept between calls) declares itself
+ * non-deterministic with ROUTE_PLUGIN_FLAGS(..., ROUTE_PLUGIN_NONDETERMINISTIC):
+ * the host then keeps no poison memo for it, since a body that crashed it
+ * once may not crash it again.
+ *
  * Everything in this header is inline or a declaration: a plugin links
  * against nothing from route-host.  Build one with
  *
@@ -106,7 +112,12 @@ typedef int	(*route_init_fn)(void **, const struct route_option *, size_t,
 		    char *, size_t);
 typedef void	(*route_fini_fn)(void *);
 
-/* The descriptor the host looks up, by the name ROUTE_PLUGIN_SYMBOL. */
+/*
+ * The descriptor the host looks up, by the name ROUTE_PLUGIN_SYMBOL.  It
+ * grows only at its end, and size says how much of it a plugin was built
+ * with: a host reads a field the plugin's size does not cover as 0, so a
+ * plugin built before flags existed loads as it always did.
+ */
 struct route_plugin {
 	uint32_t		 abi;
 	uint32_t		 size;
@@ -114,7 +125,11 @@ struct route_plugin {
 	route_fn		 route;
 	route_init_fn		 init;
 	route_fini_fn		 fini;
+	uint32_t		 flags;		/* ROUTE_PLUGIN_*; since 0.2 */
 };
+
+/* Its answers may differ for the same call: no poison memo for it. */
+#define ROUTE_PLUGIN_NONDETERMINISTIC	(1u << 0)
 
 #define ROUTE_PLUGIN_SYMBOL	"route_plugin_descriptor"
 
@@ -135,10 +150,14 @@ struct route_plugin {
  * may be NULL.
  */
 #define ROUTE_PLUGIN_STATEFUL(name, fn, initfn, finifn)			\
+	ROUTE_PLUGIN_FLAGS(name, fn, initfn, finifn, 0)
+
+/* Declare a plugin with flags (ROUTE_PLUGIN_*); init and fini may be NULL. */
+#define ROUTE_PLUGIN_FLAGS(name, fn, initfn, finifn, flagbits)		\
 	ROUTE_PLUGIN_LINKAGE ROUTE_PLUGIN_EXPORT const struct route_plugin	\
 	    route_plugin_descriptor = {					\
 		ROUTE_ABI_VERSION, sizeof(struct route_plugin),		\
-		"" name "", (fn), (initfn), (finifn)			\
+		"" name "", (fn), (initfn), (finifn), (flagbits)		\
 	}
 
 /* Declare a stateless plugin. */
