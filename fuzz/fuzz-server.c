@@ -51,6 +51,7 @@ static struct {
 /* What the server owes for a stream, and what came back. */
 struct fuzz_owed {
 	u_int		 welcome;
+	uint16_t	 version;	/* the WELCOME's */
 	u_int		 results;
 	u_int		 status;
 	bool		 error;		/* an ERROR, then EOF */
@@ -136,6 +137,7 @@ fuzz_model(const uint8_t *s, size_t len, struct fuzz_owed *o)
 	size_t		 off = 0, plen;
 	const uint8_t	*p;
 	uint32_t	 flen;
+	uint16_t	 lo, hi;
 	bool		 hello = false;
 
 	memset(o, 0, sizeof *o);
@@ -151,12 +153,19 @@ fuzz_model(const uint8_t *s, size_t len, struct fuzz_owed *o)
 		plen = flen - 1;
 		switch (s[off + 4]) {
 		case PROTO_HELLO:
-			if (hello || plen != 4 || (p[0] | p[1] << 8) >
-			    PROTO_VERSION || (p[2] | p[3] << 8) <
-			    PROTO_VERSION) {
+			if (hello || plen != 4) {
 				o->error = true;
 				return;
 			}
+			lo = (uint16_t)(p[0] | p[1] << 8);
+			hi = (uint16_t)(p[2] | p[3] << 8);
+			if (lo > PROTO_VERSION || hi < PROTO_VERSION_MIN ||
+			    lo > hi) {
+				o->error = true;
+				return;
+			}
+			/* The highest both speak. */
+			o->version = hi < PROTO_VERSION ? hi : PROTO_VERSION;
 			hello = true;
 			o->welcome++;
 			break;
@@ -218,7 +227,7 @@ fuzz_replies(int fd, struct wire_buf *in, struct fuzz_owed *got)
 		wire_reader_init(&r, in->data + off + WIRE_HEADER, flen - 1);
 		switch (in->data[off + 4]) {
 		case PROTO_WELCOME:
-			assert(wire_read_u16(&r) == PROTO_VERSION);
+			got->version = wire_read_u16(&r);
 			got->welcome++;
 			break;
 		case PROTO_RESULT:
@@ -338,6 +347,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * protocol error loses the results of calls still in flight
 	 * (route-host-protocol(7)), so then only at most those.
 	 */
+	assert(got.welcome == 0 || got.version == owed.version);
 	assert(got.welcome == owed.welcome && got.status == owed.status &&
 	    got.error == owed.error);
 	assert(owed.error ? got.results <= owed.results :
