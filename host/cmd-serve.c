@@ -16,6 +16,7 @@
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -419,14 +420,15 @@ cmd_serve(int argc, char **argv)
 
 	if (!d.foreground) {
 		/* daemon() moves to /: keep relative paths meaning the same. */
-		static char	confabs[4096];
+		static char	confabs[PATH_MAX], plugabs[PATH_MAX];
 
 		if (d.conf_path[0] != '/' && realpath(d.conf_path,
 		    confabs) != NULL)
 			d.conf_path = confabs;
+		/* realpath writes up to PATH_MAX bytes: not into err. */
 		if (d.conf.plugins[0] != '/' && realpath(d.conf.plugins,
-		    err) != NULL)
-			strlcpy(d.conf.plugins, err, sizeof d.conf.plugins);
+		    plugabs) != NULL)
+			strlcpy(d.conf.plugins, plugabs, sizeof d.conf.plugins);
 		if (d.conf.socket[0] != '/') {
 			zygote_free(ec.zygote);
 			errx(1, "serve: socket %s: give an absolute path "

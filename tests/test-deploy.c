@@ -675,7 +675,7 @@ static void
 test_trust(void **state)
 {
 	struct fixture	*f = *state;
-	char		 v1[VERSION_HEX_LEN + 1], path[128], target[128];
+	char		 v1[VERSION_HEX_LEN + 1], path[128], target[PATH_MAX];
 
 	test_hash(testutil_plugin("block-v1", false), v1);
 	test_put(f, "open", testutil_plugin("block-v1", false));
