@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * route-bench: what route-host costs, measured against the floor of this
  * machine in the same run, so the ratios hold on a noisy shared machine.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: route-host.conf(5) (conf.c), read through conf_load
  * from a memfd by its /proc/self/fd path, as the daemon reads its file.

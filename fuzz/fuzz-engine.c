@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: the engine around proc.c (pool.c, call.c, module.c,
  * engine.c, the loop), with a fake zygote whose helpers are scripted by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: what the host reads from a helper (proc.c): its
  * frames on a real socket and the ledger page it shares, scripted by the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: broker frames as route-host's own clients read them
  * (client.c, proto.c): a daemon's byte stream, cut into frames by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: the JSON request lines of route (request.c), parsed
  * into call bodies, and results formatted back into JSON lines.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: broker frames through the daemon's server (server.c)
  * on a real Unix socket, with the stream cut at points the input picks,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer target: call bodies (wire.c), the bytes a broker puts in a
  * ROUTE frame and a helper decodes, and the host decodes again when a

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # run.sh: run libFuzzer targets for a fixed time each, on a scratch copy of
 # their seed corpora (the source tree is never written), and fail on any
 # finding: a crash, an assertion, an ASan or UBSan report, a leak, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * fuzz-seeds: write the seed corpora of the fuzz targets (fuzz/corpus/),
  * made with route-host's own encoders: request lines through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A call's life: one state, and one function per transition (the diagram
  * is in engine-int.h).

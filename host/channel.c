@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Channels: a name brokers route to, and the slot holding its active
  * version.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The client side of the broker protocol, for route-host's own tools
  * (route -s, status, demo): connect, shake hands, send frames, read them.

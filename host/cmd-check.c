@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * route-host check: load each plugin file in a helper, the way serving
  * would, and report its name, ABI and version, or exactly why it cannot

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * route-host demo: the newcomer's first look.  It loads the shipped
  * plugins and two deliberately broken ones from the package's plugin

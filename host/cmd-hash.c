@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * route-host hash: print each file's version, exactly as
  * b2sum -l 256 prints its BLAKE2b-256.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * route-host route: read JSON requests on standard input, one per line,
  * route each through a plugin in a supervised helper, and write one JSON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * route-host serve: the daemon brokers talk to.  It serves every channel
  * of the plugins directory on a Unix socket, deploys what lands there,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * route-host status: a running daemon's channels, versions and helpers,
  * as a table for people or, with --json, as the daemon's JSON.

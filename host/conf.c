@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * route-host.conf(5): the daemon's settings and per-channel options.
  *

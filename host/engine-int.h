@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The engine's insides, shared by its own files only: engine.c (the top:
  * registry, turns, reaping), call.c (a call's life), module.c (a

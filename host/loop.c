@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The event loop: epoll over watches, and one tree of timers on one
  * timerfd.

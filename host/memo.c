@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A version's poison memo: the BLAKE2b of call bodies that crashed one of
  * its helpers, each remembered until its TTL passes, so that the same body

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Modules: one loaded plugin version, and its life.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The plugins directory: each regular file NAME.so is channel NAME.
  *

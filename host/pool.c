@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A version's pool: its helpers, the calls waiting for them, and what
  * every helper event means.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The host's side of a helper process: the device, not the policy.
  *

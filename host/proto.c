@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The broker protocol: frames a broker and the daemon exchange over the
  * Unix socket.  route-host-protocol(7) is its specification; every frame

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The JSON lines the command line speaks, converted to and from call
  * bodies (wire.c).  A request line is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The daemon's side of the broker protocol: the listening socket, its
  * clients, and the calls they make.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Plugin versions: a version is the BLAKE2b-256 (libsodium's generichash,
  * no key) of a plugin file's bytes, shown as 64 lowercase hex digits, or as

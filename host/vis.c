@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Untrusted text made safe to show: whatever a plugin controls (its name,
  * its init error, its standard error) and a symbolic link's target, before

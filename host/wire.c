@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Frames between the host and its helpers, and the call body they carry.
  *

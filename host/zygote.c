@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The zygote: the one process that forks helpers.
  *

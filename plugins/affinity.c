@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * affinity: prefers consumers that advertise the message's tag.  Option
  * field=NAME (required) names a text field of the message; among the

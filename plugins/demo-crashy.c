@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * demo-crashy: a deliberately broken plugin for `route-host demo`.  It
  * routes like first-available, but dereferences NULL when the message has

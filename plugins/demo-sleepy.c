@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * demo-sleepy: a deliberately slow plugin for `route-host demo`.  It spins
  * for "sleep_ms" milliseconds (forever when the field is -1) before routing

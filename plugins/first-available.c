@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * first-available: the first consumer, in the order given, that has
  * capacity; none when no consumer has any.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * least-loaded: the consumer with the most available capacity; ties go to
  * the smaller buffer depth, then to the earlier consumer.  None when no

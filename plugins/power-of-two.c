@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * power-of-two: the power of two random choices.  Two distinct consumers
  * are drawn uniformly at random, without replacement, from those with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * round-robin: rotates over the consumers that have capacity.  Each call
  * takes the next consumer with capacity after the one chosen last (modulo

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * sticky: sends equal keys to the same consumer, by rendezvous (highest
  * random weight) hashing.  Option field=NAME (required) names the key

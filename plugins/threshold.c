@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * threshold: routes messages whose numeric field crosses a threshold to
  * the consumers with a tag.  Options:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """Client for route-host-protocol(7), version 1, written from the man page only.
 
 usage: proto_client.py SOCKET CHANNEL

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """Hostile and busy clients for the daemon (stdlib only).
 
 usage: serve_client.py SOCKET TEST

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # The benchmark still runs: a quick run (-q) prints every figure, as a
 # table and as JSON, and leaves nothing running.  Nothing here asserts a
 # speed: route-bench prints figures, it does not judge them.

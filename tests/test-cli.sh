@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # The command line as a user meets it: hash against b2sum, check, route's
 # JSON lines and exit statuses, and the demo.  Every route-host run goes
 # through $ROUTE_HOST_WRAPPER (valgrind, under make check-valgrind).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Hot deploy from a watched directory, on real helpers: the reference's
  * hot-deploy test, every way operators write files, a bad version that

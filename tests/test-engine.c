@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The engine on real helpers: every behaviour the reference executor's
  * tests pin down, then what a native plugin can do that a Rust closure

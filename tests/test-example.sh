@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # A plugin author's path, out of tree: install route-host somewhere, build
 # examples/plugin against the installed header with its own Makefile and
 # pkg-config, and check the result with route-host check.

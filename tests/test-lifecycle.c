@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A randomized lifecycle test on real helpers.  From one seed, a random
  * interleaving of: calls on random channels, each with a random timeout

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Ordinary plugins work unchanged inside the sandbox, through
 # route --plugin and through the daemon: a C++ plugin (static constructor,
 # exceptions, thread_local, the standard library, <cmath>, snprintf,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The shipped routing strategies, loaded in-process with dlopen and called
  * directly: property tests over many random consumer sets and messages

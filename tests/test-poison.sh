@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Poison messages and crash loops, through the daemon: the three mixes
 # (10 %, 50 % and 100 % of calls crash their helper), the transition into
 # and out of crash_loop (a version fixed by hot deploy, a plugin that

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # The daemon end to end, through its socket: pipelining across channels
 # and connections, a hung plugin beside a healthy one, hostile clients,
 # 200 connections, SIGHUP and hot deploy under traffic, a bad reload,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # route-host.service, offline (no systemd need run): systemd-analyze verify
 # accepts it, systemd-analyze security rates its exposure 2.5 or less, and
 # its SystemCallFilter= allows every system call the daemon and its helpers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The decoders take hostile bytes: every truncation of a valid body,
  * trailing bytes, lying counts, bad UTF-8, unsorted or duplicate names and

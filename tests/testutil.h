@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Shared by the cmocka suites: building call bodies, finding the test
  * plugins, and the after-each-test checks (no zombie, no leaked fd).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Run one test under valgrind: a compiled test directly, a shell test with
 # every route-host it starts wrapped in valgrind.
 vg="valgrind --quiet --error-exitcode=99 --leak-check=full \

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * pick-eu: an example routing plugin to copy.  Messages whose "region"
  * field is "eu" go to the least busy consumer tagged "eu"; every other

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Test plugin: the reference's amount router.  amount > 1000 picks the
  * first consumer; anything else picks none. */
 

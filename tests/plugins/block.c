@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Test plugin for hot deploy, built twice: block-v1.so (BLOCK_VERSION 1)
  * picks consumer 0, block-v2.so picks consumer 1.  When the message has a

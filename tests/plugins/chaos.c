@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Test plugin: behaves as each message says, for randomized tests.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Test plugin, in C++: ordinary C++ code runs unchanged in a sandboxed
  * helper.  init and then every call use, and check, what such code leans

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Test plugin: tries to get out of its sandbox, as its options say.
  *

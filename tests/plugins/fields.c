@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Test plugin: proves every field type and the consumer view arrive
  * intact.  It picks the consumer whose id is the text field "target" when

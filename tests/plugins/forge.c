@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Test plugin: tries to forge the daemon's log lines.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Test plugin: init reads a file, as ordinary plugins read their own
  * configuration, and every call routes by what it read.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Test plugin: a valid shared object that forgot ROUTE_PLUGIN. */
 
 int	no_descriptor_here(void);

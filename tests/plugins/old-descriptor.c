@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Test plugin: a descriptor laid out as plugins built before the flags
  * field existed (ABI 1, six fields, size 40 on LP64), as such a plugin's

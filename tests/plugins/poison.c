@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Test plugin for poison messages and crash loops: crashes (SIGSEGV) as
  * its options say, and otherwise picks consumer 0.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Test plugin: a descriptor from a future ABI the host must refuse. */
 
 #include <route-host/plugin.h>
