@@ -38,7 +38,6 @@
 
 #include "route-host.h"
 
-#define CMD_SERVE_CONF		SYSCONFDIR "/route-host.conf"
 #define CMD_SERVE_STOP_MS	5000	/* for calls in flight at SIGTERM */
 #define CMD_SERVE_FD_RESERVE	256	/* descriptors beside connections */
 #define CMD_SERVE_SETTLE_MS	10000	/* for the first deploys, at most */
@@ -372,7 +371,7 @@ cmd_serve(int argc, char **argv)
 	uint64_t		 settle_by;
 
 	memset(&d, 0, sizeof d);
-	d.conf_path = CMD_SERVE_CONF;
+	d.conf_path = DEFAULT_CONF;
 	optind = 1;
 	while ((ch = getopt(argc, argv, "c:d:fs:t:v")) != -1) {
 		switch (ch) {

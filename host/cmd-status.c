@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -192,24 +193,39 @@ cmd_status_table(json_t *j)
 		printf("\n* a draining version's helper\n");
 }
 
-/* route-host status [-s SOCKET] [--json] */
+/* Print usage; exit 2. */
+static int
+cmd_status_usage(void)
+{
+	fprintf(stderr, "usage: route-host status [-c CONFIG | -s SOCKET] "
+	    "[--json]\n");
+	return 2;
+}
+
+/* route-host status [-c CONFIG | -s SOCKET] [--json] */
 int
 cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char	*path = DEFAULT_SOCKET;
+	struct conf	 conf;
+	const char	*path = NULL, *confpath = DEFAULT_CONF;
 	char		 errbuf[512] = "";
-	bool		 as_json = false;
+	bool		 as_json = false, conf_given = false;
 	json_t		*j;
 	int		 ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "s:j", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:s:j", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'c':
+			confpath = optarg;
+			conf_given = true;
+			break;
 		case 's':
 			path = optarg;
 			break;
@@ -217,16 +233,18 @@ cmd_status(int argc, char **argv)
 			as_json = true;
 			break;
 		default:
-			fprintf(stderr, "usage: route-host status [-s SOCKET] "
-			    "[--json]\n");
-			return 2;
+			return cmd_status_usage();
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "usage: route-host status [-s SOCKET] "
-		    "[--json]\n");
-		return 2;
-	}
+	if (optind != argc || (path != NULL && conf_given))
+		return cmd_status_usage();
+	/* The socket serve uses: the one its configuration names. */
+	conf_defaults(&conf);
+	if (path == NULL && (conf_given || access(confpath, F_OK) == 0) &&
+	    conf_load(&conf, confpath, errbuf, sizeof errbuf) == -1)
+		errx(1, "status: %s", errbuf);
+	if (path == NULL)
+		path = conf.socket;
 	errno = 0;
 	if ((j = cmd_status_fetch(path, errbuf, sizeof errbuf)) == NULL)
 		errx(1, "status: %s", errbuf);
@@ -236,5 +254,6 @@ cmd_status(int argc, char **argv)
 	} else
 		cmd_status_table(j);
 	json_decref(j);
+	conf_free(&conf);
 	return 0;
 }

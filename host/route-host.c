@@ -31,7 +31,7 @@ static const struct {
 	{ "demo", cmd_demo, "demo [-d PLUGIN_LIBDIR]" },
 	{ "serve", cmd_serve, "serve [-fv] [-c CONFIG] [-d PLUGIN_DIR] "
 	    "[-s SOCKET] [-t DEFAULT_TIMEOUT_MS]" },
-	{ "status", cmd_status, "status [-s SOCKET] [--json]" },
+	{ "status", cmd_status, "status [-c CONFIG | -s SOCKET] [--json]" },
 };
 
 /* Print the usage summary. */

@@ -51,7 +51,9 @@
 #define DEFAULT_MAX_CONNECTIONS		1024
 #define DEFAULT_WINDOW_BYTES		(16ULL << 20)
 #define DEFAULT_MAX_IN_FLIGHT_BYTES	(128ULL << 20)
-/* In a directory of its own: route-host.service's RuntimeDirectory=. */
+/* The configuration file serve and status read. */
+#define DEFAULT_CONF		SYSCONFDIR "/route-host.conf"
+/* In a directory of its own: route-host.socket's. */
 #define DEFAULT_SOCKET		RUNSTATEDIR "/route-host/route-host.sock"
 
 /*

@@ -122,6 +122,14 @@ if [ -z "$ROUTE_HOST_WRAPPER" ]; then
 	    '[ "$soft" = "$hard" ]'
 fi
 
+# --- status finds the daemon through the configuration's socket
+printf 'socket %s\n' "$sock" >"$tmp/status.conf"
+contains "status -c CONFIG asks the daemon at the socket CONFIG names" \
+    '"max_connections": 20' "$(rh status -c "$tmp/status.conf" --json 2>&1)"
+printf 'socket\n' >"$tmp/bad-status.conf"
+contains "... and names the line of a bad one" "bad-status.conf:1:" \
+    "$(rh status -c "$tmp/bad-status.conf" 2>&1)"
+
 # --- max-connections
 py maxconn 20
 check "refused connections are logged once, not once each" \
