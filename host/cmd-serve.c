@@ -52,6 +52,8 @@ struct cmd_serve {
 	int			 flag_timeout;
 	bool			 foreground;
 	bool			 verbose;
+	bool			 check;		/* -n: check, then exit */
+	u_int			 nerrors;	/* logged at LOG_ERR or worse */
 	struct engine		*engine;
 	struct plugdir		*plugdir;
 	struct server		*server;
@@ -71,6 +73,8 @@ cmd_serve_log(void *arg, int prio, const char *line)
 	    "error", "warning", "notice", "info", "debug" };
 	struct cmd_serve	*d = arg;
 
+	if (prio <= LOG_ERR)
+		d->nerrors++;
 	if (prio == LOG_DEBUG && !d->verbose)
 		return;
 	if (d->foreground)
@@ -346,11 +350,94 @@ cmd_serve_signal(struct watch *w, uint32_t events)
 	}
 }
 
+/* conf_check's report: one error a line, as serve -n prints them. */
+static void
+cmd_serve_report(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "route-host: %s\n", msg);
+}
+
+/* A channel's outcome for serve -n. */
+static void
+cmd_serve_check_channel(struct channel *ch, void *arg)
+{
+	struct cmd_serve	*d = arg;
+
+	if (ch->active != NULL)
+		printf("channel %s: ok: %.12s (plugin \"%s\")\n", ch->name,
+		    ch->active->hex, ch->active->name);
+	else {
+		printf("channel %s: not deployed: %s\n", ch->name,
+		    ch->error[0] != '\0' ? ch->error : "still loading");
+		d->nerrors++;
+	}
+}
+
+/*
+ * serve -n: check the configuration, every error with its file and line,
+ * then open the plugins directory as serve does (its trust checks) and
+ * load each channel's plugin in a helper, without listening on any
+ * socket.  0 when all is well, 1 otherwise.
+ */
+static int
+cmd_serve_check(struct cmd_serve *d)
+{
+	struct engine_config	 ec;
+	struct plugdir_config	 pc;
+	char			 err[512];
+	uint64_t		 settle_by;
+	u_int			 n;
+
+	d->foreground = true;
+	if (d->conf_given || access(d->conf_path, F_OK) == 0) {
+		if ((n = conf_check(d->conf_path, cmd_serve_report, d)) > 0) {
+			fprintf(stderr, "route-host: %s: %u error%s\n",
+			    d->conf_path, n, n == 1 ? "" : "s");
+			return 1;
+		}
+		printf("%s: ok\n", d->conf_path);
+	} else
+		printf("%s: none, the defaults apply\n", d->conf_path);
+	if (cmd_serve_read_conf(d, &d->conf, err, sizeof err) == -1)
+		errx(1, "serve: %s", err);
+	engine_defaults(&ec);
+	ec.timeout_ms = d->conf.timeout_ms;
+	ec.helpers = 1;
+	ec.helper_user = d->conf.helper_user;
+	ec.log = cmd_serve_log;
+	ec.log_arg = d;
+	if ((d->engine = engine_new(&ec, err, sizeof err)) == NULL)
+		errx(1, "serve: %s", err);
+	cmd_serve_plugdir_conf(d, &pc);
+	if ((d->plugdir = plugdir_open(d->engine, d->conf.plugins, &pc,
+	    cmd_serve_log, d, err, sizeof err)) == NULL) {
+		fprintf(stderr, "route-host: %s\n", err);
+		d->nerrors++;
+	} else {
+		settle_by = engine_now() + CMD_SERVE_SETTLE_MS * MS_NS;
+		while (plugdir_loading(d->plugdir) > 0 &&
+		    engine_now() < settle_by)
+			if (engine_run(d->engine, 50) == -1)
+				break;
+		plugdir_foreach(d->plugdir, cmd_serve_check_channel, d);
+		plugdir_close(d->plugdir);
+	}
+	engine_free(d->engine);
+	conf_free(&d->conf);
+	if (d->nerrors > 0) {
+		printf("%u error%s\n", d->nerrors, d->nerrors == 1 ? "" : "s");
+		return 1;
+	}
+	printf("ok\n");
+	return 0;
+}
+
 /* Print usage; exit 2. */
 static int
 cmd_serve_usage(void)
 {
-	fprintf(stderr, "usage: route-host serve [-fv] [-c CONFIG] "
+	fprintf(stderr, "usage: route-host serve [-fnv] [-c CONFIG] "
 	    "[-d PLUGIN_DIR] [-s SOCKET] [-t DEFAULT_TIMEOUT_MS]\n");
 	return 2;
 }
@@ -373,7 +460,7 @@ cmd_serve(int argc, char **argv)
 	memset(&d, 0, sizeof d);
 	d.conf_path = DEFAULT_CONF;
 	optind = 1;
-	while ((ch = getopt(argc, argv, "c:d:fs:t:v")) != -1) {
+	while ((ch = getopt(argc, argv, "c:d:fns:t:v")) != -1) {
 		switch (ch) {
 		case 'c':
 			d.conf_path = optarg;
@@ -384,6 +471,9 @@ cmd_serve(int argc, char **argv)
 			break;
 		case 'f':
 			d.foreground = true;
+			break;
+		case 'n':
+			d.check = true;
 			break;
 		case 's':
 			d.flag_socket = optarg;
@@ -404,6 +494,8 @@ cmd_serve(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cmd_serve_usage();
+	if (d.check)
+		return cmd_serve_check(&d);
 	if ((listen_fd = cmd_serve_listen_fd(err, sizeof err)) == -2)
 		errx(1, "serve: %s", err);
 	/*

@@ -503,74 +503,129 @@ conf_line(struct conf *c, struct conf_channel **in, char **w, size_t nw,
 }
 
 /*
- * Read path into c (which holds defaults or flags already).  On error, c
- * is unchanged and err says "path:line: what".
+ * What follows a line's first word, kept whole for option: into rest, of
+ * size len, cut there (BUGS) and trimmed inside it.
  */
-int
-conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+static void
+conf_rest(const char *p, char *rest, size_t len)
+{
+	const char	*r = p + strcspn(p, " \t");
+	size_t		 n;
+
+	while (isspace((unsigned char)*r))
+		r++;
+	if ((n = strlcpy(rest, r, len)) >= len)
+		n = len - 1;
+	while (n > 0 && isspace((unsigned char)rest[n - 1]))
+		rest[--n] = '\0';
+}
+
+/*
+ * Read path into c (which holds defaults or flags already).  Each error
+ * is "path:line: what": with report NULL, the first ends the reading and
+ * is left in err; otherwise each is given to report and reading goes on
+ * with the next line, and err keeps the first.  Returns how many errors;
+ * with any, c is unchanged.
+ */
+static u_int
+conf_parse(struct conf *c, const char *path, void (*report)(void *,
+    const char *), void *arg, char *err, size_t errlen)
 {
 	struct conf		 new = *c;
 	struct conf_channel	*in = NULL;
 	FILE			*f;
-	char			*line = NULL, *p, *w[64], why[256];
+	char			*line = NULL, *p, *w[64], why[256], msg[512];
 	char			 rest[4096];
 	size_t			 cap = 0, nw;
 	unsigned long		 lineno = 0;
-	int			 rc = 0;
+	u_int			 nerrors = 0;
+	bool			 more = true;
+	int			 rc;
 
 	new.channels = NULL;
 	new.nchannels = 0;
 	if ((f = fopen(path, "re")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
+		if (report != NULL)
+			report(arg, err);
+		return 1;
 	}
-	while (rc == 0 && getline(&line, &cap, f) != -1) {
-		lineno++;
-		if ((p = strchr(line, '#')) != NULL)
-			*p = '\0';
-		p = line;
-		while (isspace((unsigned char)*p))
-			p++;
-		/* What follows the first word, kept whole for option. */
-		{
-			const char	*r = p + strcspn(p, " \t");
-			size_t		 n;
-
-			while (isspace((unsigned char)*r))
-				r++;
-			/* Cut at the buffer (BUGS), and trim inside it. */
-			if ((n = strlcpy(rest, r, sizeof rest)) >= sizeof rest)
-				n = sizeof rest - 1;
-			while (n > 0 && isspace((unsigned char)rest[n - 1]))
-				rest[--n] = '\0';
-		}
-		for (nw = 0; nw < 64 && (w[nw] = strsep(&p, " \t\r\n")) != NULL;)
-			if (*w[nw] != '\0')
-				nw++;
-		if (nw == 64) {
-			snprintf(why, sizeof why, "too many words");
+	while (more) {
+		if (getline(&line, &cap, f) == -1) {
+			more = false;
+			if (ferror(f))
+				snprintf(why, sizeof why, "%s", strerror(errno));
+			else if (in != NULL)
+				snprintf(why, sizeof why, "channel %s: missing "
+				    "'}'", in->name);
+			else
+				break;
 			rc = -1;
-		} else
-			rc = conf_line(&new, &in, w, nw, rest, why, sizeof why);
-	}
-	if (rc == 0 && ferror(f)) {
-		snprintf(why, sizeof why, "%s", strerror(errno));
-		rc = -1;
-	}
-	if (rc == 0 && in != NULL) {
-		snprintf(why, sizeof why, "channel %s: missing '}'", in->name);
-		rc = -1;
+		} else {
+			lineno++;
+			if ((p = strchr(line, '#')) != NULL)
+				*p = '\0';
+			p = line;
+			while (isspace((unsigned char)*p))
+				p++;
+			conf_rest(p, rest, sizeof rest);
+			for (nw = 0; nw < 64 &&
+			    (w[nw] = strsep(&p, " \t\r\n")) != NULL;)
+				if (*w[nw] != '\0')
+					nw++;
+			if (nw == 64) {
+				snprintf(why, sizeof why, "too many words");
+				rc = -1;
+			} else
+				rc = conf_line(&new, &in, w, nw, rest, why,
+				    sizeof why);
+		}
+		if (rc == 0)
+			continue;
+		snprintf(msg, sizeof msg, "%s:%lu: %s", path, lineno, why);
+		if (nerrors++ == 0)
+			strlcpy(err, msg, errlen);
+		if (report == NULL)
+			break;
+		report(arg, msg);
 	}
 	free(line);
 	fclose(f);
-	if (rc == -1) {
-		snprintf(err, errlen, "%s:%lu: %s", path, lineno, why);
+	if (nerrors > 0) {
 		conf_free(&new);
-		return -1;
+		return nerrors;
 	}
 	conf_free(c);
 	*c = new;
 	return 0;
+}
+
+/*
+ * Read path into c; the first error ends it, and c is unchanged: -1 with
+ * err saying "path:line: what".
+ */
+int
+conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	return conf_parse(c, path, NULL, NULL, err, errlen) == 0 ? 0 : -1;
+}
+
+/*
+ * Check path as conf_load reads it, giving every error to report; the
+ * number of errors.
+ */
+u_int
+conf_check(const char *path, void (*report)(void *, const char *),
+    void *arg)
+{
+	struct conf	c;
+	char		err[512];
+	u_int		n;
+
+	conf_defaults(&c);
+	n = conf_parse(&c, path, report, arg, err, sizeof err);
+	conf_free(&c);
+	return n;
 }
 
 /* The settings of channel name, or NULL. */

@@ -188,7 +188,7 @@ plugdir_refuse(struct plugdir *pd, struct plugdir_entry *en, const char *why)
 	if (strcmp(en->refusal, why) == 0)
 		return;
 	strlcpy(en->refusal, why, sizeof en->refusal);
-	plugdir_log(pd, LOG_WARNING, "%s/%s: refused: %s", pd->path, en->file,
+	plugdir_log(pd, LOG_ERR, "%s/%s: refused: %s", pd->path, en->file,
 	    why);
 	if (en->channel != NULL)
 		strlcpy(en->channel->error, why, sizeof en->channel->error);
@@ -522,7 +522,7 @@ plugdir_visit(struct plugdir *pd, int dirfd, const char *file,
 		} else if (name[n - 3] = '\0', !plugdir_channel_name_ok(name)) {
 			en->ignored = true;
 			vis_string(shown, sizeof shown, name);
-			plugdir_log(pd, LOG_WARNING, "%s/%s.so: refused: '%s' "
+			plugdir_log(pd, LOG_ERR, "%s/%s.so: refused: '%s' "
 			    "is not a channel name (1-63 of A-Z a-z 0-9 . _ -, "
 			    "starting with a letter or digit)", pd->path, shown,
 			    shown);

@@ -29,7 +29,7 @@ static const struct {
 	    "[--option KEY=VALUE]..." },
 	{ "route", cmd_route, "route -s SOCKET -c CHANNEL [--timeout MS]" },
 	{ "demo", cmd_demo, "demo [-d PLUGIN_LIBDIR]" },
-	{ "serve", cmd_serve, "serve [-fv] [-c CONFIG] [-d PLUGIN_DIR] "
+	{ "serve", cmd_serve, "serve [-fnv] [-c CONFIG] [-d PLUGIN_DIR] "
 	    "[-s SOCKET] [-t DEFAULT_TIMEOUT_MS]" },
 	{ "status", cmd_status, "status [-c CONFIG | -s SOCKET] [--json]" },
 };

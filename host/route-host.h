@@ -587,6 +587,8 @@ struct conf {
 };
 void		 conf_defaults(struct conf *);
 int		 conf_load(struct conf *, const char *, char *, size_t);
+u_int		 conf_check(const char *, void (*)(void *, const char *),
+		     void *);
 void		 conf_free(struct conf *);
 const struct conf_channel *conf_channel(const struct conf *, const char *);
 void		 conf_crash_merge(struct crash_conf *,

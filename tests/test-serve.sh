@@ -692,6 +692,30 @@ stop_daemon
 check "allow-uid: exit 0" '[ $rc -eq 0 ]'
 
 # --- configuration errors refuse to start
+# serve -n: every error of a file, with its line; then the plugins
+printf 'timeout 5\nhelpers many\nchannel orders {\n\tbogus 1\n}\n' \
+    > "$tmp/two.conf"
+got=$(rh serve -n -c "$tmp/two.conf" -d "$tmp/one" 2>&1; echo "rc=$?")
+contains "serve -n names every error: the first" \
+    "two.conf:2: 'many' is invalid" "$got"
+contains "... and the second" "two.conf:4: unknown channel setting 'bogus'" \
+    "$got"
+contains "... counts them and exits 1" "two.conf: 2 errors" "$got"
+contains "... exit 1" "rc=1" "$got"
+printf 'timeout 500\n' > "$tmp/good.conf"
+got=$(rh serve -n -c "$tmp/good.conf" -d "$tmp/one" -s "$tmp/never.sock" \
+    2>&1; echo "rc=$?")
+contains "serve -n: a good file and a plugin that loads: ok, exit 0" \
+    "channel orders: ok: " "$got"
+contains "... exit 0" "rc=0" "$got"
+check "... and no socket made" '[ ! -e "$tmp/never.sock" ]'
+mkdir -m 755 "$tmp/nbad"
+cp "$SHIPPED_PLUGINS/sticky.so" "$tmp/nbad/users.so"
+printf 'channel users {\n\toption feild=user\n}\n' > "$tmp/opt.conf"
+got=$(rh serve -n -c "$tmp/opt.conf" -d "$tmp/nbad" 2>&1; echo "rc=$?")
+contains "serve -n loads each plugin: init's error is reported" \
+    "channel users: not deployed:" "$got"
+contains "... exit 1" "rc=1" "$got"
 printf 'timeout 5\nchannel orders {\n\tbogus 1\n}\n' > "$tmp/bad.conf"
 got=$(rh serve -f -c "$tmp/bad.conf" -d "$tmp/plugins" -s "$sock" 2>&1; echo "rc=$?")
 contains "bad config: refuses to start, names line and reason" \
