@@ -6,6 +6,9 @@
  * A file that is refused leaves the settings exactly as they were and
  * says "path:line: why"; one that loads gives channels with valid,
  * distinct names, options with a key, and settings in their ranges.
+ * conf_check (serve -n) reads on past each error: it finds an error
+ * exactly when conf_load does, the first one the same, and each says
+ * "path:line: why".
  */
 
 #include "config.h"
@@ -49,6 +52,23 @@ fuzz_check(const struct conf *c)
 	}
 }
 
+/* What conf_check reported, for the input being run. */
+static u_int		 fuzz_nerrors;
+static const char	*fuzz_path;
+static char		 fuzz_first[512];
+
+/* conf_check's report: each error names the file and a line. */
+static void
+fuzz_report(void *arg, const char *msg)
+{
+	size_t	len = strlen(fuzz_path);
+
+	(void)arg;
+	assert(strncmp(msg, fuzz_path, len) == 0 && msg[len] == ':');
+	if (fuzz_nerrors++ == 0)
+		strlcpy(fuzz_first, msg, sizeof fuzz_first);
+}
+
 /* Load the input as a configuration file. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -58,6 +78,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char			 path[64], err[512];
 	size_t			 off = 0;
 	ssize_t			 n;
+	u_int			 nerr;
 	int			 fd;
 
 	if (defaults.helpers == 0)
@@ -70,12 +91,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += (size_t)n;
 	}
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	fuzz_nerrors = 0;
+	fuzz_path = path;
+	fuzz_first[0] = '\0';
+	nerr = conf_check(path, fuzz_report, NULL);
+	assert(nerr == fuzz_nerrors);
 	c = defaults;
 	if (conf_load(&c, path, err, sizeof err) == -1) {
+		assert(nerr > 0 && strcmp(err, fuzz_first) == 0);
 		assert(strncmp(err, path, strlen(path)) == 0 &&
 		    err[strlen(path)] == ':');
 		assert(memcmp(&c, &defaults, sizeof c) == 0);
 	} else {
+		assert(nerr == 0);
 		fuzz_check(&c);
 		/* Loading again over a loaded file frees the first. */
 		assert(conf_load(&c, path, err, sizeof err) == 0);
