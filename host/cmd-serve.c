@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <err.h>
 #include <errno.h>
@@ -53,6 +54,7 @@ struct cmd_serve {
 	bool			 foreground;
 	bool			 verbose;
 	bool			 check;		/* -n: check, then exit */
+	bool			 journal;	/* stderr is the journal's */
 	u_int			 nerrors;	/* logged at LOG_ERR or worse */
 	struct engine		*engine;
 	struct plugdir		*plugdir;
@@ -77,7 +79,9 @@ cmd_serve_log(void *arg, int prio, const char *line)
 		d->nerrors++;
 	if (prio == LOG_DEBUG && !d->verbose)
 		return;
-	if (d->foreground)
+	if (d->foreground && d->journal)
+		fprintf(stderr, "<%d>%s\n", prio & 7, line);
+	else if (d->foreground)
 		fprintf(stderr, "route-host[%ld]: %s: %s\n", (long)getpid(),
 		    names[prio & 7], line);
 	else
@@ -350,6 +354,26 @@ cmd_serve_signal(struct watch *w, uint32_t events)
 	}
 }
 
+/*
+ * Whether standard error is the journal's stream (systemd sets
+ * JOURNAL_STREAM to its device and inode): then each line starts with its
+ * priority, "<3>", which the journal keeps, and no tag, which it adds.
+ */
+static bool
+cmd_serve_journal(void)
+{
+	const char		*js = getenv("JOURNAL_STREAM");
+	struct stat		 st;
+	unsigned long long	 dev, ino;
+	int			 n = 0;
+
+	if (js == NULL || sscanf(js, "%llu:%llu%n", &dev, &ino, &n) != 2 ||
+	    js[n] != '\0' || fstat(STDERR_FILENO, &st) == -1)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
 /* conf_check's report: one error a line, as serve -n prints them. */
 static void
 cmd_serve_report(void *arg, const char *msg)
@@ -496,6 +520,7 @@ cmd_serve(int argc, char **argv)
 		return cmd_serve_usage();
 	if (d.check)
 		return cmd_serve_check(&d);
+	d.journal = cmd_serve_journal();
 	if ((listen_fd = cmd_serve_listen_fd(err, sizeof err)) == -2)
 		errx(1, "serve: %s", err);
 	/*

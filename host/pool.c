@@ -22,6 +22,7 @@
 
 #include <assert.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #define POOL_STALL_MS		1000	/* idle, and not reading its socket */
 #define POOL_COLLECT_MS		1	/* ledgers of pipelined helpers, read */
 #define POOL_VIOLATION_LOG_MS	60000	/* a version's sandbox kills, logged */
+#define POOL_INCIDENT_LOG_MS	1000	/* its crashes and kills, logged */
 
 /*
  * A version's crash life:
@@ -97,6 +99,8 @@ struct pool {
 
 typedef void	(*pool_fn)(struct proc *, const struct proc_ev *);
 
+static void	pool_incident(struct proc *, int, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
 static void	pool_ready(struct proc *, const struct proc_ev *);
 static void	pool_refused(struct proc *, const struct proc_ev *);
 static void	pool_answer(struct proc *, const struct proc_ev *);
@@ -925,6 +929,7 @@ pool_spawn_failed(struct proc *p, const char *why)
 
 	strlcpy(pl->spawn_error, why, sizeof pl->spawn_error);
 	pl->spawn_retry = loop_now() + POOL_SPAWN_RETRY_MS * MS_NS;
+	pool_incident(p, LOG_ERR, "failed to start: %s", why);
 	if (p->spare)
 		return;		/* no call was waiting for it */
 	pool_count(pl, &idle, &spawning, &live);
@@ -1060,6 +1065,36 @@ pool_gone(struct proc *p)
 }
 
 /*
+ * Log how helper p ended badly (a crash, a deadline kill, a failed start)
+ * with its version and pid: at most one line a second per version, which
+ * says how many went unlogged since the last.  Status counts them all.
+ */
+static void __attribute__((format(printf, 3, 4)))
+pool_incident(struct proc *p, int prio, const char *fmt, ...)
+{
+	struct module	*m = p->module;
+	uint64_t	 now = loop_now();
+	char		 what[DETAIL_MAX + 128], more[64] = "";
+	va_list		 ap;
+
+	if (m->incident_logged != 0 &&
+	    now - m->incident_logged < POOL_INCIDENT_LOG_MS * MS_NS) {
+		m->incidents_quiet++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	if (m->incidents_quiet > 0)
+		snprintf(more, sizeof more, " (%u more before, not logged)",
+		    m->incidents_quiet);
+	engine_log(p->engine, prio, "%s %.12s: helper %ld %s%s", m->label,
+	    m->hex, (long)p->pid, what, more);
+	m->incident_logged = now;
+	m->incidents_quiet = 0;
+}
+
+/*
  * The sandbox killed helper p (how says why): count it on its version,
  * and log the first, then at most one line a minute with the count since.
  */
@@ -1117,13 +1152,17 @@ pool_died(struct proc *p, const struct proc_ev *ev)
 		snprintf(cause, sizeof cause, "died while loading: %s",
 		    by_us ? p->cause : how);
 		pool_spawn_failed(p, cause);
-	} else if (p->ncalls > 0) {
+	} else {
+		if (p->fault && !by_us && !(WIFSIGNALED(ev->wstatus) &&
+		    WTERMSIG(ev->wstatus) == SIGSYS))
+			pool_incident(p, LOG_WARNING, "crashed %s: %s",
+			    p->ncalls > 0 ? "in a call" : "idle", how);
 		/*
 		 * A helper we killed forfeits its ledger: its calls have ended
 		 * (pool_lose, or pool_shut at shutdown), and a result taken
 		 * now would be dropped by the KILLED row, its call leaked.
 		 */
-		if (p->state != PROC_KILLED)
+		if (p->ncalls > 0 && p->state != PROC_KILLED)
 			proc_collect(p);
 		strlcpy(cause, by_us ? p->cause : how, sizeof cause);
 		if (p->ncalls > 0)
@@ -1179,6 +1218,7 @@ pool_overdue(struct proc *p, const struct proc_ev *ev)
 	case PROC_LOST:
 		/* It broke no frame: what it finished still counts. */
 		proc_collect(p);
+		pool_incident(p, LOG_WARNING, "killed: it closed its socket");
 		pool_kill(p, "closed its socket");
 		pool_lose(p, ST_CRASHED, "closed its socket", true);
 		return;
@@ -1190,6 +1230,8 @@ pool_overdue(struct proc *p, const struct proc_ev *ev)
 		head = TAILQ_FIRST(&p->calls);
 		if (p->state == PROC_BUSY && head != NULL &&
 		    head->seq == p->ghost_seq && !call_waiting(head)) {
+			pool_incident(p, LOG_WARNING, "killed: an abandoned "
+			    "call ran past its deadline");
 			pool_kill(p, "an abandoned call ran past its deadline");
 			pool_lose(p, ST_TIMED_OUT, "an abandoned call ran past "
 			    "its deadline", true);
@@ -1201,6 +1243,7 @@ pool_overdue(struct proc *p, const struct proc_ev *ev)
 			snprintf(cause, sizeof cause, "read nothing of its "
 			    "calls for %d ms", POOL_STALL_MS);
 			p->fault = true;
+			pool_incident(p, LOG_WARNING, "killed: %s", cause);
 			pool_kill(p, cause);
 			pool_lose(p, ST_CRASHED, cause, true);
 			return;
@@ -1283,6 +1326,8 @@ pool_call_expired(struct call *c)
 	if (c == TAILQ_FIRST(&p->calls) && proc_sent(p, c)) {
 		snprintf(why, sizeof why, "no answer within %d ms; helper pid "
 		    "%ld killed", c->timeout_ms, (long)p->pid);
+		pool_incident(p, LOG_WARNING, "killed: a call ran past its %d "
+		    "ms deadline", c->timeout_ms);
 		pool_kill(p, "timed out");
 		pool_lose(p, ST_TIMED_OUT, why, true);
 		return;

@@ -184,5 +184,26 @@ else
 	echo "# no systemd-socket-activate: socket activation not tested"
 fi
 
+# --- log lines for the journal: stderr is the stream JOURNAL_STREAM names
+: >"$tmp/jlog"
+js=$(stat -c '%d:%i' "$tmp/jlog")
+JOURNAL_STREAM=$js timeout 60 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f \
+    -d "$tmp/plugins" -s "$tmp/j.sock" 2>>"$tmp/jlog" &
+jpid=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q "deployed" "$tmp/jlog"; do
+	sleep 0.1; i=$((i + 1))
+done
+kill -TERM "$jpid"; wait "$jpid"
+contains "stderr is the journal's: each line starts with its priority" \
+    "<6>listening on $tmp/j.sock" "$(cat "$tmp/jlog")"
+check "... and carries no tag of its own (the journal adds it)" \
+    '! grep -q "route-host\[" "$tmp/jlog"'
+: >"$tmp/jlog"
+JOURNAL_STREAM=1:2 timeout 3 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f \
+    -d "$tmp/plugins" -s "$tmp/j.sock" 2>>"$tmp/jlog"
+contains "another stream named: plain tagged lines" "route-host[" \
+    "$(cat "$tmp/jlog")"
+
 echo "# $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

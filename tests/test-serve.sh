@@ -239,6 +239,8 @@ healthy='{"consumers": [{"id": "a", "max_in_flight": 1}]}'
 got=$(echo "$poison" | rh route -s "$sock" -c crashy)
 contains "a crash through the daemon is crashed, with its cause" \
     '"error": "crashed"' "$got"
+check "a crash is logged: channel, version, pid, cause" \
+    'grep -Eq "crashy [0-9a-f]{12}: helper [0-9]+ crashed in a call: SIG" "$tmp/log"'
 i=0
 while [ $i -lt 100 ] && ! rh status -s "$sock" --json |
     grep -q '"state": "standby"'; do
@@ -254,6 +256,8 @@ check "the next crash is replaced by the spare: the call after it answers" \
 # --- the protocol, from outside
 py pipeline
 py hang
+check "a deadline kill is logged: channel, version, pid, why" \
+    'grep -Eq "slow [0-9a-f]{12}: helper [0-9]+ killed: a call ran past its 3000 ms deadline" "$tmp/log"'
 py garbage
 py badname
 py noread
