@@ -37,6 +37,8 @@
 #define SD_LISTEN_FDS_START	3
 #endif
 
+#include <jansson.h>
+
 #include "route-host.h"
 
 #define CMD_SERVE_STOP_MS	5000	/* for calls in flight at SIGTERM */
@@ -152,6 +154,116 @@ cmd_serve_plugdir_conf(struct cmd_serve *d, struct plugdir_config *pc)
 	pc->configure_arg = d;
 }
 
+/* A crash_conf as JSON. */
+static json_t *
+cmd_serve_crash_json(const struct crash_conf *cc)
+{
+	return json_pack("{s:I,s:I,s:I,s:I,s:I}",
+	    "crash_budget", (json_int_t)cc->budget,
+	    "crash_backoff_min_ms", (json_int_t)cc->backoff_min_ms,
+	    "crash_backoff_max_ms", (json_int_t)cc->backoff_max_ms,
+	    "poison_memo", (json_int_t)cc->memo,
+	    "poison_memo_ttl_ms", (json_int_t)cc->memo_ttl_ms);
+}
+
+/*
+ * The effective settings, as status shows them and a reload compares
+ * them: the global ones, and each channel block's.
+ */
+static json_t *
+cmd_serve_settings(const struct conf *c)
+{
+	const struct conf_channel	*cc;
+	json_t				*j, *chs, *ch, *opts;
+
+	j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:b,s:I,s:I,s:I,"
+	    "s:I,s:I}",
+	    "plugins", c->plugins,
+	    "socket", c->socket,
+	    "helper_user", c->helper_user,
+	    "timeout_ms", (json_int_t)c->timeout_ms,
+	    "helpers", (json_int_t)c->helpers,
+	    "drain_ms", (json_int_t)c->drain_ms,
+	    "memory_limit_mib", (json_int_t)c->memory_mb,
+	    "sandbox", c->sandbox > 0,
+	    "strict", c->strict,
+	    "window", (json_int_t)c->window,
+	    "max_in_flight", (json_int_t)c->max_in_flight,
+	    "max_connections", (json_int_t)c->max_connections,
+	    "window_bytes", (json_int_t)c->window_bytes,
+	    "max_in_flight_bytes", (json_int_t)c->max_in_flight_bytes);
+	if (j == NULL)
+		return NULL;
+	json_object_update_new(j, cmd_serve_crash_json(&c->crash));
+	chs = json_object();
+	for (size_t i = 0; i < c->nchannels; i++) {
+		cc = &c->channels[i];
+		opts = json_array();
+		for (size_t k = 0; k < cc->nopts; k++)
+			json_array_append_new(opts, json_pack("[s,s]",
+			    cc->opts[k].key, cc->opts[k].value));
+		ch = json_pack("{s:I,s:I,s:I,s:I,s:o}",
+		    "timeout_ms", (json_int_t)cc->timeout_ms,
+		    "helpers", (json_int_t)cc->helpers,
+		    "drain_ms", (json_int_t)cc->drain_ms,
+		    "memory_limit_mib", (json_int_t)cc->memory_mb,
+		    "options", opts);
+		if (ch != NULL && cc->sandbox != 0)
+			json_object_set_new(ch, "sandbox",
+			    json_boolean(cc->sandbox > 0));
+		json_object_set_new(chs, cc->name, ch);
+	}
+	json_object_set_new(j, "channels", chs);
+	return j;
+}
+
+/*
+ * What a reload changed, from the settings before and after, on one line
+ * into buf: "timeout_ms 5000 -> 200, channel orders changed, ...".
+ */
+static void
+cmd_serve_changes(json_t *old, json_t *new, char *buf, size_t len)
+{
+	const char	*key;
+	json_t		*v, *ov, *oc, *nc;
+	char		*a, *b, item[256];
+
+	buf[0] = '\0';
+	json_object_foreach(new, key, v) {
+		if (strcmp(key, "channels") == 0)
+			continue;
+		ov = json_object_get(old, key);
+		if (ov != NULL && json_equal(ov, v))
+			continue;
+		a = ov != NULL ? json_dumps(ov, JSON_ENCODE_ANY) : NULL;
+		b = json_dumps(v, JSON_ENCODE_ANY);
+		snprintf(item, sizeof item, "%s%s %s -> %s", buf[0] != '\0' ?
+		    ", " : "", key, a != NULL ? a : "?", b != NULL ? b : "?");
+		strlcat(buf, item, len);
+		free(a);
+		free(b);
+	}
+	oc = json_object_get(old, "channels");
+	nc = json_object_get(new, "channels");
+	json_object_foreach(nc, key, v) {
+		ov = json_object_get(oc, key);
+		if (ov != NULL && json_equal(ov, v))
+			continue;
+		snprintf(item, sizeof item, "%schannel %s %s", buf[0] != '\0' ?
+		    ", " : "", key, ov == NULL ? "added" : "changed");
+		strlcat(buf, item, len);
+	}
+	json_object_foreach(oc, key, v) {
+		if (json_object_get(nc, key) != NULL)
+			continue;
+		snprintf(item, sizeof item, "%schannel %s removed",
+		    buf[0] != '\0' ? ", " : "", key);
+		strlcat(buf, item, len);
+	}
+	if (buf[0] == '\0')
+		strlcpy(buf, "no setting changed", len);
+}
+
 /* SIGHUP: reread the configuration (keeping the old one if it is bad). */
 static void
 cmd_serve_reload(struct cmd_serve *d)
@@ -159,14 +271,18 @@ cmd_serve_reload(struct cmd_serve *d)
 	struct plugdir_config	 pc;
 	struct plugdir		*pd;
 	struct conf		 c;
-	char			 err[512];
+	char			 err[512], changes[1024];
 	struct conf		 old = d->conf;
+	json_t			*settings, *old_settings;
 
 	sd_notify(0, "RELOADING=1");
+	old_settings = cmd_serve_settings(&d->conf);
 	if (cmd_serve_read_conf(d, &c, err, sizeof err) == -1) {
 		cmd_serve_log(d, LOG_ERR, err);
 		cmd_serve_log(d, LOG_WARNING, "reload: keeping the running "
 		    "configuration");
+		server_set_reload(d->server, false, err);
+		json_decref(old_settings);
 		conf_free(&c);
 		sd_notify(0, "READY=1");
 		return;
@@ -194,6 +310,8 @@ cmd_serve_reload(struct cmd_serve *d)
 			cmd_serve_log(d, LOG_ERR, err);
 			cmd_serve_log(d, LOG_WARNING, "reload: keeping the "
 			    "running configuration");
+			server_set_reload(d->server, false, err);
+			json_decref(old_settings);
 			d->conf = old;
 			conf_free(&c);
 			sd_notify(0, "READY=1");
@@ -234,8 +352,15 @@ cmd_serve_reload(struct cmd_serve *d)
 		cmd_serve_server_conf(d, &sc, -1);
 		server_set_limits(d->server, &sc);
 	}
-	cmd_serve_log(d, LOG_INFO, "reloaded the configuration and rescanned "
-	    "the plugins directory");
+	/* What changed, on one line. */
+	settings = cmd_serve_settings(&d->conf);
+	cmd_serve_changes(old_settings, settings, changes, sizeof changes);
+	server_set_settings(d->server, settings);
+	json_decref(old_settings);
+	server_set_reload(d->server, true, NULL);
+	snprintf(err, sizeof err, "reloaded the configuration and rescanned "
+	    "the plugins directory: %s", changes);
+	cmd_serve_log(d, LOG_INFO, err);
 	sd_notify(0, "READY=1");
 }
 
@@ -599,6 +724,7 @@ cmd_serve(int argc, char **argv)
 	if ((d.server = server_open(d.engine, d.plugdir, &sc, cmd_serve_log,
 	    &d, err, sizeof err)) == NULL)
 		goto fatal;
+	server_set_settings(d.server, cmd_serve_settings(&d.conf));
 	snprintf(err, sizeof err, "listening on %s%s, plugins in %s, %u "
 	    "helpers per version, %d ms default deadline",
 	    server_path(d.server), server_activated(d.server) ?

@@ -95,6 +95,34 @@ cmd_status_bytes(char buf[16], json_t *n)
 		strlcpy(buf, "?", 16);
 }
 
+/* The daemon's uptime and last reload, on one line. */
+static void
+cmd_status_daemon(json_t *j)
+{
+	json_t		*r = json_object_get(j, "last_reload");
+	long long	 up = json_integer_value(json_object_get(j, "uptime_s"));
+	time_t		 at;
+	char		 when[64] = "";
+
+	printf("up %lldd %02lld:%02lld:%02lld", up / 86400, up / 3600 % 24,
+	    up / 60 % 60, up % 60);
+	if (json_is_object(r)) {
+		at = (time_t)json_integer_value(json_object_get(r, "at"));
+		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S",
+		    localtime(&at));
+		if (json_is_true(json_object_get(r, "ok")))
+			printf("; %lld reloads, the last at %s: ok",
+			    json_integer_value(json_object_get(j, "reloads")),
+			    when);
+		else
+			printf("; %lld reloads, the last at %s FAILED: %s",
+			    json_integer_value(json_object_get(j, "reloads")),
+			    when, json_string_value(json_object_get(r,
+			    "error")));
+	}
+	putchar('\n');
+}
+
 /* Print the status as a table. */
 static void
 cmd_status_table(json_t *j)
@@ -119,6 +147,7 @@ cmd_status_table(json_t *j)
 	cmd_status_bytes(budget, json_object_get(j, "max_in_flight_bytes"));
 	cmd_status_bytes(window, json_object_get(j, "window_bytes"));
 	cmd_status_bytes(buffered, json_object_get(j, "bytes_buffered"));
+	cmd_status_daemon(j);
 	printf("connections: %lld of max-connections %lld (%lld refused); "
 	    "bytes in flight: %s of %s (window-bytes %s); buffered: %s\n\n",
 	    json_integer_value(json_object_get(j, "clients")),
@@ -186,6 +215,9 @@ cmd_status_table(json_t *j)
 				    "violations")), json_string_value(
 				    json_object_get(v, "last_violation")));
 	}
+	json_array_foreach(json_object_get(j, "refused"), i, v)
+		printf("refused: %s: %s\n", json_string_value(json_object_get(v,
+		    "file")), json_string_value(json_object_get(v, "error")));
 	if (json_array_size(chs) == 0)
 		printf("(no channels: put NAME.so files in the plugins "
 		    "directory)\n");

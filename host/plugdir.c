@@ -522,10 +522,11 @@ plugdir_visit(struct plugdir *pd, int dirfd, const char *file,
 		} else if (name[n - 3] = '\0', !plugdir_channel_name_ok(name)) {
 			en->ignored = true;
 			vis_string(shown, sizeof shown, name);
-			plugdir_log(pd, LOG_ERR, "%s/%s.so: refused: '%s' "
-			    "is not a channel name (1-63 of A-Z a-z 0-9 . _ -, "
-			    "starting with a letter or digit)", pd->path, shown,
-			    shown);
+			snprintf(en->refusal, sizeof en->refusal, "'%s' is "
+			    "not a channel name (1-63 of A-Z a-z 0-9 . _ -, "
+			    "starting with a letter or digit)", shown);
+			plugdir_log(pd, LOG_ERR, "%s/%s.so: refused: %s",
+			    pd->path, shown, en->refusal);
 		}
 	}
 	en->present = true;
@@ -841,6 +842,27 @@ plugdir_foreach(struct plugdir *pd, void (*fn)(struct channel *, void *),
 	RB_FOREACH(en, plugdir_tree, &pd->entries)
 		if (en->channel != NULL)
 			fn(en->channel, arg);
+}
+
+/*
+ * Call fn with each file refused that no channel holds (a new channel's
+ * untrusted file, a name that is not a channel's): its name, escaped,
+ * and why.
+ */
+void
+plugdir_foreach_refused(struct plugdir *pd, void (*fn)(const char *,
+    const char *, void *), void *arg)
+{
+	struct plugdir_entry	*en;
+	char			 shown[4 * NAME_MAX + 1];
+
+	RB_FOREACH(en, plugdir_tree, &pd->entries) {
+		if (en->refusal[0] == '\0' || en->channel != NULL ||
+		    !en->present)
+			continue;
+		vis_string(shown, sizeof shown, en->file);
+		fn(shown, en->refusal, arg);
+	}
 }
 
 /*

@@ -281,6 +281,8 @@ void		 plugdir_foreach(struct plugdir *,
 		     void (*)(struct channel *, void *), void *);
 const char	*plugdir_path(const struct plugdir *);
 u_int		 plugdir_loading(const struct plugdir *);
+void		 plugdir_foreach_refused(struct plugdir *,
+		     void (*)(const char *, const char *, void *), void *);
 
 /*
  * module.c: a loaded version, and its life.
@@ -530,6 +532,8 @@ void		 server_set_plugdir(struct server *, struct plugdir *);
 void		 server_set_limits(struct server *, const struct server_config *);
 void		 server_set_allow(struct server *, const struct server_allow *);
 const char	*server_path(const struct server *);
+void		 server_set_reload(struct server *, bool, const char *);
+void		 server_set_settings(struct server *, json_t *);
 bool		 server_activated(const struct server *);
 json_t		*server_status(struct server *);
 

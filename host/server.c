@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -59,6 +60,7 @@ struct server_stats {
 	uint64_t		 errors;
 	u_int			 in_flight;
 	uint64_t		 hist[SERVER_HIST];	/* by log2(us) */
+	uint64_t		 by_status[ST_LAST + 1];
 };
 RB_HEAD(server_stats_tree, server_stats);
 
@@ -128,6 +130,13 @@ struct server {
 	u_int			 refused_quiet;	/* refused since, not logged */
 	bool			 stopping;
 	bool			 closing;	/* in server_free: read nothing */
+	time_t			 started;	/* wall clock */
+	uint64_t		 started_ns;	/* engine_now */
+	u_int			 reloads;
+	time_t			 reload_at;	/* the last, or 0 */
+	bool			 reload_ok;
+	char			 reload_error[DETAIL_MAX];
+	json_t			*settings;	/* the effective ones */
 	log_cb			 log;
 	void			*logarg;
 };
@@ -450,6 +459,8 @@ server_done(const struct result *r, void *arg)
 	TAILQ_REMOVE(&c->calls, sc, entry);
 	if (st != NULL) {
 		st->in_flight--;
+		if (r->status <= ST_LAST)
+			st->by_status[r->status]++;
 		switch (r->status) {
 		case ST_OK:
 			st->served++;
@@ -1307,6 +1318,8 @@ server_open(struct engine *e, struct plugdir *pd,
 	TAILQ_INIT(&s->dead);
 	RB_INIT(&s->stats);
 	loop_timer_init(&s->backoff, server_backoff_retry, s);
+	s->started = time(NULL);
+	s->started_ns = engine_now();
 	strlcpy(s->path, conf->socket, sizeof s->path);
 	if (conf->listen_fd >= 0) {
 		fd = conf->listen_fd;
@@ -1401,6 +1414,25 @@ server_set_limits(struct server *s, const struct server_config *conf)
 	s->conf.max_in_flight_bytes = conf->max_in_flight_bytes;
 }
 
+/* A reload happened: ok, or why not; status shows the last. */
+void
+server_set_reload(struct server *s, bool ok, const char *why)
+{
+	s->reloads++;
+	s->reload_at = time(NULL);
+	s->reload_ok = ok;
+	strlcpy(s->reload_error, ok || why == NULL ? "" : why,
+	    sizeof s->reload_error);
+}
+
+/* The effective settings status shows (a reference is taken over). */
+void
+server_set_settings(struct server *s, json_t *settings)
+{
+	json_decref(s->settings);
+	s->settings = settings;
+}
+
 /* Where the server listens. */
 const char *
 server_path(const struct server *s)
@@ -1473,6 +1505,7 @@ server_free(struct server *s)
 		RB_REMOVE(server_stats_tree, &s->stats, st);
 		free(st);
 	}
+	json_decref(s->settings);
 	free(s);
 }
 
@@ -1547,6 +1580,7 @@ server_status_channel(struct server *s, json_t *arr, struct channel *ch)
 	struct server_versions	 sv;
 	struct server_stats	*st = server_stats_get(s, ch->name);
 	static const struct server_stats zero;
+	json_t			*ch_json, *results, *hist;
 
 	if (st == NULL)
 		st = (struct server_stats *)&zero;
@@ -1555,7 +1589,7 @@ server_status_channel(struct server *s, json_t *arr, struct channel *ch)
 	sv.loading = channel_loading(ch);
 	sv.versions = json_array();
 	engine_foreach(s->engine, server_version, &sv);
-	json_array_append_new(arr, json_pack("{s:s,s:s?,s:I,s:s?,s:o,"
+	json_array_append_new(arr, ch_json = json_pack("{s:s,s:s?,s:I,s:s?,s:o,"
 	    "s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}",
 	    "channel", ch->name,
 	    "active", ch->active != NULL ? ch->active->hex : NULL,
@@ -1570,6 +1604,22 @@ server_status_channel(struct server *s, json_t *arr, struct channel *ch)
 	    "in_flight", (json_int_t)st->in_flight,
 	    "p50_us", server_percentile(st, 0.50),
 	    "p99_us", server_percentile(st, 0.99)));
+	if (ch_json == NULL)
+		return;
+	/* Every answer by its status, and ok ones' latencies as buckets. */
+	results = json_object();
+	for (int i = 0; i <= ST_LAST; i++)
+		json_object_set_new(results, engine_status_name(i),
+		    json_integer((json_int_t)st->by_status[i]));
+	json_object_set_new(ch_json, "results", results);
+	hist = json_array();
+	for (int i = 0; i < SERVER_HIST; i++)
+		if (st->hist[i] > 0)
+			json_array_append_new(hist, json_pack("{s:I,s:I,s:I}",
+			    "from_us", (json_int_t)(i == 0 ? 0 : 1ULL << i),
+			    "to_us", (json_int_t)((1ULL << (i + 1)) - 1),
+			    "count", (json_int_t)st->hist[i]));
+	json_object_set_new(ch_json, "latency_histogram", hist);
 }
 
 /* Context for plugdir_foreach. */
@@ -1609,6 +1659,14 @@ server_status_peers(struct server *s)
 	return peers;
 }
 
+/* plugdir_foreach_refused callback: one refused file. */
+static void
+server_status_refused(const char *file, const char *why, void *arg)
+{
+	json_array_append_new(arg, json_pack("{s:s,s:s}", "file", file,
+	    "error", why));
+}
+
 /* The daemon's state as JSON: what route-host status shows. */
 json_t *
 server_status(struct server *s)
@@ -1616,7 +1674,7 @@ server_status(struct server *s)
 	struct server_status_ctx	 ctx = { s, json_array() };
 	struct server_client		*c;
 	json_int_t			 buffered = 0;
-	json_t				*j;
+	json_t				*j, *refused;
 
 	TAILQ_FOREACH(c, &s->clients, entry)
 		buffered += (json_int_t)(c->insize + c->out.size);
@@ -1641,5 +1699,20 @@ server_status(struct server *s)
 	    "versions_loaded", (json_int_t)engine_loaded(s->engine),
 	    "helpers", (json_int_t)engine_procs(s->engine),
 	    "channels", ctx.channels);
+	if (j == NULL)
+		return NULL;
+	json_object_set_new(j, "started", json_integer((json_int_t)s->started));
+	json_object_set_new(j, "uptime_s", json_integer((json_int_t)
+	    ((engine_now() - s->started_ns) / (1000 * MS_NS))));
+	json_object_set_new(j, "reloads", json_integer(s->reloads));
+	json_object_set_new(j, "last_reload", s->reloads == 0 ? json_null() :
+	    json_pack("{s:I,s:b,s:s?}", "at", (json_int_t)s->reload_at,
+	    "ok", s->reload_ok, "error", s->reload_ok ? NULL :
+	    s->reload_error));
+	if (s->settings != NULL)
+		json_object_set(j, "settings", s->settings);
+	refused = json_array();
+	plugdir_foreach_refused(s->plugdir, server_status_refused, refused);
+	json_object_set_new(j, "refused", refused);
 	return j;
 }

@@ -318,6 +318,31 @@ while [ $i -lt 50 ] &&
 done
 check "after a reload a new connection is told the new window" \
     '[ "$(python3 "$srcdir/serve_client.py" "$sock" window)" = 64 ]'
+contains "a reload logs what changed, on one line" \
+    "rescanned the plugins directory: window 1024 -> 64" "$(cat "$tmp/log")"
+got=$(rh status -s "$sock" --json)
+check "status: the last reload, ok; the effective settings; uptime" \
+    'echo "$got" | python3 -c "
+import json, sys
+j = json.load(sys.stdin)
+assert j[\"last_reload\"][\"ok\"] is True, j[\"last_reload\"]
+assert j[\"settings\"][\"window\"] == 64, j[\"settings\"]
+assert j[\"uptime_s\"] >= 0 and j[\"started\"] > 0
+ch = [c for c in j[\"channels\"] if c[\"channel\"] == \"orders\"][0]
+assert ch[\"results\"][\"ok\"] == ch[\"served\"] > 0, ch[\"results\"]
+assert sum(b[\"count\"] for b in ch[\"latency_histogram\"]) == ch[\"served\"]
+"'
+# A file refused for a channel that does not exist yet shows in status.
+cp "$SHIPPED_PLUGINS/first-available.so" "$tmp/plugins/no good.so"
+kill -HUP "$pid"
+i=0
+while [ $i -lt 50 ] && ! rh status -s "$sock" --json | grep -q '"refused": \[$'; do
+	sleep 0.1; i=$((i + 1))
+done
+contains "status lists a refused file no channel holds" \
+    "refused: no good.so: 'no good' is not a channel name" \
+    "$(rh status -s "$sock")"
+rm -f "$tmp/plugins/no good.so"
 
 # --- a bad configuration on reload keeps the old one
 echo "helpers lots" >> "$tmp/route-host.conf"
@@ -329,6 +354,8 @@ contains "a bad reload names file, line and reason" \
     "$(cat "$tmp/log")"
 contains "a bad reload keeps the running configuration" \
     "keeping the running configuration" "$(cat "$tmp/log")"
+contains "status shows the last reload failed, and why" \
+    "FAILED: $tmp/route-host.conf:" "$(rh status -s "$sock")"
 
 # --- SIGTERM with calls in flight
 helpers=$(helpers_of "$pid")
