@@ -225,16 +225,195 @@ cmd_status_table(json_t *j)
 		printf("\n* a draining version's helper\n");
 }
 
+/* One OpenMetrics sample: NAME{LABELS} VALUE. */
+static void
+cmd_status_sample(const char *name, const char *labels, double value)
+{
+	printf("%s%s%s%s %.17g\n", name, labels[0] != '\0' ? "{" : "", labels,
+	    labels[0] != '\0' ? "}" : "", value);
+}
+
+/* A metric's TYPE and HELP lines. */
+static void
+cmd_status_family(const char *name, const char *type, const char *help)
+{
+	printf("# TYPE %s %s\n# HELP %s %s\n", name, type, name, help);
+}
+
+/* A JSON integer of o's key, as a double. */
+static double
+cmd_status_num(json_t *o, const char *key)
+{
+	json_t	*v = json_object_get(o, key);
+
+	return json_is_boolean(v) ? (json_is_true(v) ? 1 : 0) :
+	    json_number_value(v);
+}
+
+/* The daemon's own gauges and counters. */
+static void
+cmd_status_om_daemon(json_t *j)
+{
+	static const struct {
+		const char	*name, *type, *key, *help;
+	} m[] = {
+		{ "route_host_uptime_seconds", "gauge", "uptime_s",
+		  "Seconds since the daemon started." },
+		{ "route_host_connections", "gauge", "clients",
+		  "Broker connections open." },
+		{ "route_host_max_connections", "gauge", "max_connections",
+		  "The max-connections setting." },
+		{ "route_host_connections_refused", "counter",
+		  "connections_refused", "Connections refused (limits, allow "
+		  "lists)." },
+		{ "route_host_calls_in_flight", "gauge", "in_flight",
+		  "ROUTE calls in flight." },
+		{ "route_host_max_in_flight", "gauge", "max_in_flight",
+		  "The max-in-flight setting." },
+		{ "route_host_call_bytes", "gauge", "bytes_in_flight",
+		  "Bytes of calls held, against max-in-flight-bytes." },
+		{ "route_host_max_in_flight_bytes", "gauge",
+		  "max_in_flight_bytes", "The max-in-flight-bytes setting." },
+		{ "route_host_buffered_bytes", "gauge", "bytes_buffered",
+		  "Bytes in connection buffers." },
+		{ "route_host_versions_loaded", "gauge", "versions_loaded",
+		  "Plugin versions held." },
+		{ "route_host_helpers", "gauge", "helpers",
+		  "Helper processes not yet reaped." },
+		{ "route_host_reloads", "counter", "reloads",
+		  "Reloads (SIGHUP) done." },
+	};
+	json_t	*r = json_object_get(j, "last_reload");
+	char	 name[96];
+
+	for (size_t i = 0; i < nitems(m); i++) {
+		cmd_status_family(m[i].name, m[i].type, m[i].help);
+		snprintf(name, sizeof name, "%s%s", m[i].name,
+		    strcmp(m[i].type, "counter") == 0 ? "_total" : "");
+		cmd_status_sample(name, "", cmd_status_num(j, m[i].key));
+	}
+	cmd_status_family("route_host_last_reload_success", "gauge",
+	    "1 if the last reload succeeded, 0 if it failed.");
+	cmd_status_sample("route_host_last_reload_success", "",
+	    json_is_object(r) ? cmd_status_num(r, "ok") : 1);
+	cmd_status_family("route_host_last_reload_timestamp_seconds", "gauge",
+	    "When the last reload was, 0 for none.");
+	cmd_status_sample("route_host_last_reload_timestamp_seconds", "",
+	    json_is_object(r) ? cmd_status_num(r, "at") : 0);
+}
+
+/* Per channel: answers by status, in flight, deploys, latency. */
+static void
+cmd_status_om_channels(json_t *chs)
+{
+	json_t		*ch, *b, *v, *vs;
+	const char	*status;
+	char		 labels[256];
+	double		 cum;
+	size_t		 i, k;
+
+	cmd_status_family("route_host_calls", "counter",
+	    "ROUTE calls ended, by channel and status.");
+	json_array_foreach(chs, i, ch)
+		json_object_foreach(json_object_get(ch, "results"), status, v) {
+			snprintf(labels, sizeof labels, "channel=\"%s\","
+			    "status=\"%s\"", json_string_value(
+			    json_object_get(ch, "channel")), status);
+			cmd_status_sample("route_host_calls_total", labels,
+			    json_number_value(v));
+		}
+	cmd_status_family("route_host_channel_calls_in_flight", "gauge",
+	    "ROUTE calls in flight, by channel.");
+	json_array_foreach(chs, i, ch) {
+		snprintf(labels, sizeof labels, "channel=\"%s\"",
+		    json_string_value(json_object_get(ch, "channel")));
+		cmd_status_sample("route_host_channel_calls_in_flight", labels,
+		    cmd_status_num(ch, "in_flight"));
+	}
+	cmd_status_family("route_host_channel_deploys", "counter",
+	    "Versions deployed to the channel.");
+	json_array_foreach(chs, i, ch) {
+		snprintf(labels, sizeof labels, "channel=\"%s\"",
+		    json_string_value(json_object_get(ch, "channel")));
+		cmd_status_sample("route_host_channel_deploys_total", labels,
+		    cmd_status_num(ch, "deploys"));
+	}
+	cmd_status_family("route_host_call_duration_seconds", "histogram",
+	    "Time from reading a ROUTE to its ok result, by channel.");
+	json_array_foreach(chs, i, ch) {
+		cum = 0;
+		json_array_foreach(json_object_get(ch, "latency_histogram"), k,
+		    b) {
+			cum += cmd_status_num(b, "count");
+			snprintf(labels, sizeof labels, "channel=\"%s\","
+			    "le=\"%g\"", json_string_value(json_object_get(ch,
+			    "channel")), (cmd_status_num(b, "to_us") + 1) / 1e6);
+			cmd_status_sample("route_host_call_duration_seconds_"
+			    "bucket", labels, cum);
+		}
+		snprintf(labels, sizeof labels, "channel=\"%s\",le=\"+Inf\"",
+		    json_string_value(json_object_get(ch, "channel")));
+		cmd_status_sample("route_host_call_duration_seconds_bucket",
+		    labels, cum);
+		snprintf(labels, sizeof labels, "channel=\"%s\"",
+		    json_string_value(json_object_get(ch, "channel")));
+		cmd_status_sample("route_host_call_duration_seconds_count",
+		    labels, cum);
+		cmd_status_sample("route_host_call_duration_seconds_sum",
+		    labels, cmd_status_num(ch, "latency_sum_us") / 1e6);
+	}
+	cmd_status_family("route_host_version_helpers", "gauge",
+	    "Helpers of a version, by state.");
+	json_array_foreach(chs, i, ch) {
+		vs = json_object_get(ch, "versions");
+		json_array_foreach(vs, k, v) {
+			snprintf(labels, sizeof labels, "channel=\"%s\","
+			    "version=\"%.12s\",state=\"%s\"",
+			    json_string_value(json_object_get(ch, "channel")),
+			    json_string_value(json_object_get(v, "version")),
+			    json_string_value(json_object_get(v, "state")));
+			cmd_status_sample("route_host_version_helpers", labels,
+			    (double)json_array_size(json_object_get(v,
+			    "helpers")));
+		}
+	}
+	cmd_status_family("route_host_version_sandbox_kills", "counter",
+	    "Helpers of a version the sandbox killed.");
+	json_array_foreach(chs, i, ch) {
+		vs = json_object_get(ch, "versions");
+		json_array_foreach(vs, k, v) {
+			snprintf(labels, sizeof labels, "channel=\"%s\","
+			    "version=\"%.12s\"",
+			    json_string_value(json_object_get(ch, "channel")),
+			    json_string_value(json_object_get(v, "version")));
+			cmd_status_sample("route_host_version_sandbox_kills_"
+			    "total", labels, cmd_status_num(v, "violations"));
+		}
+	}
+}
+
+/*
+ * The status as OpenMetrics text (what Prometheus scrapes): the daemon's
+ * figures, then each channel's and version's, then "# EOF".
+ */
+static void
+cmd_status_openmetrics(json_t *j)
+{
+	cmd_status_om_daemon(j);
+	cmd_status_om_channels(json_object_get(j, "channels"));
+	printf("# EOF\n");
+}
+
 /* Print usage; exit 2. */
 static int
 cmd_status_usage(void)
 {
 	fprintf(stderr, "usage: route-host status [-c CONFIG | -s SOCKET] "
-	    "[--json]\n");
+	    "[--json | --openmetrics]\n");
 	return 2;
 }
 
-/* route-host status [-c CONFIG | -s SOCKET] [--json] */
+/* route-host status [-c CONFIG | -s SOCKET] [--json | --openmetrics] */
 int
 cmd_status(int argc, char **argv)
 {
@@ -242,17 +421,19 @@ cmd_status(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "openmetrics", no_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct conf	 conf;
 	const char	*path = NULL, *confpath = DEFAULT_CONF;
 	char		 errbuf[512] = "";
-	bool		 as_json = false, conf_given = false;
+	bool		 as_json = false, as_om = false, conf_given = false;
 	json_t		*j;
 	int		 ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:s:j", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:s:jm", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'c':
 			confpath = optarg;
@@ -264,11 +445,15 @@ cmd_status(int argc, char **argv)
 		case 'j':
 			as_json = true;
 			break;
+		case 'm':
+			as_om = true;
+			break;
 		default:
 			return cmd_status_usage();
 		}
 	}
-	if (optind != argc || (path != NULL && conf_given))
+	if (optind != argc || (path != NULL && conf_given) ||
+	    (as_json && as_om))
 		return cmd_status_usage();
 	/* The socket serve uses: the one its configuration names. */
 	conf_defaults(&conf);
@@ -280,7 +465,9 @@ cmd_status(int argc, char **argv)
 	errno = 0;
 	if ((j = cmd_status_fetch(path, errbuf, sizeof errbuf)) == NULL)
 		errx(1, "status: %s", errbuf);
-	if (as_json) {
+	if (as_om)
+		cmd_status_openmetrics(j);
+	else if (as_json) {
 		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
 	} else

@@ -31,7 +31,7 @@ static const struct {
 	{ "demo", cmd_demo, "demo [-d PLUGIN_LIBDIR]" },
 	{ "serve", cmd_serve, "serve [-fnv] [-c CONFIG] [-d PLUGIN_DIR] "
 	    "[-s SOCKET] [-t DEFAULT_TIMEOUT_MS]" },
-	{ "status", cmd_status, "status [-c CONFIG | -s SOCKET] [--json]" },
+	{ "status", cmd_status, "status [-c CONFIG | -s SOCKET] [--json | --openmetrics]" },
 };
 
 /* Print the usage summary. */

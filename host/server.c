@@ -61,6 +61,7 @@ struct server_stats {
 	u_int			 in_flight;
 	uint64_t		 hist[SERVER_HIST];	/* by log2(us) */
 	uint64_t		 by_status[ST_LAST + 1];
+	uint64_t		 sum_us;		/* of ok calls */
 };
 RB_HEAD(server_stats_tree, server_stats);
 
@@ -465,6 +466,7 @@ server_done(const struct result *r, void *arg)
 		case ST_OK:
 			st->served++;
 			us = (engine_now() - sc->start) / 1000;
+			st->sum_us += us;
 			while (us > 1 && b < SERVER_HIST - 1) {
 				us >>= 1;
 				b++;
@@ -1620,6 +1622,8 @@ server_status_channel(struct server *s, json_t *arr, struct channel *ch)
 			    "to_us", (json_int_t)((1ULL << (i + 1)) - 1),
 			    "count", (json_int_t)st->hist[i]));
 	json_object_set_new(ch_json, "latency_histogram", hist);
+	json_object_set_new(ch_json, "latency_sum_us",
+	    json_integer((json_int_t)st->sum_us));
 }
 
 /* Context for plugdir_foreach. */

@@ -135,6 +135,53 @@ py maxconn 20
 check "refused connections are logged once, not once each" \
     '[ "$(grep -c "max-connections" "$tmp/log")" -le 2 ]'
 
+# --- status --openmetrics, read by the Prometheus project's own parser
+# (python3-prometheus-client, from Debian's /usr/bin/python3)
+if /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null; then
+	rh status -s "$sock" --openmetrics >"$tmp/om1"
+	for i in 1 2 3 4 5 6 7; do
+		echo '{"consumers": [{"id": "a", "max_in_flight": 1}]}'
+	done | rh route -s "$sock" -c orders >/dev/null
+	rh status -s "$sock" --openmetrics >"$tmp/om2"
+	rh status -s "$sock" --json >"$tmp/om2.json"
+	if out=$(/usr/bin/python3 - "$tmp/om1" "$tmp/om2" "$tmp/om2.json" <<'PY' 2>&1
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+def scrape(path):
+    text = open(path).read()
+    assert text.endswith("# EOF\n"), "no # EOF"
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+a, b = scrape(sys.argv[1]), scrape(sys.argv[2])
+j = json.load(open(sys.argv[3]))
+ok = (("channel", "orders"), ("status", "ok"))
+assert b[("route_host_calls_total", ok)] - a[("route_host_calls_total", ok)] == 7
+orders = [c for c in j["channels"] if c["channel"] == "orders"][0]
+assert b[("route_host_calls_total", ok)] == orders["served"]
+count = ("route_host_call_duration_seconds_count", (("channel", "orders"),))
+assert b[count] == orders["served"], (b[count], orders["served"])
+inf = ("route_host_call_duration_seconds_bucket",
+       (("channel", "orders"), ("le", "+Inf")))
+assert b[inf] == b[count]
+assert b[("route_host_max_connections", ())] == 20
+assert b[("route_host_max_in_flight_bytes", ())] == 8388608
+print("calls_total ok +7 =", b[("route_host_calls_total", ok)])
+PY
+	); then
+		ok "status --openmetrics parses (prometheus_client) and counts what was sent: $out"
+	else
+		not_ok "status --openmetrics"
+		echo "$out" | sed 's/^/#   /'
+	fi
+else
+	echo "# no python3-prometheus-client for /usr/bin/python3: --openmetrics not parsed"
+fi
+
 # --- byte budgets: window-bytes per connection, max-in-flight-bytes in all
 got=$(rh status -s "$sock" --json)
 contains "status shows max-in-flight-bytes" '"max_in_flight_bytes": 8388608' \
