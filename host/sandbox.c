@@ -153,6 +153,30 @@ sandbox_rules(scmp_filter_ctx ctx, uint32_t action, const char *const *names,
 		goto fail;						\
 } while (0)
 
+/*
+ * A new filter whose default is action, compiled as a binary tree of
+ * system call numbers: the kernel emulates a filter for every system
+ * call number when a helper loads it (its action cache), so a long
+ * linear filter costs each fork far more than the lookups it saves.
+ * NULL with err set.
+ */
+static scmp_filter_ctx
+sandbox_ctx(uint32_t action, char *err, size_t errlen)
+{
+	scmp_filter_ctx	ctx;
+
+	if ((ctx = seccomp_init(action)) == NULL) {
+		snprintf(err, errlen, "seccomp_init failed");
+		return NULL;
+	}
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) != 0) {
+		snprintf(err, errlen, "seccomp: no binary tree filters");
+		seccomp_release(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 /* Compile ctx into prog as BPF, and free it; -1 with err set. */
 static int
 sandbox_export(scmp_filter_ctx ctx, struct sandbox_prog *prog,
@@ -262,10 +286,8 @@ sandbox_loading_filter(struct sandbox_prog *prog, char *err, size_t errlen)
 	};
 	scmp_filter_ctx	 ctx;
 
-	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL) {
-		snprintf(err, errlen, "seccomp_init failed");
+	if ((ctx = sandbox_ctx(SCMP_ACT_ALLOW, err, errlen)) == NULL)
 		return -1;
-	}
 	if (sandbox_rules(ctx, SCMP_ACT_ERRNO(EPERM), refused,
 	    nitems(refused), err, errlen) == -1)
 		goto fail;
@@ -418,10 +440,8 @@ sandbox_running_filter(struct sandbox_prog *prog, char *err, size_t errlen)
 	};
 	scmp_filter_ctx		 ctx;
 
-	if ((ctx = seccomp_init(SCMP_ACT_TRAP)) == NULL) {
-		snprintf(err, errlen, "seccomp_init failed");
+	if ((ctx = sandbox_ctx(SCMP_ACT_TRAP, err, errlen)) == NULL)
 		return -1;
-	}
 	if (sandbox_rules(ctx, SCMP_ACT_ALLOW, allowed, nitems(allowed), err,
 	    errlen) == -1)
 		goto fail;
