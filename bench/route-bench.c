@@ -1265,10 +1265,13 @@ struct bench_poison_run {
  * n calls to channel on one connection, depth outstanding: every pct-th
  * percent poison (a fixed pseudo-random order), distinct bodies unless
  * same (then every poison call is one body, as a broker redelivers it).
+ * With gap (ns), call i is sent no sooner than i gaps after the first:
+ * a steady rate, as traffic arrives, instead of as fast as answers come.
  */
 static void
 bench_poison_pipeline(const char *sock, const char *channel, size_t n,
-    int pct, bool same, size_t depth, struct bench_poison_run *run)
+    int pct, bool same, size_t depth, uint64_t gap,
+    struct bench_poison_run *run)
 {
 	struct client_conn	 cc;
 	struct wire_buf		 out, body, f;
@@ -1278,8 +1281,12 @@ bench_poison_pipeline(const char *sock, const char *channel, size_t n,
 	bool			*poison = calloc(n, sizeof *poison);
 	char			 errbuf[DETAIL_MAX];
 	size_t			 sent = 0, got = 0, len;
+	uint64_t		 due, now;
+	struct pollfd		 pfd;
+	struct timespec		 ts;
 	uint32_t		 x = 1;
 	uint8_t			 type;
+	bool			 wait;
 
 	memset(run, 0, sizeof *run);
 	run->healthy = calloc(n, sizeof *run->healthy);
@@ -1303,7 +1310,8 @@ bench_poison_pipeline(const char *sock, const char *channel, size_t n,
 	t0 = engine_now();
 	while (got < n) {
 		out.len = 0;
-		while (sent < n && sent - got < depth) {
+		while (sent < n && sent - got < depth &&
+		    engine_now() >= t0 + sent * gap) {
 			bench_poison_body(&body, poison[sent], poison[sent] &&
 			    same ? -1 : (int64_t)sent);
 			/* A frame of its own: proto_route frames from 0. */
@@ -1317,8 +1325,21 @@ bench_poison_pipeline(const char *sock, const char *channel, size_t n,
 		}
 		if (out.len > 0 && client_send(&cc, &out) == -1)
 			err(1, "send");
-		for (bool wait = true; client_frame(&cc, wait, &type, &p,
-		    &len, errbuf, sizeof errbuf) == 1; wait = false) {
+		wait = true;
+		if (gap != 0 && sent < n && sent - got < depth) {
+			/* Until the next call is due, or an answer comes. */
+			due = t0 + sent * gap;
+			now = engine_now();
+			ts.tv_sec = due > now ? (time_t)((due - now) /
+			    1000000000) : 0;
+			ts.tv_nsec = due > now ? (long)((due - now) %
+			    1000000000) : 0;
+			pfd.fd = cc.fd;
+			pfd.events = POLLIN;
+			wait = ppoll(&pfd, 1, &ts, NULL) == 1;
+		}
+		for (; client_frame(&cc, wait, &type, &p, &len, errbuf,
+		    sizeof errbuf) == 1; wait = false) {
 			if (type != PROTO_RESULT ||
 			    proto_decode_result(p, len, &pr) == -1 ||
 			    pr.id >= n)
@@ -1422,7 +1443,8 @@ static void
 bench_poison(size_t n)
 {
 	static const char *const	 chans[] = {
-		"clean", "half", "halfsame", "all", "same"
+		"clean", "half", "halfsame", "all", "same", "steadyclean",
+		"steadyhalf"
 	};
 	struct bench_poison_run		 clean, half, all, same;
 	char				 dir[] = "/tmp/route-bench-poison-XXXXXX";
@@ -1461,7 +1483,7 @@ bench_poison(size_t n)
 	for (size_t i = 0; i < nitems(chans); i++) {
 		for (int k = 0;; k++) {
 			bench_poison_pipeline(sock, chans[i], 1, 0, false, 1,
-			    &clean);
+			    0, &clean);
 			bench_poison_free(&clean);
 			if (clean.kinds[ST_OK] == 1)
 				break;
@@ -1473,8 +1495,8 @@ bench_poison(size_t n)
 	}
 
 	bench_section("poison: 50 % of calls crash, pipelined (us)", NULL);
-	bench_poison_pipeline(sock, "clean", n, 0, false, 64, &clean);
-	bench_poison_pipeline(sock, "half", n, 50, false, 64, &half);
+	bench_poison_pipeline(sock, "clean", n, 0, false, 64, 0, &clean);
+	bench_poison_pipeline(sock, "half", n, 50, false, 64, 0, &half);
 	clean99 = bench_poison_p99(clean.healthy, clean.nhealthy);
 	bench_row("poison_clean", "no poison: every call", clean.healthy,
 	    clean.nhealthy, NULL, 0);
@@ -1489,7 +1511,7 @@ bench_poison(size_t n)
 	bench_poison_kinds("poison_half_kinds", "50 % poison, distinct:",
 	    &half);
 	bench_poison_free(&half);
-	bench_poison_pipeline(sock, "halfsame", n, 50, true, 64, &half);
+	bench_poison_pipeline(sock, "halfsame", n, 50, true, 64, 0, &half);
 	bench_row("poison_halfsame_healthy", "50 % poison, one body: healthy",
 	    half.healthy, half.nhealthy, NULL, 0);
 	bench_value("poison_halfsame_ratio", "... healthy p99 / no-poison p99",
@@ -1503,8 +1525,34 @@ bench_poison(size_t n)
 	bench_poison_free(&half);
 	bench_poison_free(&clean);
 
+	/*
+	 * The same mix arriving at a steady rate, a third of the crashes a
+	 * second this machine can absorb: above, answers wait for forks
+	 * because the client sends as fast as they come.
+	 */
+	bench_section("poison: 50 % of calls crash, 1000 calls/s (us)", NULL);
+	bench_poison_pipeline(sock, "steadyclean", n / 2, 0, false, 64,
+	    1000000, &clean);
+	bench_poison_pipeline(sock, "steadyhalf", n / 2, 50, false, 64,
+	    1000000, &half);
+	clean99 = bench_poison_p99(clean.healthy, clean.nhealthy);
+	bench_row("poison_steady_clean", "no poison: every call",
+	    clean.healthy, clean.nhealthy, NULL, 0);
+	bench_row("poison_steady_healthy", "50 % poison, distinct: healthy",
+	    half.healthy, half.nhealthy, NULL, 0);
+	bench_value("poison_steady_ratio", "... healthy p99 / no-poison p99",
+	    clean99 != 0 ? (double)bench_poison_p99(half.healthy,
+	    half.nhealthy) / (double)clean99 : 0, "ratio", NULL, 0);
+	if (half.ncrashed > 0)
+		bench_row("poison_steady_crashed", "50 % poison, distinct: "
+		    "crashed", half.crashed, half.ncrashed, NULL, 0);
+	bench_poison_kinds("poison_steady_kinds", "50 % poison, distinct:",
+	    &half);
+	bench_poison_free(&half);
+	bench_poison_free(&clean);
+
 	bench_section("poison: every call crashes", "value");
-	bench_poison_pipeline(sock, "all", n, 100, false, 64, &all);
+	bench_poison_pipeline(sock, "all", n, 100, false, 64, 0, &all);
 	bench_poison_kinds("poison_all_kinds", "100 % poison, distinct:", &all);
 	bench_value("poison_all_max_us", "slowest answer (us)",
 	    all.max / 1e3, "us", NULL, 0);
@@ -1516,7 +1564,7 @@ bench_poison(size_t n)
 	bench_poison_free(&all);
 
 	bench_poison_pipeline(sock, "same", 10000 / (size_t)bench_scale, 100,
-	    true, 64, &same);
+	    true, 64, 0, &same);
 	bench_poison_kinds("poison_same_kinds", "one poison body, redelivered:",
 	    &same);
 	bench_value("poison_same_crashes", "... helpers it crashed",
