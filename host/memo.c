@@ -4,9 +4,12 @@
  * its helpers, each remembered until its TTL passes, so that the same body
  * sent again is answered crashed without running it or costing a helper.
  *
- * A fixed table of at least the size asked for, four ways per bucket: a
- * lookup looks at four entries, and a new body takes a free or expired
- * way of its bucket, or the one closest to expiry.  Bodies are hashed by
+ * A fixed table of twice the size asked for (rounded up to a power of
+ * two), four ways per bucket: a lookup looks at four entries, and a new
+ * body takes a free or expired way of its bucket, or the one closest to
+ * expiry.  At half full, a body is rarely lost to a full bucket (about 3 %
+ * of them when size bodies are remembered at once; a table of exactly
+ * size would lose a fifth).  Bodies are hashed by
  * the caller (call.c hashes each call's body at most once).
  */
 
@@ -27,14 +30,14 @@ struct memo {
 	struct memo_entry	 entry[];
 };
 
-/* A new, empty memo of at least size entries; NULL when out of memory. */
+/* A new, empty memo for size bodies; NULL when out of memory. */
 struct memo *
 memo_new(size_t size)
 {
 	struct memo	*mo;
 	size_t		 nb = 1;
 
-	while (nb * MEMO_WAYS < size)
+	while (nb * MEMO_WAYS < 2 * size)
 		nb <<= 1;
 	if ((mo = calloc(1, sizeof *mo + nb * MEMO_WAYS *
 	    sizeof mo->entry[0])) == NULL)
