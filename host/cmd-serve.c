@@ -61,6 +61,7 @@ struct cmd_serve {
 	struct engine		*engine;
 	struct plugdir		*plugdir;
 	struct server		*server;
+	struct metrics		*metrics;	/* metrics-listen, or NULL */
 	struct watch		 sigw;
 	bool			 stopping;
 	uint64_t		 stop_by;
@@ -194,6 +195,8 @@ cmd_serve_settings(const struct conf *c)
 	    "max_in_flight_bytes", (json_int_t)c->max_in_flight_bytes);
 	if (j == NULL)
 		return NULL;
+	json_object_set_new(j, "metrics_listen", c->metrics_listen[0] !=
+	    '\0' ? json_string(c->metrics_listen) : json_null());
 	json_object_update_new(j, cmd_serve_crash_json(&c->crash));
 	chs = json_object();
 	for (size_t i = 0; i < c->nchannels; i++) {
@@ -264,6 +267,38 @@ cmd_serve_changes(json_t *old, json_t *new, char *buf, size_t len)
 		strlcpy(buf, "no setting changed", len);
 }
 
+/*
+ * A reload's metrics-listen: the new address is opened before the old one
+ * is closed; if it cannot be, the old one stays (and stays in c).
+ */
+static void
+cmd_serve_metrics_reload(struct cmd_serve *d, struct conf *c)
+{
+	struct metrics	*mt = NULL;
+	char		 err[512];
+
+	if (strcmp(c->metrics_listen, d->conf.metrics_listen) == 0)
+		return;
+	if (c->metrics_listen[0] != '\0' && (mt = metrics_open(d->engine,
+	    d->server, c->metrics_listen, cmd_serve_log, d, err,
+	    sizeof err)) == NULL) {
+		cmd_serve_log(d, LOG_ERR, err);
+		cmd_serve_log(d, LOG_WARNING, d->metrics != NULL ? "reload: "
+		    "metrics stay on the old metrics-listen" : "reload: no "
+		    "metrics over HTTP");
+		strlcpy(c->metrics_listen, d->conf.metrics_listen,
+		    sizeof c->metrics_listen);
+		return;
+	}
+	metrics_close(d->metrics);
+	d->metrics = mt;
+	if (mt != NULL) {
+		snprintf(err, sizeof err, "metrics on http://%s/metrics",
+		    c->metrics_listen);
+		cmd_serve_log(d, LOG_INFO, err);
+	}
+}
+
 /* SIGHUP: reread the configuration (keeping the old one if it is bad). */
 static void
 cmd_serve_reload(struct cmd_serve *d)
@@ -302,6 +337,7 @@ cmd_serve_reload(struct cmd_serve *d)
 	c.socket_mode = d->conf.socket_mode;
 	strlcpy(c.socket_owner, d->conf.socket_owner, sizeof c.socket_owner);
 	strlcpy(c.socket_group, d->conf.socket_group, sizeof c.socket_group);
+	cmd_serve_metrics_reload(d, &c);
 	if (strcmp(c.plugins, d->conf.plugins) != 0) {
 		d->conf = c;
 		cmd_serve_plugdir_conf(d, &pc);
@@ -755,6 +791,15 @@ cmd_serve(int argc, char **argv)
 		snprintf(err, sizeof err, "watch: %s", strerror(errno));
 		goto fatal;
 	}
+	if (d.conf.metrics_listen[0] != '\0') {
+		if ((d.metrics = metrics_open(d.engine, d.server,
+		    d.conf.metrics_listen, cmd_serve_log, &d, err,
+		    sizeof err)) == NULL)
+			goto fatal;
+		snprintf(err, sizeof err, "metrics on http://%s/metrics",
+		    d.conf.metrics_listen);
+		cmd_serve_log(&d, LOG_INFO, err);
+	}
 	sd_notify(0, "READY=1");
 
 	for (;;) {
@@ -787,6 +832,7 @@ cmd_serve(int argc, char **argv)
 	 * would reach still exist, and reads no frame again.  The engine
 	 * goes last, ending what it still runs.
 	 */
+	metrics_close(d.metrics);
 	server_free(d.server);
 	plugdir_close(d.plugdir);
 	engine_unwatch(d.engine, &d.sigw);
@@ -798,6 +844,7 @@ cmd_serve(int argc, char **argv)
 
 fatal:
 	cmd_serve_log(&d, LOG_ERR, err);
+	metrics_close(d.metrics);
 	server_free(d.server);
 	plugdir_close(d.plugdir);
 	engine_free(d.engine);

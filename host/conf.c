@@ -17,6 +17,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <netdb.h>
 #include <libutil.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -182,6 +183,63 @@ conf_mode(const char *s, mode_t *out, char *err, size_t errlen)
 		return -1;
 	}
 	*out = (mode_t)m;
+	return 0;
+}
+
+/*
+ * ADDRESS:PORT as a socket address: an IPv4 address or a bracketed IPv6
+ * one (never a name: no lookup at start), and a port from 1 to 65535.
+ * -1 with err set.
+ */
+int
+conf_address(const char *s, struct sockaddr_storage *ss, socklen_t *len,
+    char *err, size_t errlen)
+{
+	struct addrinfo	 hints, *res;
+	char		 host[64];
+	const char	*colon = strrchr(s, ':');
+	size_t		 hlen;
+	long long	 port;
+	int		 rc;
+
+	if (colon == NULL || colon == s) {
+		snprintf(err, errlen, "expected ADDRESS:PORT, as "
+		    "127.0.0.1:9464 or [::1]:9464");
+		return -1;
+	}
+	hlen = (size_t)(colon - s);
+	if (s[0] == '[') {
+		if (hlen < 3 || colon[-1] != ']') {
+			snprintf(err, errlen, "an IPv6 address goes in "
+			    "brackets: [::1]:9464");
+			return -1;
+		}
+		s++;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof host) {
+		snprintf(err, errlen, "address too long");
+		return -1;
+	}
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (s[-1] != '[' && strchr(host, ':') != NULL) {
+		snprintf(err, errlen, "an IPv6 address goes in brackets: "
+		    "[::1]:9464");
+		return -1;
+	}
+	if (conf_number(colon + 1, 1, 65535, &port, err, errlen) == -1)
+		return -1;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
+		snprintf(err, errlen, "'%s' is not an IP address", host);
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
 	return 0;
 }
 
@@ -488,6 +546,20 @@ conf_line(struct conf *c, struct conf_channel **in, char **w, size_t nw,
 		if (conf_bytes(w[1], PROTO_FRAME_MAX, 1ULL << 40,
 		    &c->window_bytes, err, errlen) == -1)
 			return -1;
+	} else if (strcmp(w[0], "metrics-listen") == 0) {
+		struct sockaddr_storage	ss;
+		socklen_t		sslen;
+
+		if (strcmp(w[1], "off") == 0)
+			c->metrics_listen[0] = '\0';
+		else if (strlen(w[1]) >= sizeof c->metrics_listen) {
+			snprintf(err, errlen, "address too long");
+			return -1;
+		} else if (conf_address(w[1], &ss, &sslen, err, errlen) == -1)
+			return -1;
+		else
+			strlcpy(c->metrics_listen, w[1],
+			    sizeof c->metrics_listen);
 	} else if (strcmp(w[0], "max-in-flight-bytes") == 0) {
 		if (conf_bytes(w[1], PROTO_FRAME_MAX, 1ULL << 40,
 		    &c->max_in_flight_bytes, err, errlen) == -1)

@@ -16,11 +16,13 @@
 #define ROUTE_HOST_H
 
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/queue.h>
 #include <sys/tree.h>
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -537,6 +539,14 @@ void		 server_set_settings(struct server *, json_t *);
 bool		 server_activated(const struct server *);
 json_t		*server_status(struct server *);
 
+/* metrics.c: the status as OpenMetrics, and over HTTP (metrics-listen). */
+struct metrics;
+int		 metrics_write(FILE *, json_t *);
+struct metrics	*metrics_open(struct engine *, struct server *, const char *,
+		     void (*)(void *, int, const char *), void *, char *,
+		     size_t);
+void		 metrics_close(struct metrics *);
+
 /* client.c: talking to a running daemon. */
 struct client_conn {
 	int			 fd;
@@ -588,10 +598,14 @@ struct conf {
 	u_int			 max_connections;
 	uint64_t		 window_bytes;
 	uint64_t		 max_in_flight_bytes;
+	char			 metrics_listen[64];	/* "": off */
 	struct conf_channel	*channels;
 	size_t			 nchannels;
 };
 void		 conf_defaults(struct conf *);
+struct sockaddr_storage;
+int		 conf_address(const char *, struct sockaddr_storage *,
+		     socklen_t *, char *, size_t);
 int		 conf_load(struct conf *, const char *, char *, size_t);
 u_int		 conf_check(const char *, void (*)(void *, const char *),
 		     void *);

@@ -231,6 +231,170 @@ else
 	echo "# no systemd-socket-activate: socket activation not tested"
 fi
 
+# --- metrics-listen: the same page over HTTP, from the daemon's own loop
+freeport() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+if rh serve -n -c /dev/null -d "$tmp/plugins" 2>&1 | grep -q . &&
+    ldd "$ROUTE_HOST" 2>/dev/null | grep -q libmicrohttpd; then
+	port=$(freeport)
+	printf 'metrics-listen 127.0.0.1:%s\n' "$port" >"$tmp/metrics.conf"
+	start_daemon -c "$tmp/metrics.conf"
+	for i in 1 2 3; do
+		echo '{"consumers": [{"id": "a"}]}'
+	done | rh route -s "$sock" -c orders >/dev/null
+	contains "the log says where metrics are served" \
+	    "metrics on http://127.0.0.1:$port/metrics" "$(cat "$tmp/log")"
+	if out=$(SOCK=$sock ROUTE_HOST=$ROUTE_HOST /usr/bin/python3 - "$port" \
+	    "$pid" <<'PY' 2>&1
+import os, socket, sys, urllib.error, urllib.request
+port, pid = sys.argv[1], sys.argv[2]
+base = "http://127.0.0.1:%s" % port
+
+def get(path, method="GET", data=None):
+    req = urllib.request.Request(base + path, method=method, data=data)
+    try:
+        r = urllib.request.urlopen(req, timeout=10)
+        return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+import time
+t0 = time.monotonic()
+code, ctype, body = get("/metrics")
+assert code == 200, code
+assert ctype.startswith("application/openmetrics-text"), ctype
+assert body.endswith("# EOF\n")
+try:
+    from prometheus_client.openmetrics.parser import \
+        text_string_to_metric_families
+    got = {}
+    for fam in text_string_to_metric_families(body):
+        for s in fam.samples:
+            got[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    ok = ("route_host_calls_total", (("channel", "orders"), ("status", "ok")))
+    assert got[ok] == 3, got[ok]
+except ImportError:
+    assert 'route_host_calls_total{channel="orders",status="ok"} 3' in body
+print("ok - GET /metrics: 200, OpenMetrics, 3 ok calls counted")
+
+# The page is made at most once a second: a call routed now shows in the
+# page a second later, not in the next scrape at once.
+import subprocess
+line = 'route_host_calls_total{channel="orders",status="ok"} '
+subprocess.run([os.environ["ROUTE_HOST"], "route", "-s", os.environ["SOCK"],
+                "-c", "orders"], input=b'{"consumers": [{"id": "a"}]}\n',
+               stdout=subprocess.DEVNULL, check=True)
+again = get("/metrics")[2]
+# (A host slowed down, as under valgrind, may take a second for that.)
+assert line + "3\n" in again or time.monotonic() - t0 >= 0.9
+time.sleep(1.1)
+assert line + "4\n" in get("/metrics")[2]
+print("ok - the page is made at most once a second (a scrape after a call: "
+      "3, a second later: 4)")
+assert get("/metrics", "HEAD")[0] == 200
+print("ok - HEAD /metrics: 200")
+code, _, body = get("/")
+assert code == 404 and "/metrics" in body, (code, body)
+print("ok - another path: 404")
+code, _, _ = get("/metrics", "POST", b"x" * 100)
+assert code == 405, code
+print("ok - POST: 405")
+
+# Idle scrapers are bounded: of 40 connections that send nothing, the
+# daemon holds at most its connection limit (16); the others wait in the
+# listen queue (or time out connecting), costing it nothing.
+fds = lambda: len(os.listdir("/proc/%s/fd" % pid))
+before = fds()
+idle = []
+for i in range(40):
+    s = socket.socket()
+    s.settimeout(0.5)
+    try:
+        s.connect(("127.0.0.1", int(port)))
+    except OSError:
+        pass
+    idle.append(s)
+import time
+time.sleep(0.5)
+held = fds() - before
+assert held <= 16, held
+print("ok - 40 idle HTTP connections hold %d descriptors (at most 16)" % held)
+for s in idle:
+    s.close()
+time.sleep(0.3)
+code, _, _ = get("/metrics")
+assert code == 200, code
+print("ok - and once they go, a scrape is answered")
+PY
+	); then
+		echo "$out"
+		pass=$((pass + $(echo "$out" | grep -c '^ok - ')))
+	else
+		not_ok "metrics-listen over HTTP"
+		echo "$out" | sed 's/^/#   /'
+	fi
+	# A reload moves it: the new port answers, the old one is closed.
+	port2=$(freeport)
+	printf 'metrics-listen 127.0.0.1:%s\n' "$port2" >"$tmp/metrics.conf"
+	kill -HUP "$pid"
+	i=0
+	while [ $i -lt 50 ] && ! grep -q "127.0.0.1:$port2/metrics" "$tmp/log"; do
+		sleep 0.1; i=$((i + 1))
+	done
+	check "a reload moves metrics-listen to the new address" \
+	    "python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:$port2/metrics\", timeout=5)'"
+	check "... and closes the old one" \
+	    "! python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", $port), timeout=2)' 2>/dev/null"
+	# A reload to an address taken keeps the one it has.
+	port3=$(freeport)
+	python3 -c 'import socket, time, sys
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+time.sleep(3)' "$port3" &
+	blocker=$!
+	sleep 0.3
+	printf 'metrics-listen 127.0.0.1:%s\n' "$port3" >"$tmp/metrics.conf"
+	kill -HUP "$pid"
+	i=0
+	while [ $i -lt 50 ] && ! grep -q "metrics stay on the old" "$tmp/log"; do
+		sleep 0.1; i=$((i + 1))
+	done
+	contains "... an address in use is an error, and metrics stay put" \
+	    "metrics stay on the old metrics-listen" "$(cat "$tmp/log")"
+	check "... still served on the old address" \
+	    "python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:$port2/metrics\", timeout=5)'"
+	contains "... and status shows the one in use" \
+	    "\"metrics_listen\": \"127.0.0.1:$port2\"" \
+	    "$(rh status -s "$sock" --json)"
+	wait "$blocker"
+	stop_daemon
+	# A port taken at start: serve says so and exits 1.  (A fresh one:
+	# the ports scraped above may hold TIME_WAIT connections.)
+	port2=$(freeport)
+	python3 -c 'import socket, time, sys
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+time.sleep(3)' "$port2" &
+	blocker=$!
+	sleep 0.3
+	printf 'metrics-listen 127.0.0.1:%s\n' "$port2" >"$tmp/metrics.conf"
+	out=$(timeout 20 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f \
+	    -c "$tmp/metrics.conf" -d "$tmp/plugins" -s "$tmp/m.sock" 2>&1)
+	rc=$?
+	check "metrics-listen on a port in use: serve exits 1 ($rc)" \
+	    '[ "$rc" -eq 1 ]'
+	contains "... naming the address and why" \
+	    "metrics-listen 127.0.0.1:$port2: Address already in use" "$out"
+	wait "$blocker"
+else
+	echo "# built without libmicrohttpd: metrics-listen not tested"
+fi
+for bad in "metrics-listen 9464" "metrics-listen localhost:9464" \
+    "metrics-listen 127.0.0.1:0" "metrics-listen ::1:9464"; do
+	printf '%s\n' "$bad" >"$tmp/bad-metrics.conf"
+	contains "'$bad' is refused with its line" "bad-metrics.conf:1:" \
+	    "$(rh serve -n -c "$tmp/bad-metrics.conf" -d "$tmp/plugins" 2>&1)"
+done
+
 # --- log lines for the journal: stderr is the stream JOURNAL_STREAM names
 : >"$tmp/jlog"
 js=$(stat -c '%d:%i' "$tmp/jlog")
