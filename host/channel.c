@@ -154,6 +154,7 @@ channel_gate_done(const struct result *r, void *arg)
 	if (r->status != ST_OK) {
 		snprintf(ch->error, sizeof ch->error, "%.12s not deployed: %s",
 		    g->module->hex, r->detail);
+		ch->deploy_failures++;
 		channel_log(ch, LOG_ERR, "%s%s", ch->error, ch->active != NULL ?
 		    "; the active version keeps serving" : "");
 		engine_release(ch->engine, g->module);
@@ -189,6 +190,7 @@ channel_deploy(struct channel *ch, const char *path)
 		snprintf(ch->error, sizeof ch->error, "not deployed: %s: %s",
 		    path, errno == ELOOP ? "is a symbolic link" :
 		    strerror(errno));
+		ch->deploy_failures++;
 		channel_log(ch, LOG_ERR, "%s", ch->error);
 		return -1;
 	}
@@ -214,6 +216,7 @@ channel_deploy_fd(struct channel *ch, int fd, const char *path)
 	if (engine_load_fd(ch->engine, fd, path, ch->name, ch->opts,
 	    ch->nopts, &m, err, sizeof err) == -1) {
 		snprintf(ch->error, sizeof ch->error, "not deployed: %s", err);
+		ch->deploy_failures++;
 		channel_log(ch, LOG_ERR, "%s", ch->error);
 		return -1;
 	}
@@ -233,6 +236,7 @@ channel_deploy_fd(struct channel *ch, int fd, const char *path)
 		engine_release(ch->engine, m);
 		snprintf(ch->error, sizeof ch->error, "not deployed: out of "
 		    "memory");
+		ch->deploy_failures++;
 		return -1;
 	}
 	g->channel = ch;
@@ -246,6 +250,7 @@ channel_deploy_fd(struct channel *ch, int fd, const char *path)
 		free(g);
 		snprintf(ch->error, sizeof ch->error, "not deployed: out of "
 		    "memory");
+		ch->deploy_failures++;
 		return -1;
 	}
 	channel_log(ch, LOG_DEBUG, "%.12s loading from %s", m->hex, path);

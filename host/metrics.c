@@ -156,6 +156,14 @@ metrics_channels(FILE *f, json_t *chs)
 		metrics_sample(f, "route_host_channel_deploys_total", labels,
 		    metrics_num(ch, "deploys"));
 	}
+	metrics_family(f, "route_host_channel_deploy_failures", "counter",
+	    "Versions that failed to deploy to the channel.");
+	json_array_foreach(chs, i, ch) {
+		snprintf(labels, sizeof labels, "channel=\"%s\"",
+		    json_string_value(json_object_get(ch, "channel")));
+		metrics_sample(f, "route_host_channel_deploy_failures_total",
+		    labels, metrics_num(ch, "deploy_failures"));
+	}
 	metrics_family(f, "route_host_call_duration_seconds", "histogram",
 	    "Time from reading a ROUTE to its ok result, by channel.");
 	json_array_foreach(chs, i, ch) {

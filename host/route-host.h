@@ -240,6 +240,7 @@ struct channel {
 	char			 error[DETAIL_MAX];	/* last failure */
 	int			 drain_ms;
 	u_int			 deploys;
+	u_int			 deploy_failures;	/* versions not deployed */
 	log_cb			 log;
 	void			*logarg;
 };

@@ -1591,11 +1591,12 @@ server_status_channel(struct server *s, json_t *arr, struct channel *ch)
 	sv.loading = channel_loading(ch);
 	sv.versions = json_array();
 	engine_foreach(s->engine, server_version, &sv);
-	json_array_append_new(arr, ch_json = json_pack("{s:s,s:s?,s:I,s:s?,s:o,"
-	    "s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}",
+	json_array_append_new(arr, ch_json = json_pack("{s:s,s:s?,s:I,s:I,s:s?,"
+	    "s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}",
 	    "channel", ch->name,
 	    "active", ch->active != NULL ? ch->active->hex : NULL,
 	    "deploys", (json_int_t)ch->deploys,
+	    "deploy_failures", (json_int_t)ch->deploy_failures,
 	    "error", ch->error[0] != '\0' ? ch->error : NULL,
 	    "versions", sv.versions,
 	    "served", (json_int_t)st->served,

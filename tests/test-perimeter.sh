@@ -235,10 +235,24 @@ fi
 freeport() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+# block_port PORT: another process listens on PORT for 5 s ($blocker).
+block_port() {
+	rm -f "$tmp/blocked"
+	python3 -c 'import socket, time, sys
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+open(sys.argv[2], "w").close()
+time.sleep(5)' "$1" "$tmp/blocked" &
+	blocker=$!
+	i=0
+	while [ $i -lt 100 ] && [ ! -e "$tmp/blocked" ]; do
+		sleep 0.05; i=$((i + 1))
+	done
+}
 if rh serve -n -c /dev/null -d "$tmp/plugins" 2>&1 | grep -q . &&
     ldd "$ROUTE_HOST" 2>/dev/null | grep -q libmicrohttpd; then
 	port=$(freeport)
 	printf 'metrics-listen 127.0.0.1:%s\n' "$port" >"$tmp/metrics.conf"
+	cp "$TEST_PLUGINS/wrong-abi.so" "$tmp/plugins/broken.so"
 	start_daemon -c "$tmp/metrics.conf"
 	for i in 1 2 3; do
 		echo '{"consumers": [{"id": "a"}]}'
@@ -274,9 +288,13 @@ try:
             got[(s.name, tuple(sorted(s.labels.items())))] = s.value
     ok = ("route_host_calls_total", (("channel", "orders"), ("status", "ok")))
     assert got[ok] == 3, got[ok]
+    failed = ("route_host_channel_deploy_failures_total",
+              (("channel", "broken"),))
+    assert got[failed] == 1, got.get(failed)
 except ImportError:
     assert 'route_host_calls_total{channel="orders",status="ok"} 3' in body
-print("ok - GET /metrics: 200, OpenMetrics, 3 ok calls counted")
+print("ok - GET /metrics: 200, OpenMetrics, 3 ok calls counted, "
+      "1 deploy failure")
 
 # The page is made at most once a second: a call routed now shows in the
 # page a second later, not in the next scrape at once.
@@ -348,11 +366,7 @@ PY
 	    "! python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", $port), timeout=2)' 2>/dev/null"
 	# A reload to an address taken keeps the one it has.
 	port3=$(freeport)
-	python3 -c 'import socket, time, sys
-s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
-time.sleep(3)' "$port3" &
-	blocker=$!
-	sleep 0.3
+	block_port "$port3"
 	printf 'metrics-listen 127.0.0.1:%s\n' "$port3" >"$tmp/metrics.conf"
 	kill -HUP "$pid"
 	i=0
@@ -368,14 +382,11 @@ time.sleep(3)' "$port3" &
 	    "$(rh status -s "$sock" --json)"
 	wait "$blocker"
 	stop_daemon
+	rm -f "$tmp/plugins/broken.so"
 	# A port taken at start: serve says so and exits 1.  (A fresh one:
 	# the ports scraped above may hold TIME_WAIT connections.)
 	port2=$(freeport)
-	python3 -c 'import socket, time, sys
-s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
-time.sleep(3)' "$port2" &
-	blocker=$!
-	sleep 0.3
+	block_port "$port2"
 	printf 'metrics-listen 127.0.0.1:%s\n' "$port2" >"$tmp/metrics.conf"
 	out=$(timeout 20 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f \
 	    -c "$tmp/metrics.conf" -d "$tmp/plugins" -s "$tmp/m.sock" 2>&1)
