@@ -91,6 +91,13 @@ struct pool {
 	struct timer		 probe;
 	struct memo		*memo;		/* NULL until a body crashed */
 
+	/* Helper incidents: logged a line a second, the rest counted. */
+	uint64_t		 incident_logged;	/* the last line */
+	u_int			 incidents_quiet;	/* since, not logged */
+	int			 quiet_prio;		/* the worst of them */
+	char			 quiet_last[DETAIL_MAX + 64];
+	struct timer		 incident;		/* says how many */
+
 	/* A spare kept loaded until standby_until, forked at spare. */
 	uint64_t		 standby_until;
 	struct timer		 standby;
@@ -140,6 +147,7 @@ static void	pool_standby_fired(void *);
 static void	pool_spare_fired(void *);
 static void	pool_proc_timer(void *);
 static void	pool_collect(void *);
+static void	pool_incident_fired(void *);
 
 /* A new, empty pool for m; NULL when out of memory. */
 struct pool *
@@ -156,6 +164,7 @@ pool_new(struct module *m)
 	loop_timer_init(&pl->probe, pool_loop_probe, pl);
 	loop_timer_init(&pl->standby, pool_standby_fired, pl);
 	loop_timer_init(&pl->spare, pool_spare_fired, pl);
+	loop_timer_init(&pl->incident, pool_incident_fired, pl);
 	return pl;
 }
 
@@ -169,10 +178,12 @@ pool_free(struct pool *pl)
 		return;
 	e = pl->engine;
 	assert(pl->nprocs == 0 && pl->nqueued == 0);
+	pool_incident_fired(pl);	/* what was not logged yet */
 	loop_timer_cancel(e->loop, &pl->probe);
 	memo_free(pl->memo);
 	loop_timer_cancel(e->loop, &pl->standby);
 	loop_timer_cancel(e->loop, &pl->spare);
+	loop_timer_cancel(e->loop, &pl->incident);
 	if (pl->kicking)
 		TAILQ_REMOVE(&e->kickq, pl, kickentry);
 	free(pl);
@@ -1066,32 +1077,52 @@ pool_gone(struct proc *p)
 
 /*
  * Log how helper p ended badly (a crash, a deadline kill, a failed start)
- * with its version and pid: at most one line a second per version, which
- * says how many went unlogged since the last.  Status counts them all.
+ * with its version and pid: at most one line a second per version.  What
+ * comes within that second is counted, and a line when it ends says how
+ * many and the last of them (pool_incident_fired).  Status counts all.
  */
 static void __attribute__((format(printf, 3, 4)))
 pool_incident(struct proc *p, int prio, const char *fmt, ...)
 {
 	struct module	*m = p->module;
+	struct pool	*pl = m->pool;
 	uint64_t	 now = loop_now();
-	char		 what[DETAIL_MAX + 128], more[64] = "";
+	char		 what[DETAIL_MAX + 64];
 	va_list		 ap;
 
-	if (m->incident_logged != 0 &&
-	    now - m->incident_logged < POOL_INCIDENT_LOG_MS * MS_NS) {
-		m->incidents_quiet++;
-		return;
-	}
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	if (m->incidents_quiet > 0)
-		snprintf(more, sizeof more, " (%u more before, not logged)",
-		    m->incidents_quiet);
-	engine_log(p->engine, prio, "%s %.12s: helper %ld %s%s", m->label,
-	    m->hex, (long)p->pid, what, more);
-	m->incident_logged = now;
-	m->incidents_quiet = 0;
+	if (pl->incident_logged != 0 &&
+	    now - pl->incident_logged < POOL_INCIDENT_LOG_MS * MS_NS) {
+		if (pl->incidents_quiet++ == 0 || prio < pl->quiet_prio)
+			pl->quiet_prio = prio;
+		snprintf(pl->quiet_last, sizeof pl->quiet_last,
+		    "helper %ld %s", (long)p->pid, what);
+		loop_timer_at(p->engine->loop, &pl->incident,
+		    pl->incident_logged + POOL_INCIDENT_LOG_MS * MS_NS);
+		return;
+	}
+	engine_log(p->engine, prio, "%s %.12s: helper %ld %s", m->label,
+	    m->hex, (long)p->pid, what);
+	pl->incident_logged = now;
+}
+
+/* The second after a logged incident ended: say what was not logged. */
+static void
+pool_incident_fired(void *arg)
+{
+	struct pool	*pl = arg;
+	struct module	*m = pl->module;
+
+	if (pl->incidents_quiet == 0)
+		return;
+	engine_log(pl->engine, pl->quiet_prio, "%s %.12s: %u more helper "
+	    "incident%s in the last %d ms, the last: %s", m->label, m->hex,
+	    pl->incidents_quiet, pl->incidents_quiet == 1 ? "" : "s",
+	    POOL_INCIDENT_LOG_MS, pl->quiet_last);
+	pl->incidents_quiet = 0;
+	pl->incident_logged = loop_now();
 }
 
 /*

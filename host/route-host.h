@@ -330,8 +330,6 @@ struct module {
 	char			 violation[DETAIL_MAX];	/* the last */
 	uint64_t		 violation_logged;	/* when, and how many */
 	uint64_t		 violations_logged;
-	uint64_t		 incident_logged;	/* a helper's end, logged */
-	u_int			 incidents_quiet;	/* since, not logged */
 	uint64_t		 helper_crashes;	/* helpers died unasked */
 	uint64_t		 crash_loops;	/* calls answered crash_loop */
 	uint64_t		 memo_hits;	/* ... crashed from the memo */

@@ -129,6 +129,8 @@ struct server {
 	uint64_t		 refused;	/* connections refused */
 	uint64_t		 refused_at;	/* the last refusal logged */
 	u_int			 refused_quiet;	/* refused since, not logged */
+	char			 refused_last[DETAIL_MAX + 96];
+	struct timer		 refused_timer;	/* says how many */
 	bool			 stopping;
 	bool			 closing;	/* in server_free: read nothing */
 	time_t			 started;	/* wall clock */
@@ -897,14 +899,15 @@ server_allowed(const struct server *s, int fd, const struct ucred *cred)
 /*
  * Refuse a new connection: an ERROR frame saying why, as far as the
  * socket takes it at once, then close.  Logged (with the peer, when
- * known) at most once a second, with how many went unlogged since.
+ * known) at most once a second; those within that second are counted,
+ * and a line when it ends says how many (server_refused_fired).
  */
 static void
 server_refuse(struct server *s, int fd, const struct ucred *cred,
     const char *why)
 {
 	struct wire_buf	 b;
-	char		 peer[96] = "", more[64] = "";
+	char		 peer[96] = "";
 	uint64_t	 now = engine_now();
 
 	wire_init(&b);
@@ -913,19 +916,36 @@ server_refuse(struct server *s, int fd, const struct ucred *cred,
 	wire_free(&b);
 	close(fd);
 	s->refused++;
-	if (s->refused_at != 0 && now - s->refused_at < SERVER_REFUSED_NS) {
-		s->refused_quiet++;
-		return;
-	}
-	if (s->refused_quiet > 0)
-		snprintf(more, sizeof more, " (%u more refused before, not "
-		    "logged)", s->refused_quiet);
-	s->refused_at = now;
-	s->refused_quiet = 0;
 	if (cred != NULL)
 		snprintf(peer, sizeof peer, ": pid %ld uid %lu gid %lu",
 		    (long)cred->pid, (u_long)cred->uid, (u_long)cred->gid);
-	server_log(s, LOG_INFO, "refused a client%s: %s%s", peer, why, more);
+	if (s->refused_at != 0 && now - s->refused_at < SERVER_REFUSED_NS) {
+		s->refused_quiet++;
+		snprintf(s->refused_last, sizeof s->refused_last, "%s%s%s",
+		    peer[0] != '\0' ? peer + 2 : "", peer[0] != '\0' ? ": " :
+		    "", why);
+		loop_timer_at(engine_loop(s->engine), &s->refused_timer,
+		    s->refused_at + SERVER_REFUSED_NS);
+		return;
+	}
+	s->refused_at = now;
+	server_log(s, LOG_INFO, "refused a client%s: %s", peer, why);
+}
+
+/* The second after a refusal was logged ended: say how many followed. */
+static void
+server_refused_fired(void *arg)
+{
+	struct server	*s = arg;
+
+	if (s->refused_quiet == 0)
+		return;
+	server_log(s, LOG_INFO, "%u more client%s refused in the last %llu "
+	    "ms, the last: %s", s->refused_quiet, s->refused_quiet == 1 ?
+	    "" : "s", (unsigned long long)(SERVER_REFUSED_NS / MS_NS),
+	    s->refused_last);
+	s->refused_quiet = 0;
+	s->refused_at = engine_now();
 }
 
 /*
@@ -1320,6 +1340,7 @@ server_open(struct engine *e, struct plugdir *pd,
 	TAILQ_INIT(&s->dead);
 	RB_INIT(&s->stats);
 	loop_timer_init(&s->backoff, server_backoff_retry, s);
+	loop_timer_init(&s->refused_timer, server_refused_fired, s);
 	s->started = time(NULL);
 	s->started_ns = engine_now();
 	strlcpy(s->path, conf->socket, sizeof s->path);
@@ -1388,6 +1409,8 @@ server_stop(struct server *s)
 		return;
 	s->stopping = true;
 	loop_timer_cancel(engine_loop(s->engine), &s->backoff);
+	server_refused_fired(s);	/* what was not logged yet */
+	loop_timer_cancel(engine_loop(s->engine), &s->refused_timer);
 	if (s->listening)
 		engine_unwatch(s->engine, &s->listen);
 	close(s->listen.fd);

@@ -134,6 +134,15 @@ contains "... and names the line of a bad one" "bad-status.conf:1:" \
 py maxconn 20
 check "refused connections are logged once, not once each" \
     '[ "$(grep -c "max-connections" "$tmp/log")" -le 2 ]'
+sleep 1.5
+logged=$(awk '/refused a client/ { n++ }
+    / more clients? refused/ {
+	for (i = 1; i <= NF; i++) if ($i == "more") { n += $(i - 1); break } }
+    END { print n + 0 }' "$tmp/log")
+refused=$(rh status -s "$sock" --json | python3 -c \
+    'import json, sys; print(json.load(sys.stdin)["connections_refused"])')
+check "... yet a second later the log accounts for each ($logged of $refused)" \
+    '[ "$logged" -eq "$refused" ] && [ "$refused" -gt 1 ]'
 
 # --- status --openmetrics, read by the Prometheus project's own parser
 # (python3-prometheus-client, from Debian's /usr/bin/python3)

@@ -244,6 +244,15 @@ n=$(poisoned "$tmp/in")
 route p50 < "$tmp/in" > "$tmp/out"
 expect "50 % poison: healthy ones answered, poison ones crashed" \
     "crashed=$n ok=$((calls - n))" "$(kinds "$tmp/out")"
+# The log names at most one crash a second per version, and says how
+# many others there were: a second after the storm, every crash is in it.
+sleep 1.5
+logged=$(awk '/p50 [0-9a-f]*: helper [0-9]* crashed in a call/ { n++ }
+    /p50 [0-9a-f]*: [0-9]* more helper/ {
+	for (i = 1; i <= NF; i++) if ($i == "more") { n += $(i - 1); break } }
+    END { print n + 0 }' "$tmp/log")
+expect "... and the log accounts for every crash, a line a second at most" \
+    "$(version_field p50 helper_crashes)" "$logged"
 mix 300 100 > "$tmp/in"
 route all < "$tmp/in" > "$tmp/out"
 k=$(kinds "$tmp/out")
