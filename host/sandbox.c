@@ -59,7 +59,11 @@
 #include <linux/seccomp.h>
 
 #include <seccomp.h>
+#ifdef HAVE_VALGRIND_VALGRIND_H
 #include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #include "engine-int.h"
 

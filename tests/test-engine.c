@@ -18,7 +18,11 @@
 #include <link.h>
 #include <signal.h>
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
 #include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #include "testutil.h"
 

@@ -331,8 +331,12 @@ print("ok - POST: 405")
 # Idle scrapers are bounded: of 40 connections that send nothing, the
 # daemon holds at most its connection limit (16); the others wait in the
 # listen queue (or time out connecting), costing it nothing.
+# (Not root, the daemon is not dumpable: its /proc/PID/fd is root's.)
 fds = lambda: len(os.listdir("/proc/%s/fd" % pid))
-before = fds()
+try:
+    before = fds()
+except PermissionError:
+    fds = None
 idle = []
 for i in range(40):
     s = socket.socket()
@@ -344,9 +348,13 @@ for i in range(40):
     idle.append(s)
 import time
 time.sleep(0.5)
-held = fds() - before
-assert held <= 16, held
-print("ok - 40 idle HTTP connections hold %d descriptors (at most 16)" % held)
+if fds is not None:
+    held = fds() - before
+    assert held <= 16, held
+    print("ok - 40 idle HTTP connections hold %d descriptors (at most 16)" % held)
+else:
+    print("# not root: the daemon's /proc/PID/fd is unreadable, "
+          "descriptors of 40 idle HTTP connections not counted")
 for s in idle:
     s.close()
 time.sleep(0.3)

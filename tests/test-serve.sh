@@ -530,6 +530,7 @@ esc=$(printf '\033')
 contains "... and what it writes is logged escaped, a line at a time" \
     ': stderr: route-host[1]: info: channel payments: deployed 0123456789ab (plugin \"forged\")\033[31m red\001\177' \
     "$(grep '^route-host\[[0-9]*\]: info: loud [0-9a-f]\{12\}: helper [0-9]*: stderr: ' "$tmp/forge.log")"
+expect "a plugin's forged log line starts no line of the log" "0" \
     "$(grep -c '^route-host\[1\]' "$tmp/forge.log")"
 expect "... and no raw escape reaches the log" "0" \
     "$(grep -c "$esc" "$tmp/forge.log")"
