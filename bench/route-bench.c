@@ -1314,7 +1314,7 @@ bench_poison_pipeline(const char *sock, const char *channel, size_t n,
 		    engine_now() >= t0 + sent * gap) {
 			bench_poison_body(&body, poison[sent], poison[sent] &&
 			    same ? -1 : (int64_t)sent);
-			/* A frame of its own: proto_route frames from 0. */
+			/* A frame of its own, checked against one frame's size. */
 			wire_init(&f);
 			proto_route(&f, sent, 0, channel, body.data, body.len);
 			wire_bytes(&out, f.data, f.len);

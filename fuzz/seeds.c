@@ -155,6 +155,21 @@ seeds_proto(const char *dir)
 	seeds_write(dir, "fuzz-proto", "error", b.data, b.len);
 	wire_bytes(&all, b.data, b.len);
 	seeds_write(dir, "fuzz-proto", "stream", all.data, all.len);
+
+	/* fuzz-client: a daemon answering its three calls, ids 1 to 3. */
+	b.len = 0;
+	proto_welcome(&b, PROTO_VERSION, 1024);
+	r.status = ST_OK;
+	r.decision = 0;
+	r.detail[0] = '\0';
+	proto_result(&b, PROTO_VERSION, 2, &r);
+	r.status = ST_SHUTTING_DOWN;
+	proto_result(&b, PROTO_VERSION, 1, &r);
+	r.status = ST_CRASH_LOOP;
+	strlcpy(r.detail, "crash loop since ...", sizeof r.detail);
+	proto_result(&b, PROTO_VERSION, 3, &r);
+	seeds_write(dir, "fuzz-client", "answers", b.data, b.len);
+	seeds_write(dir, "fuzz-client", "stream", all.data, all.len);
 	wire_free(&b);
 	wire_free(&all);
 }

@@ -39,20 +39,22 @@ proto_welcome(struct wire_buf *b, uint16_t version, uint32_t window)
 	wire_frame_end(b);
 }
 
-/* ROUTE: one call. */
+/* ROUTE: one call, appended to b, which may hold other frames already. */
 void
 proto_route(struct wire_buf *b, uint64_t id, uint32_t timeout_ms,
     const char *channel, const void *body, size_t len)
 {
-	size_t	n = strnlen(channel, PROTO_CHANNEL_MAX + 1);
+	size_t	start = b->len, n = strnlen(channel, PROTO_CHANNEL_MAX + 1);
 
-	wire_frame_begin(b, PROTO_ROUTE);
+	wire_u32(b, 0);
+	wire_u8(b, PROTO_ROUTE);
 	wire_u64(b, id);
 	wire_u32(b, timeout_ms);
 	wire_u8(b, (uint8_t)n);
 	wire_bytes(b, channel, n);
 	wire_bytes(b, body, len);
-	wire_frame_end(b);
+	if (!b->failed)
+		wire_put_u32(b->data + start, (uint32_t)(b->len - start - 4));
 }
 
 /*

@@ -8,6 +8,7 @@ set -u
 : "${ROUTE_HOST:=host/route-host}"
 : "${TOP_BUILDDIR:=.}"
 : "${LIBDIR:=/usr/local/lib}"
+: "${MANDIR:=/usr/local/share/man}"
 : "${ROUTE_HOST_WRAPPER:=}"
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d /tmp/route-host-example-XXXXXX)
@@ -46,5 +47,53 @@ case "$got" in
 *"init failed: pick-eu: tag=NAME must be"*) ok "its option errors reach check" ;;
 *) not_ok "its option errors reach check"; echo "$got" | sed 's/^/#   /' ;;
 esac
+# A broker author's path: examples/broker against the installed library.
+cp -R "$srcdir/examples/broker" "$tmp/br"
+chmod -R u+w "$tmp/br"
+if PKG_CONFIG_PATH="$tmp/root$LIBDIR/pkgconfig" \
+    PKG_CONFIG_SYSROOT_DIR="$tmp/root" \
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$tmp/br" >"$tmp/build" 2>&1; then
+	ok "the broker example builds against the installed library"
+else
+	not_ok "the broker example builds against the installed library"
+	sed 's/^/#   /' "$tmp/build"
+fi
+mkdir -m 755 "$tmp/plugins"
+cp "$TOP_BUILDDIR/plugins/.libs/round-robin.so" "$tmp/plugins/orders.so"
+chmod 755 "$tmp"
+# shellcheck disable=SC2086
+$ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -d "$tmp/plugins" \
+    -s "$tmp/rh.sock" 2>"$tmp/serve.log" &
+spid=$!
+got=$(LD_LIBRARY_PATH="$tmp/root$LIBDIR" timeout 120 "$tmp/br/broker" \
+    -n 20000 "$tmp/rh.sock" orders 2>&1)
+case "$got" in
+*"20000 messages in "*"ok 20000 (worker-1 "*)
+	ok "it routes 20000 messages through a daemon: $got" ;;
+*) not_ok "it routes 20000 messages through a daemon"
+   echo "$got" | sed 's/^/#   /' ;;
+esac
+kill -TERM "$spid"
+wait "$spid"
+# Every function of the library is exported, and has a manual page.
+missing=""
+for f in $(grep -o 'rhc_[a-z_]*(' "$srcdir/include/route-host/client.h" |
+    tr -d '(' | sort -u); do
+	[ -e "$tmp/root$MANDIR/man3/$f.3" ] || missing="$missing $f.3"
+	nm -D "$tmp/root$LIBDIR/libroute-host-client.so" | grep -q " T $f\$" ||
+	    missing="$missing $f"
+done
+if [ -z "$missing" ]; then
+	ok "every function of client.h is exported and has a page in section 3"
+else
+	not_ok "every function of client.h is exported and has a page:$missing"
+fi
+n=$(nm -D --defined-only "$tmp/root$LIBDIR/libroute-host-client.so" |
+    awk '$2 == "T" && $3 !~ /^rhc_/' | wc -l)
+if [ "$n" -eq 0 ]; then
+	ok "and nothing else is exported"
+else
+	not_ok "$n symbols exported beside rhc_*"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
