@@ -904,8 +904,10 @@ rhc_conn_wait(struct rhc_conn *c, int ms)
 
 /*
  * The daemon's status, as JSON (route-host-protocol(7)), in *json, which
- * the caller frees; waits up to ms (-1: no limit) for it.  -1 with errno
- * ETIMEDOUT (see rhc_conn_error), ENOMEM or EDEADLK.
+ * the caller frees; waits up to ms (-1: no limit) for it.  It connects if
+ * it must, once: a daemon not there, or a connection refused or lost
+ * meanwhile, is an error at once.  -1 with errno ECONNREFUSED,
+ * ECONNRESET, ETIMEDOUT (rhc_conn_error says why), ENOMEM or EDEADLK.
  */
 int
 rhc_conn_status(struct rhc_conn *c, char **json, int ms)
@@ -920,19 +922,27 @@ rhc_conn_status(struct rhc_conn *c, char **json, int ms)
 	*json = NULL;
 	free(c->status_json);
 	c->status_json = NULL;
-	c->npending++;		/* so that it connects */
+	if (c->state == RHC_DOWN)
+		rhc_conn_connect(c);
+	if (c->state == RHC_DOWN) {
+		errno = ECONNREFUSED;
+		return -1;
+	}
+	c->npending++;		/* not to be left idle meanwhile */
 	while ((now = rhc_now()) < until) {
+		if (c->state == RHC_DOWN) {
+			c->npending--;
+			errno = ECONNRESET;
+			return -1;
+		}
 		if (c->state == RHC_UP && c->status_id == 0 && id == 0) {
 			id = c->status_id = c->next_id++;
 			wire_u32(&c->out, 9);	/* type and id */
 			wire_u8(&c->out, PROTO_STATUS);
 			wire_u64(&c->out, id);
 		}
-		if (id != 0 && c->status_id == 0) {
-			if (c->status_json != NULL)
-				break;
-			id = 0;		/* lost with the connection: again */
-		}
+		if (id != 0 && c->status_id == 0 && c->status_json != NULL)
+			break;
 		if (rhc_conn_turn(c, until == UINT64_MAX ? -1 :
 		    (int)((until - now + 999999) / 1000000)) == -1) {
 			c->npending--;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * The client side of the broker protocol, for route-host's own tools
- * (route -s, status, demo): connect, shake hands, send frames, read them.
+ * (route -s, demo; status uses libroute-host-client): connect, shake
+ * hands, send frames, read them.
  */
 
 #include "config.h"

@@ -19,49 +19,36 @@
 #include <jansson.h>
 
 #include "route-host.h"
+#include "route-host/client.h"
 
-/* Ask the daemon at path for its status; NULL with err set. */
+#define CMD_STATUS_WAIT_MS	10000	/* for a daemon's answer */
+
+/*
+ * Ask the daemon at path for its status (libroute-host-client); NULL with
+ * err set.  No daemon there is an error at once; one that does not answer
+ * within CMD_STATUS_WAIT_MS, then.
+ */
 static json_t *
 cmd_status_fetch(const char *path, char *err, size_t errlen)
 {
-	struct client_conn	 cc;
-	struct wire_buf		 b;
-	struct wire_reader	 r;
-	const unsigned char	*p;
-	const char		*text;
-	size_t			 len;
-	uint32_t		 n;
-	uint8_t			 type;
-	json_error_t		 je;
-	json_t			*j;
+	struct rhc_conn	*c;
+	json_error_t	 je;
+	json_t		*j;
+	char		*text;
 
-	if (client_connect(&cc, path, err, errlen) == -1)
-		return NULL;
-	wire_init(&b);
-	wire_frame_begin(&b, PROTO_STATUS);
-	wire_u64(&b, 1);
-	wire_frame_end(&b);
-	if (client_send(&cc, &b) == -1 ||
-	    client_frame(&cc, true, &type, &p, &len, err, errlen) != 1) {
-		if (errno != 0 && err[0] == '\0')
-			snprintf(err, errlen, "%s", strerror(errno));
-		wire_free(&b);
-		client_close(&cc);
+	if ((c = rhc_conn_new(path, NULL)) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	wire_free(&b);
-	wire_reader_init(&r, p, len);
-	(void)wire_read_u64(&r);
-	n = wire_read_u32(&r);
-	text = wire_read_bytes(&r, n);
-	if (type != PROTO_STATUS_REPLY || text == NULL ||
-	    !wire_reader_done(&r)) {
-		snprintf(err, errlen, "%s: malformed status reply", path);
-		client_close(&cc);
+	if (rhc_conn_fd(c) == -1 ||
+	    rhc_conn_status(c, &text, CMD_STATUS_WAIT_MS) == -1) {
+		snprintf(err, errlen, "%s", rhc_conn_error(c));
+		rhc_conn_free(c);
 		return NULL;
 	}
-	j = json_loadb(text, n, 0, &je);
-	client_close(&cc);
+	rhc_conn_free(c);
+	j = json_loads(text, 0, &je);
+	free(text);
 	if (j == NULL)
 		snprintf(err, errlen, "%s: status is not JSON: %s", path,
 		    je.text);
