@@ -48,6 +48,19 @@ struct daemon {
 	pid_t	pid;
 };
 
+/* The daemons started, so that a failed test leaves none behind. */
+static pid_t	started[64];
+static size_t	nstarted;
+
+/* At exit: stop every daemon a failing test left running. */
+static void
+daemon_reap_all(void)
+{
+	for (size_t i = 0; i < nstarted; i++)
+		if (started[i] > 0 && kill(started[i], SIGKILL) == 0)
+			waitpid(started[i], NULL, 0);
+}
+
 /* Copy plugin file name from $var's directory as channel ch of d. */
 static void
 daemon_plugin(struct daemon *d, const char *var, const char *name,
@@ -77,6 +90,8 @@ daemon_start(struct daemon *d)
 		_exit(127);
 	}
 	assert_true(d->pid > 0);
+	if (nstarted < nitems(started))
+		started[nstarted++] = d->pid;
 	rhc_options_init(&o);
 	/* A status fails at once while nothing listens: ask again. */
 	for (int i = 0;; i++) {
@@ -118,6 +133,9 @@ daemon_stop(struct daemon *d, int sig)
 	if (d->pid > 0) {
 		kill(d->pid, sig);
 		waitpid(d->pid, NULL, 0);
+		for (size_t i = 0; i < nstarted; i++)
+			if (started[i] == d->pid)
+				started[i] = 0;
 	}
 	d->pid = -1;
 }
@@ -590,6 +608,8 @@ test_fake_daemon(void **state)
 		}
 	}
 	close(l);
+	if (nstarted < nitems(started))
+		started[nstarted++] = pid;
 	assert_non_null(c = rhc_conn_new(sun.sun_path, NULL));
 	rq = simple_request(0);
 	assert_int_equal(rhc_conn_call(c, "any", rq, &r), 0);
@@ -601,6 +621,7 @@ test_fake_daemon(void **state)
 	rhc_conn_free(c);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+	started[nstarted - 1] = 0;
 	unlink(sun.sun_path);
 	rmdir(dir);
 }
@@ -699,5 +720,6 @@ main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN);
+	atexit(daemon_reap_all);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
