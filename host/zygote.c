@@ -240,6 +240,27 @@ zygote_child_exit(int status, void *arg)
 	_exit(status);
 }
 
+/*
+ * The signals whose disposition the zygote does not leave at SIG_DFL
+ * (what it ignores, what it inherited from the host), found once before
+ * its first fork: a child resets these, not all 64.
+ */
+static int	zygote_changed[NSIG];
+static size_t	zygote_nchanged;
+
+/* In the zygote, once its own signals are set: note what a child resets. */
+static void
+zygote_note_signals(void)
+{
+	struct sigaction	old;
+
+	zygote_nchanged = 0;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigaction(sig, NULL, &old) == 0 &&
+		    (old.sa_handler != SIG_DFL || old.sa_flags != 0))
+			zygote_changed[zygote_nchanged++] = sig;
+}
+
 /* In a helper: standard output's buffer. */
 static char	zygote_child_out[BUFSIZ];
 
@@ -261,8 +282,8 @@ zygote_child(pid_t parent, const struct helper_spec *spec,
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
+	for (size_t i = 0; i < zygote_nchanged; i++)
+		(void)sigaction(zygote_changed[i], &sa, NULL);
 	sigemptyset(&mask);
 	if (sigprocmask(SIG_SETMASK, &mask, NULL) == -1)
 		_exit(126);
@@ -574,6 +595,8 @@ zygote_main(int ctl, int exits)
 		_exit(1);
 	}
 	zygote_confine(what, sizeof what);
+	/* Nothing changes a disposition from here on. */
+	zygote_note_signals();
 	wire_u8(&b, 1);
 	zygote_put_str(&b, what);
 	if (zygote_send(ctl, &b, NULL, 0) == -1)
