@@ -46,6 +46,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -579,6 +580,14 @@ zygote_main(int ctl, int exits)
 	(void)signal(SIGPIPE, SIG_IGN);
 	(void)setsid();
 	setproctitle("zygote");
+	/*
+	 * No fast bins: what the zygote frees would otherwise wait in them,
+	 * and each helper's first large allocation (dlopen's, for the
+	 * plugin's link map) would consolidate them, writing to (copying)
+	 * the heap pages they lie on.  Then start from a consolidated heap.
+	 */
+	(void)mallopt(M_MXFAST, 0);
+	(void)malloc_trim(0);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
