@@ -385,11 +385,31 @@ zygote_decode_spawn(const unsigned char *p, size_t len, uint64_t *token,
 	return 0;
 }
 
+/*
+ * In a new child: forget the zygote's records of the other helpers (pids
+ * and tokens, reported or not), which are none of a helper's business.
+ */
+static void
+zygote_forget(struct zygote_children *children,
+    struct zygote_queue_head *queue)
+{
+	struct zygote_child	*zc, *next;
+
+	RB_FOREACH_SAFE(zc, zygote_children, children, next) {
+		RB_REMOVE(zygote_children, children, zc);
+		free(zc);
+	}
+	while ((zc = TAILQ_FIRST(queue)) != NULL) {
+		TAILQ_REMOVE(queue, zc, qentry);
+		free(zc);
+	}
+}
+
 /* In the zygote: fork the helper a SPAWN asks for, and answer. */
 static void
 zygote_spawn_one(int ctl, struct zygote_children *children,
-    struct sandbox *sb, const unsigned char *msg, size_t len,
-    int fds[ZYGOTE_NFDS], size_t nfds)
+    struct zygote_queue_head *queue, struct sandbox *sb,
+    const unsigned char *msg, size_t len, int fds[ZYGOTE_NFDS], size_t nfds)
 {
 	struct helper_spec	 spec;
 	struct route_option	*opts = NULL;
@@ -416,6 +436,7 @@ zygote_spawn_one(int ctl, struct zygote_children *children,
 	case 0:
 		close(ctl);
 		free(zc);	/* the zygote's record of this child */
+		zygote_forget(children, queue);
 		zygote_child(self, &spec, fds, sb);
 	}
 	zc->pid = pid;
@@ -648,8 +669,8 @@ zygote_main(int ctl, int exits)
 					close(fds[i]);
 				zygote_kill_one(&children, msg, (size_t)n);
 			} else if (n > 0) {
-				zygote_spawn_one(ctl, &children, sb, msg,
-				    (size_t)n, fds, nfds);
+				zygote_spawn_one(ctl, &children, &queue, sb,
+				    msg, (size_t)n, fds, nfds);
 				explicit_bzero(msg, (size_t)n);
 			}
 			else if (n == -1 && errno == EMSGSIZE)
