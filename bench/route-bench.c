@@ -10,6 +10,8 @@
  * --json prints the figures as one JSON object instead of a table; -q runs
  * fewer iterations (a smoke run); -s runs only the sections named in a
  * comma list of latency, lifecycle, sandbox, daemon, memory and poison.
+ * Helpers come from the zygote program beside ROUTE_HOST (host/route-host
+ * by default), unless ROUTE_HOST_ZYGOTE names another.
  */
 
 #include "config.h"
@@ -23,6 +25,7 @@
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1608,6 +1611,27 @@ bench_machine(void)
 		    sysconf(_SC_NPROCESSORS_ONLN), u.release);
 }
 
+/*
+ * Run the zygote program beside ROUTE_HOST, this build's rather than an
+ * installed one, in this engine and the daemons it starts, unless
+ * ROUTE_HOST_ZYGOTE names one already.
+ */
+static void
+bench_zygote(void)
+{
+	char	dir[PATH_MAX], path[PATH_MAX + 32], *slash;
+
+	if (getenv("ROUTE_HOST_ZYGOTE") != NULL)
+		return;
+	if (realpath(bench_route_host, dir) == NULL)
+		err(1, "%s", bench_route_host);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*slash = '\0';
+	snprintf(path, sizeof path, "%s/route-host-zygote", dir);
+	if (setenv("ROUTE_HOST_ZYGOTE", path, 1) == -1)
+		err(1, "setenv");
+}
+
 /* Say how to run it, and fail. */
 static void __attribute__((__noreturn__))
 bench_usage(void)
@@ -1681,6 +1705,7 @@ main(int argc, char **argv)
 		}
 		free(list);
 	}
+	bench_zygote();
 	signal(SIGPIPE, SIG_IGN);
 	atexit(bench_cleanup);
 	setvbuf(stdout, NULL, _IOLBF, 0);

@@ -245,6 +245,7 @@ int		 zygote_spawn(struct zygote *, const struct helper_spec *,
 		     const int[ZYGOTE_NFDS], uint64_t, pid_t *, int *, bool *,
 		     char *, size_t);
 int		 zygote_exited(struct zygote *, uint64_t *, int *);
+void		 zygote_program_main(void);
 void		 zygote_kill_helper(struct zygote *, uint64_t, pid_t);
 int		 zygote_exits_fd(const struct zygote *);
 

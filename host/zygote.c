@@ -27,6 +27,18 @@
  *	At EOF (the host is done, or died) it kills and reaps the helpers it
  *	still has and exits.  A helper dies with it (PR_SET_PDEATHSIG).
  *
+ * The zygote is a program of its own, route-host-zygote (installed in
+ * the package's libexec directory): zygote_start forks and execs it with
+ * its two sockets on fds 3 and 4.  So helpers fork from a process that
+ * maps libc, libseccomp and libbsd only, not the daemon's libraries
+ * (libsystemd and its compressors and crypto, jansson, sodium) nor its
+ * heap, and get an address space laid out afresh rather than a copy of
+ * the daemon's (like OpenSSH's re-exec).  The path is fixed at configure
+ * time; ROUTE_HOST_ZYGOTE (an absolute path, honoured only when the
+ * process is not setuid or setgid, as secure_getenv(3)) names another,
+ * for a route-host that is not installed: the tests and the benchmark.
+ * If it cannot be run, the zygote does not start: there is no fallback.
+ *
  * The host names each helper with a token of its own choosing, never by
  * its pid, which the zygote may give a new helper as soon as it reaped
  * the old one.  Messages are SOCK_SEQPACKET datagrams encoded with wire.c
@@ -46,6 +58,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -57,8 +70,13 @@
 
 #include "engine-int.h"
 
+#define ZYGOTE_PROGRAM		PKGLIBEXECDIR "/route-host-zygote"
+#define ZYGOTE_ENV		"ROUTE_HOST_ZYGOTE"
 #define ZYGOTE_MSG_MAX		65536	/* a SPAWN with its options */
 #define ZYGOTE_REPLY_MS		5000	/* a silent zygote is a dead one */
+/* The zygote program's sockets, as zygote_start leaves them. */
+#define ZYGOTE_CTL_FD		3
+#define ZYGOTE_EXITS_FD		4
 /*
  * A helper's descriptors, and nothing else: 0 /dev/null, 1 and 2 its
  * pipe to the host, 3 its socket, 4 its image.
@@ -240,6 +258,27 @@ zygote_child_exit(int status, void *arg)
 	_exit(status);
 }
 
+/*
+ * The signals whose disposition the zygote does not leave at SIG_DFL
+ * (what it ignores, what it inherited from the host), found once before
+ * its first fork: a child resets these, not all 64.
+ */
+static int	zygote_changed[NSIG];
+static size_t	zygote_nchanged;
+
+/* In the zygote, once its own signals are set: note what a child resets. */
+static void
+zygote_note_signals(void)
+{
+	struct sigaction	old;
+
+	zygote_nchanged = 0;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigaction(sig, NULL, &old) == 0 &&
+		    (old.sa_handler != SIG_DFL || old.sa_flags != 0))
+			zygote_changed[zygote_nchanged++] = sig;
+}
+
 /* In a helper: standard output's buffer. */
 static char	zygote_child_out[BUFSIZ];
 
@@ -261,8 +300,8 @@ zygote_child(pid_t parent, const struct helper_spec *spec,
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
+	for (size_t i = 0; i < zygote_nchanged; i++)
+		(void)sigaction(zygote_changed[i], &sa, NULL);
 	sigemptyset(&mask);
 	if (sigprocmask(SIG_SETMASK, &mask, NULL) == -1)
 		_exit(126);
@@ -363,11 +402,31 @@ zygote_decode_spawn(const unsigned char *p, size_t len, uint64_t *token,
 	return 0;
 }
 
+/*
+ * In a new child: forget the zygote's records of the other helpers (pids
+ * and tokens, reported or not), which are none of a helper's business.
+ */
+static void
+zygote_forget(struct zygote_children *children,
+    struct zygote_queue_head *queue)
+{
+	struct zygote_child	*zc, *next;
+
+	RB_FOREACH_SAFE(zc, zygote_children, children, next) {
+		RB_REMOVE(zygote_children, children, zc);
+		free(zc);
+	}
+	while ((zc = TAILQ_FIRST(queue)) != NULL) {
+		TAILQ_REMOVE(queue, zc, qentry);
+		free(zc);
+	}
+}
+
 /* In the zygote: fork the helper a SPAWN asks for, and answer. */
 static void
 zygote_spawn_one(int ctl, struct zygote_children *children,
-    struct sandbox *sb, const unsigned char *msg, size_t len,
-    int fds[ZYGOTE_NFDS], size_t nfds)
+    struct zygote_queue_head *queue, struct sandbox *sb,
+    const unsigned char *msg, size_t len, int fds[ZYGOTE_NFDS], size_t nfds)
 {
 	struct helper_spec	 spec;
 	struct route_option	*opts = NULL;
@@ -394,6 +453,7 @@ zygote_spawn_one(int ctl, struct zygote_children *children,
 	case 0:
 		close(ctl);
 		free(zc);	/* the zygote's record of this child */
+		zygote_forget(children, queue);
 		zygote_child(self, &spec, fds, sb);
 	}
 	zc->pid = pid;
@@ -557,7 +617,21 @@ zygote_main(int ctl, int exits)
 	(void)signal(SIGQUIT, SIG_IGN);
 	(void)signal(SIGPIPE, SIG_IGN);
 	(void)setsid();
+	/*
+	 * No process of its user may read or trace it (/proc/PID/mem,
+	 * ptrace), nor its helpers before they say so themselves: exec made
+	 * it dumpable again, whatever the daemon had set (engine.c).
+	 */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	setproctitle("zygote");
+	/*
+	 * No fast bins: what the zygote frees would otherwise wait in them,
+	 * and each helper's first large allocation (dlopen's, for the
+	 * plugin's link map) would consolidate them, writing to (copying)
+	 * the heap pages they lie on.  Then start from a consolidated heap.
+	 */
+	(void)mallopt(M_MXFAST, 0);
+	(void)malloc_trim(0);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
@@ -574,6 +648,8 @@ zygote_main(int ctl, int exits)
 		_exit(1);
 	}
 	zygote_confine(what, sizeof what);
+	/* Nothing changes a disposition from here on. */
+	zygote_note_signals();
 	wire_u8(&b, 1);
 	zygote_put_str(&b, what);
 	if (zygote_send(ctl, &b, NULL, 0) == -1)
@@ -616,8 +692,8 @@ zygote_main(int ctl, int exits)
 					close(fds[i]);
 				zygote_kill_one(&children, msg, (size_t)n);
 			} else if (n > 0) {
-				zygote_spawn_one(ctl, &children, sb, msg,
-				    (size_t)n, fds, nfds);
+				zygote_spawn_one(ctl, &children, &queue, sb,
+				    msg, (size_t)n, fds, nfds);
 				explicit_bzero(msg, (size_t)n);
 			}
 			else if (n == -1 && errno == EMSGSIZE)
@@ -627,9 +703,76 @@ zygote_main(int ctl, int exits)
 	}
 }
 
+/* Whether fd is a SOCK_SEQPACKET socket. */
+static bool
+zygote_is_seqpacket(int fd)
+{
+	socklen_t	len = sizeof(int);
+	int		type;
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	    type == SOCK_SEQPACKET;
+}
+
 /*
- * Start a zygote: fork it from this process, which should hold nothing
- * yet that helpers must not see.  NULL with err set.
+ * The zygote program's entry (route-host-zygote.c): serve the host whose
+ * sockets zygote_start left on fds 3 and 4.  Returns only if they are
+ * not there: the program was not started by route-host.
+ */
+void
+zygote_program_main(void)
+{
+	if (!zygote_is_seqpacket(ZYGOTE_CTL_FD) ||
+	    !zygote_is_seqpacket(ZYGOTE_EXITS_FD))
+		return;
+	zygote_main(ZYGOTE_CTL_FD, ZYGOTE_EXITS_FD);
+}
+
+/*
+ * The zygote program to run: the installed one, or ROUTE_HOST_ZYGOTE,
+ * an absolute path, unless this process runs setuid or setgid
+ * (secure_getenv(3)).  NULL with err set.
+ */
+static const char *
+zygote_path(char *err, size_t errlen)
+{
+	const char	*path;
+
+	if ((path = secure_getenv(ZYGOTE_ENV)) == NULL)
+		return ZYGOTE_PROGRAM;
+	if (path[0] != '/') {
+		snprintf(err, errlen, "%s=%s: not an absolute path",
+		    ZYGOTE_ENV, path);
+		return NULL;
+	}
+	return path;
+}
+
+/*
+ * In the child of zygote_start, its sockets on fds 3 and 4: become the
+ * zygote program.  If it cannot be run, say why in a READY that fails.
+ */
+static void __attribute__((__noreturn__))
+zygote_exec(const char *path)
+{
+	/* Its titles are "route-host: zygote", "route-host: helper ...". */
+	char *const	 argv[] = { (char *)"route-host", NULL };
+	struct wire_buf	 b;
+	char		 why[DETAIL_MAX];
+
+	(void)execve(path, argv, environ);
+	snprintf(why, sizeof why, "cannot run %s: %s", path, strerror(errno));
+	wire_init(&b);
+	wire_u8(&b, ZY_READY);
+	wire_u8(&b, 0);
+	zygote_put_str(&b, why);
+	(void)zygote_send(ZYGOTE_CTL_FD, &b, NULL, 0);
+	_exit(127);
+}
+
+/*
+ * Start a zygote: fork, and exec the zygote program (zygote_path) with
+ * only its two sockets and the standard streams.  NULL with err set.
  */
 struct zygote *
 zygote_start(char *err, size_t errlen)
@@ -638,11 +781,13 @@ zygote_start(char *err, size_t errlen)
 	struct wire_reader	 r;
 	struct pollfd		 pfd;
 	unsigned char		 buf[512];
-	const char		*what;
+	const char		*what, *path;
 	ssize_t			 n;
 	size_t			 nfds;
 	int			 ctl[2], ex[2], fd, ok;
 
+	if ((path = zygote_path(err, errlen)) == NULL)
+		return NULL;
 	if ((z = calloc(1, sizeof *z)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -673,14 +818,20 @@ zygote_start(char *err, size_t errlen)
 		close(ctl[0]);
 		close(ex[0]);
 		free(z);	/* the host's handle */
-		/* Only its two sockets and the standard streams. */
-		if ((fd = fcntl(ctl[1], F_DUPFD_CLOEXEC, 3)) == -1 ||
-		    dup2(fd, 3) == -1 ||
-		    (fd = fcntl(ex[1], F_DUPFD_CLOEXEC, 4)) == -1 ||
-		    dup2(fd, 4) == -1)
+		/*
+		 * Only its two sockets, open across exec (dup2 onto the fd
+		 * it already is leaves close-on-exec set), and the standard
+		 * streams.
+		 */
+		if ((fd = fcntl(ctl[1], F_DUPFD_CLOEXEC, ZYGOTE_CTL_FD)) ==
+		    -1 || dup2(fd, ZYGOTE_CTL_FD) == -1 ||
+		    (fd = fcntl(ex[1], F_DUPFD_CLOEXEC, ZYGOTE_EXITS_FD)) ==
+		    -1 || dup2(fd, ZYGOTE_EXITS_FD) == -1 ||
+		    fcntl(ZYGOTE_CTL_FD, F_SETFD, 0) == -1 ||
+		    fcntl(ZYGOTE_EXITS_FD, F_SETFD, 0) == -1)
 			_exit(1);
-		closefrom(5);
-		zygote_main(3, 4);
+		closefrom(ZYGOTE_EXITS_FD + 1);
+		zygote_exec(path);
 	}
 	close(ctl[1]);
 	close(ex[1]);

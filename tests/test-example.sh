@@ -25,6 +25,15 @@ then
 else
 	not_ok "make install DESTDIR"; sed 's/^/#   /' "$tmp/install"
 fi
+# The zygote program where route-host runs it from, and nowhere else.
+: "${PKGLIBEXECDIR:=/usr/local/libexec/route-host}"
+if [ -x "$tmp/root$PKGLIBEXECDIR/route-host-zygote" ] &&
+    [ "$(find "$tmp/root" -name 'route-host-zygote*' | wc -l)" -eq 1 ]; then
+	ok "make install puts route-host-zygote in $PKGLIBEXECDIR only"
+else
+	not_ok "make install puts route-host-zygote in $PKGLIBEXECDIR only"
+	find "$tmp/root" -name 'route-host-zygote*' | sed 's/^/#   /'
+fi
 cp -R "$srcdir/examples/plugin" "$tmp/ex"
 chmod -R u+w "$tmp/ex"
 if PKG_CONFIG_PATH="$tmp/root$LIBDIR/pkgconfig" \

@@ -15,6 +15,9 @@ set -u
 : "${ROUTE_HOST_WRAPPER:=}"
 srcdir=$(cd "$(dirname "$0")" && pwd)
 ROUTE_HOST=$(cd "$(dirname "$ROUTE_HOST")" && pwd)/$(basename "$ROUTE_HOST")
+# The zygote program of this build, not an installed one.
+: "${ROUTE_HOST_ZYGOTE:=$(dirname "$ROUTE_HOST")/route-host-zygote}"
+export ROUTE_HOST_ZYGOTE
 SHIPPED_PLUGINS=$(cd "$SHIPPED_PLUGINS" && pwd)
 TEST_PLUGINS=$(cd "$TEST_PLUGINS" && pwd)
 
@@ -215,7 +218,8 @@ if command -v systemd-socket-activate >/dev/null 2>&1; then
 	asock="$tmp/act.sock"
 	: >"$tmp/log"
 	# shellcheck disable=SC2086
-	systemd-socket-activate -l "$asock" \
+	# (It passes on only the environment it is told to.)
+	systemd-socket-activate -l "$asock" -E ROUTE_HOST_ZYGOTE \
 	    $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -d "$tmp/plugins" \
 	    -s "$tmp/unused.sock" >>"$tmp/log" 2>&1 &
 	pid=$!

@@ -15,6 +15,9 @@ set -u
 : "${ROUTE_HOST_WRAPPER:=}"
 srcdir=$(cd "$(dirname "$0")" && pwd)
 ROUTE_HOST=$(cd "$(dirname "$ROUTE_HOST")" && pwd)/$(basename "$ROUTE_HOST")
+# The zygote program of this build, not an installed one.
+: "${ROUTE_HOST_ZYGOTE:=$(dirname "$ROUTE_HOST")/route-host-zygote}"
+export ROUTE_HOST_ZYGOTE
 SHIPPED_PLUGINS=$(cd "$SHIPPED_PLUGINS" && pwd)
 TEST_PLUGINS=$(cd "$TEST_PLUGINS" && pwd)
 
@@ -171,6 +174,45 @@ got=$(echo '{"consumers": []}' | rh route -s "$sock" -c nope; echo "rc=$?")
 contains "route -s to a missing channel is no_such_channel" '"error": "no_such_channel"' "$got"
 got=$(echo '{"consumers": []}' | rh route -s "$tmp/none.sock" -c x 2>&1; echo "rc=$?")
 contains "route -s without a daemon exits 2" "rc=2" "$got"
+
+# --- the zygote is the program route-host-zygote, exec'd: it and the
+# helpers it forks map none of the daemon's own libraries (jansson,
+# sodium, libsystemd when built with it), and keep their titles.  The
+# daemon (as anyone but root), the zygote and helpers are not dumpable:
+# their maps are root's to read.
+zy=$(ps -o pid= --ppid "$pid" | tr -d ' ' | head -n 1)
+hp=$(ps -o pid= --ppid "$zy" | tr -d ' ' | head -n 1)
+if [ "$(id -u)" -eq 0 ]; then
+	libs=""
+	for lib in libjansson libsodium libsystemd; do
+		grep -q "/$lib\." "/proc/$pid/maps" && libs="$libs $lib"
+	done
+	check "the daemon maps libjansson and libsodium (so the checks below mean something)" \
+	    'case "$libs" in *libjansson*libsodium*) true ;; *) false ;; esac'
+	mapped() {
+		for lib in $libs; do
+			grep -q "/$lib\." "/proc/$1/maps" && printf ' %s' "$lib"
+		done
+		grep -q . "/proc/$1/maps" || echo " (maps unreadable)"
+	}
+	expect "the zygote maps none of the daemon's libraries:$libs" "" \
+	    "$(mapped "$zy")"
+	expect "a helper maps none of them either" "" "$(mapped "$hp")"
+else
+	echo "# the maps of the zygote and helpers: root's only, not checked"
+	# Exec makes a process dumpable again: the zygote undoes it.
+	check "the zygote is not dumpable (its /proc files are root's)" \
+	    '[ "$(stat -c %u "/proc/$zy/maps")" = 0 ]'
+fi
+if [ -z "$ROUTE_HOST_WRAPPER" ]; then
+	[ "$(id -u)" -ne 0 ] ||
+	    expect "the zygote runs route-host-zygote" "route-host-zygote" \
+	    "$(basename "$(readlink "/proc/$zy/exe")")"
+	expect "the zygote is titled route-host: zygote" "route-host: zygote" \
+	    "$(ps -o args= -p "$zy")"
+	contains "... its helpers route-host: helper LABEL HASH" \
+	    "route-host: helper " "$(ps -o args= -p "$hp")"
+fi
 
 # --- per-channel plugin options from route-host.conf reach init
 got=$(printf '%s\n' '{"message": {"user": "alice"}, "consumers": [{"id": "a", "max_in_flight": 9}, {"id": "b", "max_in_flight": 9}]}' \
@@ -603,6 +645,28 @@ contains "a regular file at the socket path: serve refuses, naming it" \
 contains "... and exits 1" "rc=1" "$got"
 expect "... and the file is left as it was" "not a socket" \
     "$(cat "$tmp/sk/file.sock" 2>&1)"
+# The zygote program is the installed one or ROUTE_HOST_ZYGOTE, never
+# anything else: missing, serve does not start.
+got=$(ROUTE_HOST_ZYGOTE="$tmp/none/route-host-zygote" timeout 60 \
+    $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -d "$tmp/one" \
+    -s "$tmp/sk/nozygote.sock" 2>&1; echo "rc=$?")
+contains "no zygote program: serve refuses to start, naming it" \
+    "serve: starting the zygote: cannot run $tmp/none/route-host-zygote: No such file or directory" \
+    "$got"
+contains "... and exits 1" "rc=1" "$got"
+check "... with no socket made" '[ ! -e "$tmp/sk/nozygote.sock" ]'
+got=$(ROUTE_HOST_ZYGOTE=host/route-host-zygote timeout 60 \
+    $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -d "$tmp/one" \
+    -s "$tmp/sk/nozygote.sock" 2>&1; echo "rc=$?")
+contains "ROUTE_HOST_ZYGOTE must be an absolute path" \
+    "serve: ROUTE_HOST_ZYGOTE=host/route-host-zygote: not an absolute path" \
+    "$got"
+contains "... or serve exits 1" "rc=1" "$got"
+got=$("$ROUTE_HOST_ZYGOTE" 2>&1; echo "rc=$?")
+contains "route-host-zygote run by hand says it is not, exit 2" \
+    "it is not run by hand
+rc=2" "$got"
+
 mkdir "$tmp/sk/dir.sock"
 got=$(timeout 60 $ROUTE_HOST_WRAPPER "$ROUTE_HOST" serve -f -d "$tmp/one" -s "$tmp/sk/dir.sock" 2>&1; echo "rc=$?")
 contains "a directory at the socket path: refused, naming it" \

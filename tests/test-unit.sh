@@ -65,11 +65,11 @@ else
 	grep -e '✗' -e 'Overall' "$tmp/security" | sed 's/^/#   /'
 fi
 
-# The system calls the unit's filter must allow: the daemon's, those of
-# helpers (forked, so under the same filter) before and under their own
-# filters, and, for helpers run as another user (planned), the setuid
-# family and pidfd_*.
-needed="read write readv writev pread64 close openat newfstatat access
+# The system calls the unit's filter must allow: the daemon's (execve:
+# it runs route-host-zygote), those of helpers (forked, so under the
+# same filter) before and under their own filters, and, for helpers run
+# as another user (planned), the setuid family and pidfd_*.
+needed="execve read write readv writev pread64 close openat newfstatat access
 fcntl dup2 close_range getdents64 chmod unlink ftruncate mmap mprotect
 munmap mremap madvise brk memfd_create epoll_create1 epoll_ctl epoll_wait
 signalfd4 timerfd_create timerfd_settime inotify_init1 inotify_add_watch
