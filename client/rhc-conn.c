@@ -114,6 +114,7 @@ struct rhc_conn {
 	char			 call_detail[DETAIL_MAX];
 
 	bool			 busy;		/* in process: no re-entry */
+	bool			 freeing;	/* in free: no new call */
 	char			 error[RHC_ERROR_MAX];
 };
 
@@ -674,6 +675,7 @@ rhc_conn_free(struct rhc_conn *c)
 	if (c->fd != -1)
 		close(c->fd);
 	c->busy = true;
+	c->freeing = true;
 	for (size_t i = 0; i < nitems(qs); i++)
 		while ((call = TAILQ_FIRST(qs[i])) != NULL) {
 			TAILQ_REMOVE(qs[i], call, entry);
@@ -697,7 +699,8 @@ rhc_conn_free(struct rhc_conn *c)
  * rhc_conn_process when it ends, however it ends.  The request is copied:
  * rq may be changed or freed at once.  -1 with errno, and no callback:
  * EINVAL (a bad channel name, or rq has an error: rhc_request_error),
- * E2BIG (larger than a frame), EAGAIN (max_pending calls pending), ENOMEM.
+ * E2BIG (larger than a frame), EAGAIN (max_pending calls pending), ENOMEM,
+ * ESHUTDOWN (from a callback while rhc_conn_free cancels the calls).
  */
 int
 rhc_conn_submit(struct rhc_conn *c, const char *channel,
@@ -708,6 +711,10 @@ rhc_conn_submit(struct rhc_conn *c, const char *channel,
 	uint32_t	 timeout_ms;
 	size_t		 n;
 
+	if (c->freeing) {
+		errno = ESHUTDOWN;
+		return -1;
+	}
 	if (channel == NULL || (n = strlen(channel)) == 0 ||
 	    n > PROTO_CHANNEL_MAX) {
 		errno = EINVAL;

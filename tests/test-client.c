@@ -626,6 +626,20 @@ test_fake_daemon(void **state)
 	rmdir(dir);
 }
 
+/* A callback that submits again, as rhc_conn_free cancels: refused. */
+static void
+resubmit(void *arg, const struct rhc_result *r)
+{
+	struct rhc_conn		**cp = arg;
+	struct rhc_request	*rq = rhc_request_new();
+
+	assert_int_equal(r->status, RHC_CANCELLED);
+	assert_int_equal(rhc_request_consumer(rq, "a", 0, 1, 0, NULL, 0), 0);
+	assert_int_equal(rhc_conn_submit(*cp, "rr", rq, NULL, NULL), -1);
+	assert_int_equal(errno, ESHUTDOWN);
+	rhc_request_free(rq);
+}
+
 /* Calls pending when the connection is freed: cancelled, once each. */
 static void
 test_cancel(void **state)
@@ -646,6 +660,13 @@ test_cancel(void **state)
 		k[i].seen = &s;
 		k[i].i = i;
 		assert_int_equal(rhc_conn_submit(c, "rr", rq, tally, &k[i]),
+		    0);
+	}
+	{
+		static struct rhc_conn	*cp;
+
+		cp = c;
+		assert_int_equal(rhc_conn_submit(c, "rr", rq, resubmit, &cp),
 		    0);
 	}
 	rhc_conn_free(c);
