@@ -120,13 +120,25 @@ metrics_daemon(FILE *f, json_t *j)
 	    json_is_object(r) ? metrics_num(r, "at") : 0);
 }
 
+/* A channel's plain figures: one sample each, labelled by channel. */
+static const struct {
+	const char	*name, *type, *key, *help;
+} metrics_per_channel[] = {
+	{ "route_host_channel_calls_in_flight", "gauge", "in_flight",
+	  "ROUTE calls in flight, by channel." },
+	{ "route_host_channel_deploys", "counter", "deploys",
+	  "Versions deployed to the channel." },
+	{ "route_host_channel_deploy_failures", "counter", "deploy_failures",
+	  "Versions that failed to deploy to the channel." },
+};
+
 /* Per channel: answers by status, in flight, deploys, latency. */
 static void
 metrics_channels(FILE *f, json_t *chs)
 {
 	json_t		*ch, *b, *v, *vs;
 	const char	*status;
-	char		 labels[256];
+	char		 labels[256], name[96];
 	double		 cum;
 	size_t		 i, k;
 
@@ -140,29 +152,18 @@ metrics_channels(FILE *f, json_t *chs)
 			metrics_sample(f, "route_host_calls_total", labels,
 			    json_number_value(v));
 		}
-	metrics_family(f, "route_host_channel_calls_in_flight", "gauge",
-	    "ROUTE calls in flight, by channel.");
-	json_array_foreach(chs, i, ch) {
-		snprintf(labels, sizeof labels, "channel=\"%s\"",
-		    json_string_value(json_object_get(ch, "channel")));
-		metrics_sample(f, "route_host_channel_calls_in_flight", labels,
-		    metrics_num(ch, "in_flight"));
-	}
-	metrics_family(f, "route_host_channel_deploys", "counter",
-	    "Versions deployed to the channel.");
-	json_array_foreach(chs, i, ch) {
-		snprintf(labels, sizeof labels, "channel=\"%s\"",
-		    json_string_value(json_object_get(ch, "channel")));
-		metrics_sample(f, "route_host_channel_deploys_total", labels,
-		    metrics_num(ch, "deploys"));
-	}
-	metrics_family(f, "route_host_channel_deploy_failures", "counter",
-	    "Versions that failed to deploy to the channel.");
-	json_array_foreach(chs, i, ch) {
-		snprintf(labels, sizeof labels, "channel=\"%s\"",
-		    json_string_value(json_object_get(ch, "channel")));
-		metrics_sample(f, "route_host_channel_deploy_failures_total",
-		    labels, metrics_num(ch, "deploy_failures"));
+	for (size_t m = 0; m < nitems(metrics_per_channel); m++) {
+		metrics_family(f, metrics_per_channel[m].name,
+		    metrics_per_channel[m].type, metrics_per_channel[m].help);
+		snprintf(name, sizeof name, "%s%s", metrics_per_channel[m].name,
+		    strcmp(metrics_per_channel[m].type, "counter") == 0 ?
+		    "_total" : "");
+		json_array_foreach(chs, i, ch) {
+			snprintf(labels, sizeof labels, "channel=\"%s\"",
+			    json_string_value(json_object_get(ch, "channel")));
+			metrics_sample(f, name, labels, metrics_num(ch,
+			    metrics_per_channel[m].key));
+		}
 	}
 	metrics_family(f, "route_host_call_duration_seconds", "histogram",
 	    "Time from reading a ROUTE to its ok result, by channel.");
