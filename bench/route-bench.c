@@ -1435,6 +1435,34 @@ bench_poison_kinds(const char *key, const char *what,
 }
 
 /*
+ * A 50 % mix's rows, keyed poison_KEY_*: its healthy answers, their p99
+ * against clean99 (the same run without poison), its crashed answers and
+ * its answers by kind.
+ */
+static void
+bench_poison_mix(const char *key, const char *label,
+    struct bench_poison_run *half, uint64_t clean99)
+{
+	char	k[64], what[96];
+
+	snprintf(k, sizeof k, "poison_%s_healthy", key);
+	snprintf(what, sizeof what, "50 %% poison, %s: healthy", label);
+	bench_row(k, what, half->healthy, half->nhealthy, NULL, 0);
+	snprintf(k, sizeof k, "poison_%s_ratio", key);
+	bench_value(k, "... healthy p99 / no-poison p99", clean99 != 0 ?
+	    (double)bench_poison_p99(half->healthy, half->nhealthy) /
+	    (double)clean99 : 0, "ratio", NULL, 0);
+	if (half->ncrashed > 0) {
+		snprintf(k, sizeof k, "poison_%s_crashed", key);
+		snprintf(what, sizeof what, "50 %% poison, %s: crashed", label);
+		bench_row(k, what, half->crashed, half->ncrashed, NULL, 0);
+	}
+	snprintf(k, sizeof k, "poison_%s_kinds", key);
+	snprintf(what, sizeof what, "50 %% poison, %s:", label);
+	bench_poison_kinds(k, what, half);
+}
+
+/*
  * Poison: one channel whose plugin crashes on "crash": true, pipelined
  * at depth 64 on one connection.  At 50 % poison (distinct bodies, then
  * one body redelivered), the healthy calls' p99 against the same run
@@ -1503,28 +1531,10 @@ bench_poison(size_t n)
 	clean99 = bench_poison_p99(clean.healthy, clean.nhealthy);
 	bench_row("poison_clean", "no poison: every call", clean.healthy,
 	    clean.nhealthy, NULL, 0);
-	bench_row("poison_half_healthy", "50 % poison, distinct: healthy",
-	    half.healthy, half.nhealthy, NULL, 0);
-	bench_value("poison_half_ratio", "... healthy p99 / no-poison p99",
-	    clean99 != 0 ? (double)bench_poison_p99(half.healthy,
-	    half.nhealthy) / (double)clean99 : 0, "ratio", NULL, 0);
-	if (half.ncrashed > 0)
-		bench_row("poison_half_crashed", "50 % poison, distinct: "
-		    "crashed", half.crashed, half.ncrashed, NULL, 0);
-	bench_poison_kinds("poison_half_kinds", "50 % poison, distinct:",
-	    &half);
+	bench_poison_mix("half", "distinct", &half, clean99);
 	bench_poison_free(&half);
 	bench_poison_pipeline(sock, "halfsame", n, 50, true, 64, 0, &half);
-	bench_row("poison_halfsame_healthy", "50 % poison, one body: healthy",
-	    half.healthy, half.nhealthy, NULL, 0);
-	bench_value("poison_halfsame_ratio", "... healthy p99 / no-poison p99",
-	    clean99 != 0 ? (double)bench_poison_p99(half.healthy,
-	    half.nhealthy) / (double)clean99 : 0, "ratio", NULL, 0);
-	if (half.ncrashed > 0)
-		bench_row("poison_halfsame_crashed", "50 % poison, one body: "
-		    "crashed", half.crashed, half.ncrashed, NULL, 0);
-	bench_poison_kinds("poison_halfsame_kinds", "50 % poison, one body:",
-	    &half);
+	bench_poison_mix("halfsame", "one body", &half, clean99);
 	bench_poison_free(&half);
 	bench_poison_free(&clean);
 
@@ -1541,16 +1551,7 @@ bench_poison(size_t n)
 	clean99 = bench_poison_p99(clean.healthy, clean.nhealthy);
 	bench_row("poison_steady_clean", "no poison: every call",
 	    clean.healthy, clean.nhealthy, NULL, 0);
-	bench_row("poison_steady_healthy", "50 % poison, distinct: healthy",
-	    half.healthy, half.nhealthy, NULL, 0);
-	bench_value("poison_steady_ratio", "... healthy p99 / no-poison p99",
-	    clean99 != 0 ? (double)bench_poison_p99(half.healthy,
-	    half.nhealthy) / (double)clean99 : 0, "ratio", NULL, 0);
-	if (half.ncrashed > 0)
-		bench_row("poison_steady_crashed", "50 % poison, distinct: "
-		    "crashed", half.crashed, half.ncrashed, NULL, 0);
-	bench_poison_kinds("poison_steady_kinds", "50 % poison, distinct:",
-	    &half);
+	bench_poison_mix("steady", "distinct", &half, clean99);
 	bench_poison_free(&half);
 	bench_poison_free(&clean);
 
