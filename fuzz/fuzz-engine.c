@@ -42,6 +42,7 @@
 
 #define FUZZ_HELPERS	16	/* spawned per input, at most */
 #define FUZZ_CALLS	256	/* made per input, at most */
+#define FUZZ_ANSWERS	32	/* spawns unanswered, at most */
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -63,11 +64,20 @@ struct fuzz_exit {
 	u_int		 late;		/* reported after this many looks */
 };
 
+/* An answer to a spawn: a pid, or 0 when it could not fork. */
+struct fuzz_answer {
+	uint64_t	 token;
+	pid_t		 pid;
+};
+
 /* The fake zygote. */
 struct zygote {
 	int			 pipe[2];	/* readable while helpers live */
+	int			 ctl[2];	/* readable: answers to look for */
 	struct fuzz_helper	 h[FUZZ_HELPERS];
 	u_int			 nh;
+	struct fuzz_answer	 answers[FUZZ_ANSWERS];	/* in order */
+	u_int			 nanswers;
 	struct fuzz_exit	 exits[FUZZ_HELPERS];
 	u_int			 nexits;
 };
@@ -173,10 +183,11 @@ zygote_start(char *err, size_t errlen)
 	struct zygote	*z;
 
 	if ((z = calloc(1, sizeof *z)) == NULL ||
-	    pipe2(z->pipe, O_NONBLOCK | O_CLOEXEC) == -1)
+	    pipe2(z->pipe, O_NONBLOCK | O_CLOEXEC) == -1 ||
+	    pipe2(z->ctl, O_NONBLOCK | O_CLOEXEC) == -1)
 		abort();
-	/* Always readable: the engine asks for exits every turn. */
-	if (write(z->pipe[1], "x", 1) != 1)
+	/* Always readable: the engine asks for answers and exits every turn. */
+	if (write(z->pipe[1], "x", 1) != 1 || write(z->ctl[1], "x", 1) != 1)
 		abort();
 	fz.z = z;
 	return z;
@@ -191,6 +202,8 @@ zygote_free(struct zygote *z)
 		fuzz_exit(z, &z->h[i], 0, 0);
 	close(z->pipe[0]);
 	close(z->pipe[1]);
+	close(z->ctl[0]);
+	close(z->ctl[1]);
 	free(z);
 	fz.z = NULL;
 }
@@ -208,17 +221,35 @@ zygote_exits_fd(const struct zygote *z)
 }
 
 int
+zygote_ctl_fd(const struct zygote *z)
+{
+	return z->ctl[0];
+}
+
+/*
+ * A spawn is answered at the engine's next look: forked, or, past
+ * FUZZ_HELPERS, not (as a zygote whose fork failed answers).  Past
+ * FUZZ_ANSWERS unanswered, the request itself fails.
+ */
+int
 zygote_spawn(struct zygote *z, const struct helper_spec *spec,
-    const int fds[3], uint64_t token, pid_t *pid, int *pidfd, bool *gone,
-    char *err, size_t errlen)
+    const int fds[ZYGOTE_NFDS], uint64_t token, bool *gone, char *err,
+    size_t errlen)
 {
 	struct fuzz_helper	*h;
 
 	*gone = false;
-	if (z->nh == FUZZ_HELPERS) {
-		snprintf(err, errlen, "fork: Resource temporarily unavailable");
+	if (z->nanswers == FUZZ_ANSWERS) {
+		snprintf(err, errlen, "the zygote is gone (Broken pipe)");
 		return -1;
 	}
+	z->answers[z->nanswers].token = token;
+	z->answers[z->nanswers].pid = 0;
+	if (z->nh == FUZZ_HELPERS) {
+		z->nanswers++;
+		return 0;
+	}
+	z->answers[z->nanswers++].pid = 100000 + (pid_t)z->nh;
 	h = &z->h[z->nh];
 	memset(h, 0, sizeof *h);
 	if ((h->fd = dup(fds[0])) == -1)
@@ -229,9 +260,37 @@ zygote_spawn(struct zygote *z, const struct helper_spec *spec,
 		abort();
 	h->alive = true;
 	h->token = token;
-	*pid = 100000 + (pid_t)z->nh++;
-	*pidfd = -1;
+	z->nh++;
 	return 0;
+}
+
+int
+zygote_answer(struct zygote *z, uint64_t *token, pid_t *pid, int *pidfd,
+    char *why, size_t whylen)
+{
+	if (z->nanswers == 0)
+		return 0;
+	*token = z->answers[0].token;
+	*pid = z->answers[0].pid;
+	*pidfd = -1;
+	snprintf(why, whylen, "%s", *pid == 0 ? "zygote: fork: Resource "
+	    "temporarily unavailable" : "");
+	memmove(z->answers, z->answers + 1, --z->nanswers * sizeof
+	    *z->answers);
+	return 1;
+}
+
+/* Answers come at once: never late. */
+uint64_t
+zygote_deadline(const struct zygote *z)
+{
+	return 0;
+}
+
+void
+zygote_abandon(struct zygote *z)
+{
+	abort();	/* the engine never gives up on this one */
 }
 
 void

@@ -118,6 +118,7 @@ enum proc_event {
 	PEV_EOF,		/* it closed its socket */
 	PEV_VIOLATION,		/* it broke the protocol: why */
 	PEV_REAPED,		/* waitpid: status */
+	PEV_UNBORN,		/* the zygote could not fork it: why */
 	PEV_TIMER,		/* its deadline (grace, EOF, ghost, stall) */
 	PEV_NEVENTS
 };
@@ -127,7 +128,8 @@ struct proc_ev {
 	struct call		*call;		/* PEV_RESULT */
 	bool			 bad_request;
 	int			 decision;
-	const char		*why;		/* PEV_REFUSED, PEV_VIOLATION */
+	const char		*why;		/* PEV_REFUSED, PEV_VIOLATION,
+						   PEV_UNBORN */
 	int			 wstatus;	/* PEV_REAPED */
 };
 
@@ -158,10 +160,12 @@ struct proc {
 	bool			 fault;		/* died or broke protocol */
 	bool			 settled;	/* handshake outcome known */
 	bool			 reaped;	/* its pid is gone */
+	bool			 forked;	/* the zygote said SPAWNED */
+	bool			 kill_pending;	/* SIGKILL once forked */
 	struct engine		*engine;
 	struct module		*module;
 	uint64_t		 token;		/* its name to the zygote */
-	pid_t			 pid;
+	pid_t			 pid;		/* 0 until forked */
 	int			 pidfd;		/* -1: kill through the zygote */
 	struct watch		 watch;		/* its socket, -1 once closed */
 	struct call_fifo	 calls;		/* sent, unanswered, in order */
@@ -210,6 +214,8 @@ void		 proc_kill(struct proc *, const char *);
 void		 proc_stop(struct proc *);
 void		 proc_close(struct proc *);
 void		 proc_reaped(struct proc *, int);
+void		 proc_forked(struct proc *, pid_t, int);
+void		 proc_unborn(struct proc *, const char *);
 const char	*proc_state_name(enum proc_state);
 void		 proc_describe_status(int, char *, size_t);
 
@@ -242,8 +248,12 @@ struct helper_spec {
 #define ZYGOTE_NFDS		4
 
 int		 zygote_spawn(struct zygote *, const struct helper_spec *,
-		     const int[ZYGOTE_NFDS], uint64_t, pid_t *, int *, bool *,
+		     const int[ZYGOTE_NFDS], uint64_t, bool *, char *, size_t);
+int		 zygote_answer(struct zygote *, uint64_t *, pid_t *, int *,
 		     char *, size_t);
+uint64_t	 zygote_deadline(const struct zygote *);
+void		 zygote_abandon(struct zygote *);
+int		 zygote_ctl_fd(const struct zygote *);
 int		 zygote_exited(struct zygote *, uint64_t *, int *);
 void		 zygote_program_main(void);
 void		 zygote_kill_helper(struct zygote *, uint64_t, pid_t);
@@ -299,9 +309,10 @@ void		 module_capped(void *);
 
 /*
  * engine.c: the top.  It blocks SIGCHLD and reaps its own children (the
- * zygote); the zygote reaps the helpers and reports each exit.  A turn runs the loop once, then settles: pools kicked,
- * results delivered, until nothing moves; then frees what died and writes
- * what was sent.
+ * zygote); the zygote forks the helpers (its answers come to the loop),
+ * reaps them and reports each exit.  A turn runs the loop once, then
+ * settles: pools kicked, results delivered, until nothing moves; then
+ * frees what died and writes what was sent.
  */
 RB_HEAD(proc_tree, proc);
 TAILQ_HEAD(module_list, module);
@@ -312,6 +323,8 @@ struct engine {
 	struct loop		*loop;
 	struct zygote		*zygote;	/* forks the helpers */
 	struct watch		 zyw;		/* its EXITED reports */
+	struct watch		 zcw;		/* its answers to SPAWN */
+	struct timer		 zytimer;	/* ... due by then */
 	char			 broken[DETAIL_MAX];	/* it is gone: why */
 	bool			 setuser;	/* helpers switch user */
 	uid_t			 uid;
@@ -343,6 +356,7 @@ struct engine {
 };
 
 void		 engine_proc_born(struct engine *, struct proc *);
+void		 engine_zygote_arm(struct engine *);
 void		 engine_log(struct engine *, int, const char *, ...)
 		     __attribute__((__format__(__printf__, 3, 4)));
 void		 engine_proc_reaped(struct engine *, struct proc *);

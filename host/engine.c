@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 
@@ -43,6 +44,8 @@
 #include "engine-int.h"
 
 #define ENGINE_DRAIN_MS		500	/* for fini at shutdown */
+#define ENGINE_REAP_MS		5000	/* then for the zygote to report
+					   the kills */
 
 /* Order helpers by token. */
 static int
@@ -206,13 +209,86 @@ engine_lose_zygote(struct engine *e)
 		loop_unwatch(e->loop, &e->zyw);
 		e->zyw.fd = -1;
 	}
+	if (e->zcw.fd != -1) {
+		loop_unwatch(e->loop, &e->zcw);
+		e->zcw.fd = -1;
+	}
+	loop_timer_cancel(e->loop, &e->zytimer);
 	while ((p = RB_MIN(proc_tree, &e->procs)) != NULL) {
 		proc_kill(p, e->broken);
 		proc_reaped(p, SIGKILL);
 	}
 }
 
-/* Take the zygote's EXITED reports; its EOF means it is gone. */
+/* Watch for the zygote's answers to come by their deadline, if any is due. */
+void
+engine_zygote_arm(struct engine *e)
+{
+	uint64_t	at = zygote_deadline(e->zygote);
+
+	if (at == 0)
+		loop_timer_cancel(e->loop, &e->zytimer);
+	else if (!e->zytimer.armed || e->zytimer.at != at)
+		loop_timer_at(e->loop, &e->zytimer, at);
+}
+
+/*
+ * Take the zygote's answers to SPAWN: a helper forked (its pid, its pidfd)
+ * or one it could not fork.  An answer out of turn gets the zygote killed.
+ */
+static void
+engine_zygote_answers(struct engine *e)
+{
+	struct proc	 key, *p;
+	char		 why[DETAIL_MAX];
+	pid_t		 pid;
+	int		 pidfd, rc;
+
+	if (e->zcw.fd == -1)
+		return;
+	while ((rc = zygote_answer(e->zygote, &key.token, &pid, &pidfd, why,
+	    sizeof why)) == 1) {
+		p = RB_FIND(proc_tree, &e->procs, &key);
+		if (pid == 0) {
+			if (p != NULL)
+				proc_unborn(p, why);
+		} else if (p != NULL && !p->reaped)
+			proc_forked(p, pid, pidfd);
+		else if (pidfd != -1)
+			close(pidfd);		/* reaped before we heard */
+	}
+	if (rc == -1 && e->broken[0] == '\0')
+		strlcpy(e->broken, "the zygote broke its protocol",
+		    sizeof e->broken);
+	engine_zygote_arm(e);
+}
+
+/* The zygote's answers are readable. */
+static void
+engine_zygote_answer_event(struct watch *w, uint32_t events)
+{
+	(void)events;
+	engine_zygote_answers(w->arg);
+}
+
+/* A SPAWN went unanswered too long: the zygote is taken for dead. */
+static void
+engine_zygote_silent(void *arg)
+{
+	struct engine	*e = arg;
+
+	if (e->broken[0] == '\0')
+		strlcpy(e->broken, "the zygote stopped answering",
+		    sizeof e->broken);
+	engine_log(e, LOG_ERR, "the zygote did not answer a spawn in time: "
+	    "it is killed, and no helper can start any more");
+	zygote_abandon(e->zygote);	/* its EOF ends the helpers */
+}
+
+/*
+ * Take the zygote's EXITED reports (after its answers to SPAWN, so that a
+ * helper that died at once is known by its pid); its EOF means it is gone.
+ */
 static void
 engine_zygote_event(struct watch *w, uint32_t events)
 {
@@ -221,6 +297,7 @@ engine_zygote_event(struct watch *w, uint32_t events)
 	int		 status, rc;
 
 	(void)events;
+	engine_zygote_answers(e);
 	while ((rc = zygote_exited(e->zygote, &token, &status)) == 1)
 		engine_reap(e, token, status);
 	if (rc == -1)
@@ -257,13 +334,15 @@ engine_sigchld(struct watch *w, uint32_t events)
 static void
 engine_wait_exits(struct engine *e, int ms)
 {
-	struct pollfd	pfd;
+	struct pollfd	pfd[2];
 
 	if (e->zyw.fd == -1)
 		return;
-	pfd.fd = e->zyw.fd;
-	pfd.events = POLLIN;
-	if (poll(&pfd, 1, ms) == 1)
+	pfd[0].fd = e->zyw.fd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = e->zcw.fd;
+	pfd[1].events = POLLIN;
+	if (poll(pfd, e->zcw.fd != -1 ? 2 : 1, ms) >= 1)
 		engine_zygote_event(&e->zyw, EPOLLIN);
 }
 
@@ -364,6 +443,7 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 		e->conf.depth = LEDGER_SLOTS;
 	e->sigw.fd = -1;
 	e->zyw.fd = -1;
+	e->zcw.fd = -1;
 	e->zygote = conf->zygote;
 	e->conf.zygote = NULL;
 	RB_INIT(&e->modules);
@@ -384,6 +464,7 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, &e->oldchld);
 
+	loop_timer_init(&e->zytimer, engine_zygote_silent, e);
 	if ((e->loop = loop_new(err, errlen)) == NULL) {
 		engine_free(e);
 		return NULL;
@@ -403,6 +484,15 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 	if (loop_watch(e->loop, &e->zyw, EPOLLIN) == -1) {
 		snprintf(err, errlen, "event loop: %s", strerror(errno));
 		e->zyw.fd = -1;
+		engine_free(e);
+		return NULL;
+	}
+	e->zcw.fd = zygote_ctl_fd(e->zygote);
+	e->zcw.cb = engine_zygote_answer_event;
+	e->zcw.arg = e;
+	if (loop_watch(e->loop, &e->zcw, EPOLLIN) == -1) {
+		snprintf(err, errlen, "event loop: %s", strerror(errno));
+		e->zcw.fd = -1;
 		engine_free(e);
 		return NULL;
 	}
@@ -525,6 +615,7 @@ engine_free(struct engine *e)
 {
 	struct module	*m, *next;
 	struct proc	*p;
+	uint64_t	 end, now;
 
 	if (e == NULL)
 		return;
@@ -538,11 +629,20 @@ engine_free(struct engine *e)
 		engine_drain(e);
 		RB_FOREACH(p, proc_tree, &e->procs)
 			proc_kill(p, "engine shutting down");
-		while (!RB_EMPTY(&e->procs) && e->zyw.fd != -1)
-			engine_wait_exits(e, -1);
-		/* Without its zygote, a helper's end is known all the same. */
-		if (!RB_EMPTY(&e->procs))
+		end = loop_now() + ENGINE_REAP_MS * MS_NS;
+		while (!RB_EMPTY(&e->procs) && e->zyw.fd != -1 &&
+		    (now = loop_now()) < end)
+			engine_wait_exits(e, (int)((end - now) / MS_NS) + 1);
+		/*
+		 * Without its zygote, a helper's end is known all the same;
+		 * one that did not report them in time is killed, and its
+		 * helpers die with it.
+		 */
+		if (!RB_EMPTY(&e->procs)) {
+			if (e->zyw.fd != -1)
+				zygote_abandon(e->zygote);
 			engine_lose_zygote(e);
+		}
 		engine_settle(e);
 		/* Holders that never let go: their versions go too. */
 		RB_FOREACH_SAFE(m, module_tree, &e->modules, next)
@@ -558,6 +658,10 @@ engine_free(struct engine *e)
 	}
 	if (e->zyw.fd != -1 && e->loop != NULL)
 		loop_unwatch(e->loop, &e->zyw);
+	if (e->zcw.fd != -1 && e->loop != NULL)
+		loop_unwatch(e->loop, &e->zcw);
+	if (e->loop != NULL)
+		loop_timer_cancel(e->loop, &e->zytimer);
 	loop_free(e->loop);
 	zygote_free(e->zygote);
 	sigaction(SIGCHLD, &e->oldchld, NULL);
@@ -796,7 +900,10 @@ engine_procs(const struct engine *e)
 	return e->nprocs;
 }
 
-/* m's helpers as status shows them, at most max; returns how many. */
+/*
+ * m's helpers as status shows them (those forked: a pid is what status
+ * names them by), at most max; returns how many.
+ */
 u_int
 engine_helpers(const struct module *m, struct engine_helper *hs, u_int max)
 {
@@ -804,6 +911,8 @@ engine_helpers(const struct module *m, struct engine_helper *hs, u_int max)
 	u_int			 n = 0;
 
 	for (p = pool_first(m); p != NULL && n < max; p = pool_next(p)) {
+		if (p->pid == 0)
+			continue;
 		hs[n].pid = p->pid;
 		hs[n].state = proc_state_name(p->state);
 		hs[n].spare = p->spare;

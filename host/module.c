@@ -238,7 +238,10 @@ module_free(struct module *m)
 	free(m);
 }
 
-/* The pids of m's helpers not yet reaped, at most max; returns how many. */
+/*
+ * The pids of m's helpers forked and not yet reaped, at most max; returns
+ * how many.
+ */
 u_int
 module_pids(const struct module *m, pid_t *pids, u_int max)
 {
@@ -246,7 +249,8 @@ module_pids(const struct module *m, pid_t *pids, u_int max)
 	u_int			 n = 0;
 
 	for (p = pool_first(m); p != NULL && n < max; p = pool_next(p))
-		pids[n++] = p->pid;
+		if (p->pid != 0)
+			pids[n++] = p->pid;
 	return n;
 }
 

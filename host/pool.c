@@ -114,6 +114,7 @@ static void	pool_answer(struct proc *, const struct proc_ev *);
 static void	pool_closed(struct proc *, const struct proc_ev *);
 static void	pool_broken(struct proc *, const struct proc_ev *);
 static void	pool_died(struct proc *, const struct proc_ev *);
+static void	pool_unborn(struct proc *, const struct proc_ev *);
 static void	pool_overdue(struct proc *, const struct proc_ev *);
 static void	pool_ignore(struct proc *, const struct proc_ev *);
 
@@ -124,22 +125,29 @@ static void	pool_ignore(struct proc *, const struct proc_ev *);
  * socket is closed, nothing but its death and its deadline matter.
  */
 static const pool_fn pool_table[PROC_NSTATES][PEV_NEVENTS] = {
-	/*		  HELLO		REFUSED		RESULT
-			  EOF		VIOLATION	REAPED		TIMER */
-	[PROC_SPAWNING] = { pool_ready,	pool_refused,	pool_broken,
-			  pool_closed,	pool_broken,	pool_died,	pool_overdue },
-	[PROC_IDLE] =	{ pool_broken,	pool_broken,	pool_broken,
-			  pool_closed,	pool_broken,	pool_died,	pool_ignore },
-	[PROC_BUSY] =	{ pool_broken,	pool_broken,	pool_answer,
-			  pool_closed,	pool_broken,	pool_died,	pool_overdue },
-	[PROC_STANDBY] = { pool_broken,	pool_broken,	pool_broken,
-			  pool_closed,	pool_broken,	pool_died,	pool_ignore },
-	[PROC_STOPPING] = { pool_ignore, pool_ignore,	pool_ignore,
-			  pool_ignore,	pool_ignore,	pool_died,	pool_overdue },
-	[PROC_LOST] =	{ pool_ignore,	pool_ignore,	pool_answer,
-			  pool_ignore,	pool_ignore,	pool_died,	pool_overdue },
-	[PROC_KILLED] =	{ pool_ignore,	pool_ignore,	pool_ignore,
-			  pool_ignore,	pool_ignore,	pool_died,	pool_ignore },
+	/*	HELLO		REFUSED		RESULT		EOF
+		VIOLATION	REAPED		UNBORN		TIMER */
+	[PROC_SPAWNING] = {
+		pool_ready,	pool_refused,	pool_broken,	pool_closed,
+		pool_broken,	pool_died,	pool_unborn,	pool_overdue },
+	[PROC_IDLE] = {
+		pool_broken,	pool_broken,	pool_broken,	pool_closed,
+		pool_broken,	pool_died,	pool_unborn,	pool_ignore },
+	[PROC_BUSY] = {
+		pool_broken,	pool_broken,	pool_answer,	pool_closed,
+		pool_broken,	pool_died,	pool_unborn,	pool_overdue },
+	[PROC_STANDBY] = {
+		pool_broken,	pool_broken,	pool_broken,	pool_closed,
+		pool_broken,	pool_died,	pool_unborn,	pool_ignore },
+	[PROC_STOPPING] = {
+		pool_ignore,	pool_ignore,	pool_ignore,	pool_ignore,
+		pool_ignore,	pool_died,	pool_unborn,	pool_overdue },
+	[PROC_LOST] = {
+		pool_ignore,	pool_ignore,	pool_answer,	pool_ignore,
+		pool_ignore,	pool_died,	pool_unborn,	pool_overdue },
+	[PROC_KILLED] = {
+		pool_ignore,	pool_ignore,	pool_ignore,	pool_ignore,
+		pool_ignore,	pool_died,	pool_unborn,	pool_ignore },
 };
 
 static void	pool_loop_probe(void *);
@@ -1103,8 +1111,12 @@ pool_incident(struct proc *p, int prio, const char *fmt, ...)
 		    pl->incident_logged + POOL_INCIDENT_LOG_MS * MS_NS);
 		return;
 	}
-	engine_log(p->engine, prio, "%s %.12s: helper %ld %s", m->label,
-	    m->hex, (long)p->pid, what);
+	if (p->pid == 0)
+		engine_log(p->engine, prio, "%s %.12s: a helper not yet forked "
+		    "%s", m->label, m->hex, what);
+	else
+		engine_log(p->engine, prio, "%s %.12s: helper %ld %s",
+		    m->label, m->hex, (long)p->pid, what);
 	pl->incident_logged = now;
 }
 
@@ -1221,6 +1233,27 @@ pool_died(struct proc *p, const struct proc_ev *ev)
 	    pl->spawn_error[0] == '\0' && loop_now() >= pl->spawn_not_before)
 		(void)pool_spawn(pl, false);
 	pool_keep_standby(pl);
+}
+
+/*
+ * The zygote could not fork the helper: a failed start, unless it was
+ * being stopped or killed already.  (Only a helper that never said HELLO
+ * can be unborn; the other rows are there for completeness.)
+ */
+static void
+pool_unborn(struct proc *p, const struct proc_ev *ev)
+{
+	struct module	*m = p->module;
+
+	if (!p->settled) {
+		p->settled = true;
+		pool_spawn_failed(p, ev->why);
+	}
+	p->state = PROC_KILLED;
+	pool_gone(p);
+	pool_kick_later(m);
+	if (m->state != MODULE_HELD)
+		module_settle(m);
 }
 
 /* The helper's deadline passed: which one depends on its state. */

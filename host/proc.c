@@ -104,7 +104,9 @@ proc_describe_status(int status, char *buf, size_t len)
 static void
 proc_sigkill(struct proc *p)
 {
-	if (p->pidfd != -1)
+	if (!p->forked)
+		p->kill_pending = true;	/* proc_forked delivers it */
+	else if (p->pidfd != -1)
 		(void)pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
 	else
 		zygote_kill_helper(p->engine->zygote, p->token, p->pid);
@@ -297,8 +299,10 @@ proc_err_timer(void *arg)
 
 /*
  * Start a helper for module m: the zygote forks it, with its socket, the
- * version's image and a ledger of its own.  Returns NULL with err set (and
- * the engine broken, if the zygote is gone).
+ * version's image and a ledger of its own.  Its pid comes later, with the
+ * zygote's answer (proc_forked, or proc_unborn if it could not fork).
+ * Returns NULL with err set (and the engine broken, if the zygote is
+ * gone).
  */
 struct proc *
 proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
@@ -350,8 +354,9 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 	fds[2] = lfd;
 	fds[3] = ep[1];
 	p->token = ++e->nexttoken;
-	rc = zygote_spawn(e->zygote, &spec, fds, p->token, &p->pid,
-	    &p->pidfd, &gone, err, errlen);
+	p->pidfd = -1;
+	rc = zygote_spawn(e->zygote, &spec, fds, p->token, &gone, err,
+	    errlen);
 	close(sv[1]);
 	close(lfd);
 	close(ep[1]);
@@ -365,6 +370,7 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		free(p);
 		return NULL;
 	}
+	engine_zygote_arm(e);
 	p->state = PROC_SPAWNING;
 	TAILQ_INIT(&p->calls);
 	p->engine = e;
@@ -390,6 +396,35 @@ proc_spawn(struct engine *e, struct module *m, char *err, size_t errlen)
 		strlcpy(p->cause, err, sizeof p->cause);
 	}
 	return p;
+}
+
+/*
+ * The zygote forked p: its pid, and its pidfd (-1: none here).  A kill
+ * asked for meanwhile is sent now.
+ */
+void
+proc_forked(struct proc *p, pid_t pid, int pidfd)
+{
+	p->forked = true;
+	p->pid = pid;
+	p->pidfd = pidfd;
+	if (p->kill_pending)
+		proc_sigkill(p);
+}
+
+/*
+ * The zygote could not fork p (why says so): there is no process to
+ * reap, so p ends here.
+ */
+void
+proc_unborn(struct proc *p, const char *why)
+{
+	struct proc_ev	ev = { .type = PEV_UNBORN, .why = why };
+
+	p->reaped = true;
+	proc_close(p);
+	proc_err_close(p);
+	pool_event(p, &ev);
 }
 
 /* Close the host's end of the helper's socket. */

@@ -14,8 +14,14 @@
  *	helper's socket, the version's sealed image, its ledger, and the
  *	pipe the host reads its standard output and error from).  The
  *	zygote forks; the child gets a clean process (zygote_child) and
- *	becomes the helper (helper.c).  The zygote answers SPAWNED with the child's pid
- *	and a pidfd, through which the host kills it, or FAILED with why.
+ *	becomes the helper (helper.c).  The zygote answers SPAWNED with the
+ *	child's pid and a pidfd, through which the host kills it, or FAILED
+ *	with why.  The host never waits for that answer: its loop watches
+ *	the socket (zygote_answer), so a fork that takes long (a busy
+ *	machine) delays that helper only, never the other helpers' calls.
+ *	At most ZYGOTE_WINDOW SPAWNs are unanswered at once; later ones
+ *	wait in the host, in order, holding copies of their descriptors,
+ *	so that neither side can fill the other's socket and block on it.
  *
  *	reap: it is every helper's parent, so it reaps them (SIGCHLD through
  *	a signalfd, waitpid(WNOHANG) in a loop) and sends each one's wait
@@ -74,6 +80,7 @@
 #define ZYGOTE_ENV		"ROUTE_HOST_ZYGOTE"
 #define ZYGOTE_MSG_MAX		65536	/* a SPAWN with its options */
 #define ZYGOTE_REPLY_MS		5000	/* a silent zygote is a dead one */
+#define ZYGOTE_WINDOW		16	/* SPAWNs sent and not answered */
 /* The zygote program's sockets, as zygote_start leaves them. */
 #define ZYGOTE_CTL_FD		3
 #define ZYGOTE_EXITS_FD		4
@@ -94,14 +101,27 @@ enum zygote_msg {
 	ZY_KILL,		/* h->z: u64 token, u32 pid (no pidfd) */
 };
 
+/* In the host: a SPAWN not yet answered, sent or waiting to be. */
+struct zygote_spawn {
+	TAILQ_ENTRY(zygote_spawn) entry;
+	uint64_t		 token;
+	uint64_t		 sent;		/* loop_now(); 0: waiting */
+	struct wire_buf		 msg;		/* until sent */
+	int			 fds[ZYGOTE_NFDS];	/* until sent */
+};
+
 /* The host's handle. */
 struct zygote {
 	pid_t		 pid;
 	int		 pidfd;		/* it may not stay our child */
-	int		 ctl;		/* SPAWN, and its answer */
+	int		 ctl;		/* SPAWN, and its answer; nonblocking */
 	int		 exits;		/* EXITED, nonblocking */
 	char		 what[256];	/* what helpers get, or what was refused */
+	TAILQ_HEAD(, zygote_spawn) spawns;	/* in the order sent */
+	u_int		 nsent;		/* of them, sent */
 };
+
+static void	zygote_spawn_free(struct zygote_spawn *);
 
 /* In the zygote: a helper not yet reported. */
 struct zygote_child {
@@ -793,6 +813,7 @@ zygote_start(char *err, size_t errlen)
 		return NULL;
 	}
 	z->pidfd = -1;
+	TAILQ_INIT(&z->spawns);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) == -1) {
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		free(z);
@@ -861,7 +882,8 @@ zygote_start(char *err, size_t errlen)
 		return NULL;
 	}
 	strlcpy(z->what, what, sizeof z->what);
-	if (fcntl(z->exits, F_SETFL, O_NONBLOCK) == -1) {
+	if (fcntl(z->exits, F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(z->ctl, F_SETFL, O_NONBLOCK) == -1) {
 		snprintf(err, errlen, "zygote: fcntl: %s", strerror(errno));
 		zygote_free(z);
 		return NULL;
@@ -877,11 +899,16 @@ zygote_start(char *err, size_t errlen)
 void
 zygote_free(struct zygote *z)
 {
-	struct pollfd	pfd;
-	siginfo_t	si;
+	struct zygote_spawn	*zs;
+	struct pollfd		 pfd;
+	siginfo_t		 si;
 
 	if (z == NULL)
 		return;
+	while ((zs = TAILQ_FIRST(&z->spawns)) != NULL) {
+		TAILQ_REMOVE(&z->spawns, zs, entry);
+		zygote_spawn_free(zs);
+	}
 	close(z->ctl);
 	close(z->exits);
 	if (z->pidfd != -1) {
@@ -928,97 +955,197 @@ zygote_kill(struct zygote *z, bool *gone)
 	*gone = true;
 }
 
+/* Forget a SPAWN: its message, and the copies of descriptors it held. */
+static void
+zygote_spawn_free(struct zygote_spawn *zs)
+{
+	if (zs->sent == 0)
+		for (size_t i = 0; i < ZYGOTE_NFDS; i++)
+			if (zs->fds[i] != -1)
+				close(zs->fds[i]);
+	wire_free(&zs->msg);
+	free(zs);
+}
+
+/*
+ * Send the SPAWNs waiting, in order, while fewer than ZYGOTE_WINDOW are
+ * unanswered; -1 with errno if the zygote is gone.  A full socket (only
+ * with options near ZYGOTE_MSG_MAX) is not an error: what waits is sent
+ * when the zygote answers the SPAWNs before it.
+ */
+static int
+zygote_flush(struct zygote *z)
+{
+	struct zygote_spawn	*zs;
+
+	TAILQ_FOREACH(zs, &z->spawns, entry) {
+		if (zs->sent != 0)
+			continue;
+		if (z->nsent >= ZYGOTE_WINDOW)
+			return 0;
+		if (zygote_send(z->ctl, &zs->msg, zs->fds, ZYGOTE_NFDS) == -1)
+			return errno == EAGAIN ? 0 : -1;
+		for (size_t i = 0; i < ZYGOTE_NFDS; i++) {
+			close(zs->fds[i]);
+			zs->fds[i] = -1;
+		}
+		wire_free(&zs->msg);
+		zs->sent = loop_now();
+		z->nsent++;
+	}
+	return 0;
+}
+
 /*
  * Ask the zygote for a helper: spec says what it runs, fds are its socket,
  * the version's image, its ledger and the write end of the pipe that is
- * its standard output and error; token is the host's name for it.
- * On success *pid and *pidfd (close-on-exec) are set.  -1 with err set:
- * no helper exists, or none that the host will ever hear of.  *gone is
- * set when the zygote itself is gone.
+ * its standard output and error; token is the host's name for it.  The
+ * caller keeps its descriptors (the SPAWN holds copies until it is sent).
+ * The answer comes later, to zygote_answer.  -1 with err set: the request
+ * was not made; *gone is set when the zygote itself is gone.
  */
 int
 zygote_spawn(struct zygote *z, const struct helper_spec *spec,
-    const int fds[ZYGOTE_NFDS], uint64_t token, pid_t *pid, int *pidfd,
-    bool *gone, char *err, size_t errlen)
+    const int fds[ZYGOTE_NFDS], uint64_t token, bool *gone, char *err,
+    size_t errlen)
 {
-	struct wire_buf		 b;
-	struct wire_reader	 r;
-	struct pollfd		 pfd;
-	unsigned char		 buf[512];
-	const char		*why;
-	ssize_t			 n;
-	size_t			 nfds;
-	uint8_t			 type;
-	int			 rc;
+	struct zygote_spawn	*zs;
+	struct wire_buf		*b;
 
 	*gone = false;
-	wire_init(&b);
-	b.max = ZYGOTE_MSG_MAX;
-	wire_u8(&b, ZY_SPAWN);
-	wire_u64(&b, token);
-	wire_u8(&b, spec->sandbox);
-	wire_u64(&b, spec->memory);
-	wire_u8(&b, spec->setuser);
-	wire_u32(&b, (uint32_t)spec->uid);
-	wire_u32(&b, (uint32_t)spec->gid);
-	zygote_put_str(&b, spec->label);
-	zygote_put_str(&b, spec->hex);
-	wire_u32(&b, (uint32_t)spec->nopts);
-	for (size_t i = 0; i < spec->nopts; i++) {
-		zygote_put_str(&b, spec->opts[i].key);
-		zygote_put_str(&b, spec->opts[i].value);
-	}
-	if (b.failed || b.len > ZYGOTE_MSG_MAX) {
-		snprintf(err, errlen, "its options take more than %d bytes",
-		    ZYGOTE_MSG_MAX);
-		wire_free(&b);
+	if ((zs = calloc(1, sizeof *zs)) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	rc = zygote_send(z->ctl, &b, fds, ZYGOTE_NFDS);
-	wire_free(&b);
-	if (rc == -1) {
+	zs->token = token;
+	b = &zs->msg;
+	wire_init(b);
+	b->max = ZYGOTE_MSG_MAX;
+	wire_u8(b, ZY_SPAWN);
+	wire_u64(b, token);
+	wire_u8(b, spec->sandbox);
+	wire_u64(b, spec->memory);
+	wire_u8(b, spec->setuser);
+	wire_u32(b, (uint32_t)spec->uid);
+	wire_u32(b, (uint32_t)spec->gid);
+	zygote_put_str(b, spec->label);
+	zygote_put_str(b, spec->hex);
+	wire_u32(b, (uint32_t)spec->nopts);
+	for (size_t i = 0; i < spec->nopts; i++) {
+		zygote_put_str(b, spec->opts[i].key);
+		zygote_put_str(b, spec->opts[i].value);
+	}
+	for (size_t i = 0; i < ZYGOTE_NFDS; i++)
+		zs->fds[i] = -1;
+	if (b->failed || b->len > ZYGOTE_MSG_MAX) {
+		snprintf(err, errlen, "its options take more than %d bytes",
+		    ZYGOTE_MSG_MAX);
+		zygote_spawn_free(zs);
+		return -1;
+	}
+	for (size_t i = 0; i < ZYGOTE_NFDS; i++)
+		if ((zs->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0)) == -1) {
+			snprintf(err, errlen, "dup: %s", strerror(errno));
+			zygote_spawn_free(zs);
+			return -1;
+		}
+	TAILQ_INSERT_TAIL(&z->spawns, zs, entry);
+	if (zygote_flush(z) == -1) {
 		snprintf(err, errlen, "the zygote is gone (%s)",
 		    strerror(errno));
 		zygote_kill(z, gone);
 		return -1;
 	}
+	return 0;
+}
 
-	pfd.fd = z->ctl;
-	pfd.events = POLLIN;
-	n = -1;
-	while ((rc = poll(&pfd, 1, ZYGOTE_REPLY_MS)) == -1 && errno == EINTR)
-		;
-	if (rc == 1)
-		n = zygote_recv(z->ctl, buf, sizeof buf, pidfd, 1, &nfds, 0);
-	if (n <= 0) {
-		snprintf(err, errlen, "the zygote is gone (%s)", n == 0 ?
-		    "it closed its socket" : rc == 0 ? "no answer" :
-		    strerror(errno));
-		zygote_kill(z, gone);
+/*
+ * Take one answer to a SPAWN, without waiting: 1 with *token set, and
+ * either *pid and *pidfd (-1: no pidfds here, zygote_kill_helper) or, if
+ * the zygote could not fork, *pid 0 and why; 0 if none is waiting; -1 if
+ * the zygote is gone or answered out of turn (it is killed: its EOF then
+ * comes to the exits socket).
+ */
+int
+zygote_answer(struct zygote *z, uint64_t *token, pid_t *pid, int *pidfd,
+    char *why, size_t whylen)
+{
+	struct zygote_spawn	*zs = TAILQ_FIRST(&z->spawns);
+	struct wire_reader	 r;
+	unsigned char		 buf[512];
+	const char		*s;
+	ssize_t			 n;
+	size_t			 nfds;
+	uint8_t			 type;
+	bool			 gone, ok = false;
+
+	n = zygote_recv(z->ctl, buf, sizeof buf, pidfd, 1, &nfds,
+	    MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n <= 0 || zs == NULL || zs->sent == 0) {
+		if (n > 0 && nfds == 1)
+			close(*pidfd);
+		zygote_kill(z, &gone);
 		return -1;
 	}
 	wire_reader_init(&r, buf, (size_t)n);
 	type = wire_read_u8(&r);
-	if (wire_read_u64(&r) != token)
-		r.bad = true;
+	*token = wire_read_u64(&r);
+	*pid = 0;
+	why[0] = '\0';
 	if (type == ZY_SPAWNED) {
 		*pid = (pid_t)wire_read_u32(&r);
 		if (nfds == 0)
-			*pidfd = -1;	/* no pidfds here: zygote_kill_helper */
-		if (wire_reader_done(&r) && *pid > 0)
-			return 0;
+			*pidfd = -1;
+		ok = wire_reader_done(&r) && *pid > 0;
 	} else if (type == ZY_FAILED) {
-		why = zygote_take_str(&r);
-		if (wire_reader_done(&r) && nfds == 0) {
-			snprintf(err, errlen, "zygote: %s", why);
-			return -1;
-		}
+		s = zygote_take_str(&r);
+		if ((ok = wire_reader_done(&r) && nfds == 0))
+			snprintf(why, whylen, "zygote: %s", s);
 	}
-	if (nfds == 1)
-		close(*pidfd);
-	snprintf(err, errlen, "the zygote answered nonsense");
-	zygote_kill(z, gone);
-	return -1;
+	if (!ok || *token != zs->token) {
+		if (nfds == 1)
+			close(*pidfd);
+		zygote_kill(z, &gone);
+		return -1;
+	}
+	TAILQ_REMOVE(&z->spawns, zs, entry);
+	z->nsent--;
+	zygote_spawn_free(zs);
+	if (zygote_flush(z) == -1)
+		zygote_kill(z, &gone);	/* its EOF comes next */
+	return 1;
+}
+
+/*
+ * When the oldest SPAWN sent must have been answered (0: none is sent):
+ * a zygote silent that long is taken for dead.
+ */
+uint64_t
+zygote_deadline(const struct zygote *z)
+{
+	const struct zygote_spawn	*zs = TAILQ_FIRST(&z->spawns);
+
+	if (zs == NULL || zs->sent == 0)
+		return 0;
+	return zs->sent + (uint64_t)ZYGOTE_REPLY_MS * MS_NS;
+}
+
+/* Give up on a zygote: kill it; its EOF comes to the exits socket. */
+void
+zygote_abandon(struct zygote *z)
+{
+	bool	gone;
+
+	zygote_kill(z, &gone);
+}
+
+/* The descriptor the host's loop watches for answers to SPAWN. */
+int
+zygote_ctl_fd(const struct zygote *z)
+{
+	return z->ctl;
 }
 
 /*

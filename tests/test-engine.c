@@ -220,6 +220,27 @@ setup(void **state)
 	return 0;
 }
 
+/* The pid of this process's zygote: the engine's one child. */
+static pid_t
+test_zygote_pid(void)
+{
+	char	 path[64];
+	FILE	*f;
+	long	 pid, found = 0;
+	int	 n = 0;
+
+	snprintf(path, sizeof path, "/proc/self/task/%ld/children",
+	    (long)getpid());
+	assert_non_null(f = fopen(path, "r"));
+	while (fscanf(f, "%ld", &pid) == 1) {
+		found = pid;
+		n++;
+	}
+	fclose(f);
+	assert_int_equal(n, 1);
+	return (pid_t)found;
+}
+
 /* Per-test teardown: free the engine; no zombie and no fd left behind. */
 static int
 teardown(void **state)
@@ -634,6 +655,58 @@ test_spawn_fails(struct engine *e, const char *path, const char *opt1,
 	assert_int_equal(w.r.status, ST_SPAWN_FAILED);
 	assert_non_null(strstr(w.r.detail, why));
 	engine_release(e, m);
+}
+
+/*
+ * A fork that takes long (a busy machine, here a stopped zygote) delays
+ * only the helper being forked: the engine never waits for the zygote's
+ * answer, so a version with a helper keeps answering meanwhile.  A zygote
+ * silent past its deadline is given up on: the engine is broken, with the
+ * reason, and says so in the log.
+ */
+static void
+test_slow_zygote_blocks_no_one(void **state)
+{
+	struct fixture	*f = *state;
+	struct module	*a, *b, *c;
+	struct wait	 wa, wb, wc;
+	pid_t		 zygote = test_zygote_pid();
+	uint64_t	 end;
+
+	test_watchdog(60);
+	a = test_load(f->e, testutil_plugin("first-available", true), "v=a",
+	    NULL);
+	wa = test_call(f->e, a, one_ready, 1, 0);
+	assert_int_equal(wa.r.status, ST_OK);
+	b = test_load(f->e, testutil_plugin("first-available", true), "v=b",
+	    NULL);
+	assert_int_equal(kill(zygote, SIGSTOP), 0);
+	test_start(f->e, b, NULL, 0, 0, &wb);
+	test_start(f->e, a, NULL, 0, 0, &wa);
+	test_wait_for(f->e, &wa, 1, 2000);
+	assert_int_equal(wa.r.status, ST_OK);
+	assert_false(wb.done);
+	assert_int_equal(kill(zygote, SIGCONT), 0);
+	test_wait_for(f->e, &wb, 1, 5000);
+	assert_int_equal(wb.r.status, ST_OK);
+
+	/* Silent for good: the call ends at its helper's init grace. */
+	c = test_load(f->e, testutil_plugin("first-available", true), "v=c",
+	    NULL);
+	assert_int_equal(kill(zygote, SIGSTOP), 0);
+	test_start(f->e, c, NULL, 0, 0, &wc);
+	test_wait_for(f->e, &wc, 1, 8000);
+	assert_int_equal(wc.r.status, ST_SPAWN_FAILED);
+	end = engine_now() + 8000 * MS_NS;
+	while (engine_broken(f->e) == NULL && engine_now() < end)
+		assert_int_not_equal(engine_run(f->e, 100), -1);
+	assert_non_null(engine_broken(f->e));
+	assert_string_equal(engine_broken(f->e),
+	    "the zygote stopped answering");
+	assert_int_equal(test_logged(f, "the zygote did not answer"), 1);
+	engine_release(f->e, a);
+	engine_release(f->e, b);
+	engine_release(f->e, c);
 }
 
 /* Crashes and failures inside init are spawn failures, not crashes. */
@@ -1825,6 +1898,7 @@ main(void)
 		T(test_many_deadlines_behind_slow_call),
 		T(test_stderr_escaped),
 		T(test_stderr_flood),
+		T(test_slow_zygote_blocks_no_one),
 #undef T
 	};
 
