@@ -1463,19 +1463,73 @@ bench_poison_mix(const char *key, const char *label,
 }
 
 /*
+ * Another channel's calls during a storm: n healthy calls at 1000 a
+ * second on channel neighbour, from a child, while this process sends n
+ * calls pipelined at 50 % poison to channel storm; the neighbour's p99
+ * against alone99 (the same rate with no storm).  The daemon must not
+ * make one channel wait for another's helpers to be forked.
+ */
+static void
+bench_poison_neighbour(const char *sock, size_t n, uint64_t alone99)
+{
+	struct bench_poison_run	 storm, nb;
+	ssize_t			 r;
+	size_t			 off = 0;
+	pid_t			 pid;
+	int			 fds[2], status;
+
+	if (pipe(fds) == -1)
+		err(1, "pipe");
+	if ((pid = fork()) == -1)
+		err(1, "fork");
+	if (pid == 0) {
+		close(fds[0]);
+		bench_poison_pipeline(sock, "neighbour", n / 4, 0, false, 64,
+		    1000000, &nb);
+		if (write(fds[1], &nb.nhealthy, sizeof nb.nhealthy) == -1 ||
+		    write(fds[1], nb.healthy, nb.nhealthy * sizeof
+		    *nb.healthy) == -1)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	bench_poison_pipeline(sock, "storm", n, 50, false, 64, 0, &storm);
+	memset(&nb, 0, sizeof nb);
+	if (read(fds[0], &nb.nhealthy, sizeof nb.nhealthy) !=
+	    (ssize_t)sizeof nb.nhealthy || nb.nhealthy > n ||
+	    (nb.healthy = calloc(n, sizeof *nb.healthy)) == NULL)
+		errx(1, "poison: the neighbour's run failed");
+	while (off < nb.nhealthy * sizeof *nb.healthy &&
+	    (r = read(fds[0], (char *)nb.healthy + off,
+	    nb.nhealthy * sizeof *nb.healthy - off)) > 0)
+		off += (size_t)r;
+	close(fds[0]);
+	if (waitpid(pid, &status, 0) == -1 || status != 0)
+		errx(1, "poison: the neighbour's run failed");
+	bench_row("poison_neighbour", "another channel, during the storm",
+	    nb.healthy, nb.nhealthy, NULL, 0);
+	bench_value("poison_neighbour_ratio", "... p99 / its p99 alone",
+	    alone99 != 0 ? (double)bench_poison_p99(nb.healthy,
+	    nb.nhealthy) / (double)alone99 : 0, "ratio", NULL, 0);
+	bench_poison_free(&nb);
+	bench_poison_free(&storm);
+}
+
+/*
  * Poison: one channel whose plugin crashes on "crash": true, pipelined
  * at depth 64 on one connection.  At 50 % poison (distinct bodies, then
  * one body redelivered), the healthy calls' p99 against the same run
  * without poison, and the crashed answers' p99; at 100 %, the slowest
  * answer and the fork rate (helpers crashed per second); the same poison
- * body 10,000 times, and what it cost in crashes.
+ * body 10,000 times, and what it cost in crashes.  At a steady 1000 calls
+ * a second: the 50 % mix, and another channel's calls during a storm.
  */
 static void
 bench_poison(size_t n)
 {
 	static const char *const	 chans[] = {
 		"clean", "half", "halfsame", "all", "same", "steadyclean",
-		"steadyhalf"
+		"steadyhalf", "storm", "neighbour"
 	};
 	struct bench_poison_run		 clean, half, all, same;
 	char				 dir[] = "/tmp/route-bench-poison-XXXXXX";
@@ -1554,6 +1608,7 @@ bench_poison(size_t n)
 	bench_poison_mix("steady", "distinct", &half, clean99);
 	bench_poison_free(&half);
 	bench_poison_free(&clean);
+	bench_poison_neighbour(sock, n, clean99);
 
 	bench_section("poison: every call crashes", "value");
 	bench_poison_pipeline(sock, "all", n, 100, false, 64, 0, &all);
