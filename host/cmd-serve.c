@@ -2,9 +2,13 @@
 /*
  * route-host serve: the daemon brokers talk to.  It serves every channel
  * of the plugins directory on a Unix socket, deploys what lands there,
- * and answers SIGHUP (rescan, reread the configuration) and SIGTERM or
+ * and answers SIGHUP (rescan, reread the configuration), SIGTERM or
  * SIGINT (stop accepting, finish calls in flight within a bound, reap
- * every helper, remove the socket, exit 0).
+ * every helper, remove the socket, exit 0) and SIGUSR2 (the same stop,
+ * but the listening socket stays open and in place, and the daemon
+ * executes its program file again, a new binary after an upgrade, in the
+ * same process: the new daemon takes the socket over, and connections
+ * made meanwhile wait in its listen queue).
  */
 
 #include "config.h"
@@ -17,6 +21,7 @@
 
 #include <err.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
@@ -45,6 +50,10 @@
 #define CMD_SERVE_FD_RESERVE	256	/* descriptors beside connections */
 #define CMD_SERVE_SETTLE_MS	10000	/* for the first deploys, at most */
 #define CMD_SERVE_MMAP_THRESHOLD (128 << 10)	/* malloc: larger are mapped */
+/* What a daemon that re-executes itself tells the new one. */
+#define CMD_SERVE_ENV_FD	"ROUTE_HOST_REEXEC_FD"	/* the socket */
+#define CMD_SERVE_ENV_OWNED	"ROUTE_HOST_REEXEC_OWNED" /* the path we
+							     bound it to */
 
 /* Everything the daemon holds. */
 struct cmd_serve {
@@ -65,6 +74,17 @@ struct cmd_serve {
 	struct watch		 sigw;
 	bool			 stopping;
 	uint64_t		 stop_by;
+
+	/* SIGUSR2: execute this program again, handing the socket over. */
+	int			 argc;		/* serve's arguments */
+	char			**argv;
+	char			 exe[PATH_MAX];	/* its file, "" if unknown */
+	int			 cwd;		/* where it started, or -1 */
+	bool			 reexeced;	/* this process is such a one */
+	bool			 upgrading;	/* SIGUSR2 came */
+	int			 handed;	/* the socket kept, or -1 */
+	bool			 handed_owned;	/* ... made by us */
+	char			 handed_path[PATH_MAX];	/* ... there */
 };
 
 static void	cmd_serve_server_conf(struct cmd_serve *,
@@ -485,7 +505,10 @@ cmd_serve_nofile(struct cmd_serve *d, char *msg, size_t msglen)
 		    d->conf.max_connections + CMD_SERVE_FD_RESERVE);
 }
 
-/* Start stopping: no new connections; calls in flight get a bound. */
+/*
+ * Start stopping: no new connections; calls in flight get a bound.  For
+ * a re-exec the listening socket stays open (d->handed), else it goes.
+ */
 static void
 cmd_serve_stop(struct cmd_serve *d, const char *why)
 {
@@ -493,9 +516,40 @@ cmd_serve_stop(struct cmd_serve *d, const char *why)
 		return;
 	d->stopping = true;
 	d->stop_by = engine_now() + CMD_SERVE_STOP_MS * MS_NS;
-	sd_notify(0, "STOPPING=1");
+	sd_notify(0, d->upgrading ? "RELOADING=1" : "STOPPING=1");
 	cmd_serve_log(d, LOG_INFO, why);
-	server_stop(d->server);
+	if (d->upgrading) {
+		strlcpy(d->handed_path, server_path(d->server),
+		    sizeof d->handed_path);
+		d->handed = server_handover(d->server, &d->handed_owned);
+	} else
+		server_stop(d->server);
+}
+
+/*
+ * SIGUSR2: stop as SIGTERM does, then execute the program again
+ * (cmd_serve_exec), unless its file cannot be: then say why and go on.
+ */
+static void
+cmd_serve_upgrade(struct cmd_serve *d)
+{
+	char	msg[PATH_MAX + 128];
+
+	if (d->stopping)
+		return;
+	if (d->exe[0] == '\0' || d->cwd == -1 || access(d->exe, X_OK) == -1) {
+		snprintf(msg, sizeof msg, "SIGUSR2: cannot execute %s: %s; "
+		    "still serving", d->exe[0] != '\0' ? d->exe :
+		    "this program", d->exe[0] == '\0' || d->cwd == -1 ?
+		    "its file or directory was not found at start" :
+		    strerror(errno));
+		cmd_serve_log(d, LOG_ERR, msg);
+		return;
+	}
+	d->upgrading = true;
+	snprintf(msg, sizeof msg, "SIGUSR2: stopping, then executing %s "
+	    "again; the socket stays open", d->exe);
+	cmd_serve_stop(d, msg);
 }
 
 /* Signals, read from a signalfd in the loop. */
@@ -509,10 +563,122 @@ cmd_serve_signal(struct watch *w, uint32_t events)
 	while (read(w->fd, &si, sizeof si) == (ssize_t)sizeof si) {
 		if (si.ssi_signo == SIGHUP)
 			cmd_serve_reload(d);
-		else
+		else if (si.ssi_signo == SIGUSR2)
+			cmd_serve_upgrade(d);
+		else if (d->upgrading) {
+			/* Stop for good: no new daemon takes the socket. */
+			d->upgrading = false;
+			cmd_serve_log(d, LOG_INFO, "stopping instead of "
+			    "executing again");
+		} else
 			cmd_serve_stop(d, si.ssi_signo == SIGTERM ?
 			    "SIGTERM: stopping" : "SIGINT: stopping");
 	}
+}
+
+/*
+ * Where this program's file is and where it was started, for SIGUSR2:
+ * the new binary an upgrade puts at the same path, run from the same
+ * directory, so that relative paths among the arguments mean the same.
+ */
+static void
+cmd_serve_note_self(struct cmd_serve *d, int argc, char **argv)
+{
+	ssize_t	n;
+
+	d->argc = argc;
+	d->argv = argv;
+	d->handed = -1;
+	if ((n = readlink("/proc/self/exe", d->exe, sizeof d->exe - 1)) <= 0)
+		n = 0;
+	d->exe[n] = '\0';
+	d->cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+/*
+ * The socket a daemon that re-executed into this one handed over, or -1
+ * if none; -2 with err set if the environment names something else.
+ * owned (PATH_MAX bytes) gets the path that daemon bound it to, or "" if
+ * the service manager made it.
+ */
+static int
+cmd_serve_reexec_fd(char *owned, char *err, size_t errlen)
+{
+	const char	*v = getenv(CMD_SERVE_ENV_FD), *o, *errstr;
+	int		 fd, type = 0, listening = 0;
+	socklen_t	 len = sizeof type;
+
+	owned[0] = '\0';
+	if (v == NULL)
+		return -1;
+	if ((o = getenv(CMD_SERVE_ENV_OWNED)) != NULL)
+		strlcpy(owned, o, PATH_MAX);
+	fd = (int)strtonum(v, 3, INT_MAX, &errstr);
+	(void)unsetenv(CMD_SERVE_ENV_FD);
+	(void)unsetenv(CMD_SERVE_ENV_OWNED);
+	if (errstr != NULL) {
+		snprintf(err, errlen, "%s=%s: %s", CMD_SERVE_ENV_FD, v, errstr);
+		return -2;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+	    type != SOCK_STREAM ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) ==
+	    -1 || !listening) {
+		snprintf(err, errlen, "%s=%d: not a listening stream socket",
+		    CMD_SERVE_ENV_FD, fd);
+		return -2;
+	}
+	return fd;
+}
+
+/*
+ * After SIGUSR2, with everything else closed: execute the program file
+ * again with serve's arguments, from the directory it started in, the
+ * listening socket on fd 3.  Returns only if that failed (said in err).
+ */
+static void
+cmd_serve_exec(struct cmd_serve *d, char *err, size_t errlen)
+{
+	char	**argv;
+
+	if ((argv = calloc((size_t)d->argc + 2, sizeof *argv)) == NULL) {
+		snprintf(err, errlen, "SIGUSR2: out of memory");
+		return;
+	}
+	argv[0] = (char *)"route-host";
+	for (int i = 0; i < d->argc; i++)
+		argv[i + 1] = d->argv[i];
+	if (fchdir(d->cwd) == -1) {
+		snprintf(err, errlen, "SIGUSR2: back to the directory it "
+		    "started in: %s", strerror(errno));
+		free(argv);
+		return;
+	}
+	close(d->cwd);
+	d->cwd = -1;
+	closelog();
+	if (d->handed != SD_LISTEN_FDS_START) {
+		if (dup2(d->handed, SD_LISTEN_FDS_START) == -1) {
+			snprintf(err, errlen, "SIGUSR2: dup2: %s",
+			    strerror(errno));
+			free(argv);
+			return;
+		}
+		close(d->handed);
+		d->handed = SD_LISTEN_FDS_START;
+	}
+	if (fcntl(d->handed, F_SETFD, 0) == -1 ||
+	    setenv(CMD_SERVE_ENV_FD, "3", 1) == -1 ||
+	    (d->handed_owned && setenv(CMD_SERVE_ENV_OWNED, d->handed_path,
+	    1) == -1)) {
+		snprintf(err, errlen, "SIGUSR2: %s", strerror(errno));
+		free(argv);
+		return;
+	}
+	execv(d->exe, argv);
+	snprintf(err, errlen, "SIGUSR2: execute %s: %s", d->exe,
+	    strerror(errno));
+	free(argv);
 }
 
 /*
@@ -640,6 +806,7 @@ cmd_serve(int argc, char **argv)
 	const char		*errstr;
 	char			 err[512], nofile[256];
 	int			 ch, listen_fd;
+	char			 listen_owned[PATH_MAX];
 	uint64_t		 settle_by;
 
 	memset(&d, 0, sizeof d);
@@ -682,7 +849,13 @@ cmd_serve(int argc, char **argv)
 	if (d.check)
 		return cmd_serve_check(&d);
 	d.journal = cmd_serve_journal();
-	if ((listen_fd = cmd_serve_listen_fd(err, sizeof err)) == -2)
+	cmd_serve_note_self(&d, argc, argv);
+	if ((listen_fd = cmd_serve_reexec_fd(listen_owned, err,
+	    sizeof err)) == -2)
+		errx(1, "serve: %s", err);
+	d.reexeced = listen_fd >= 0;
+	if (!d.reexeced && (listen_fd = cmd_serve_listen_fd(err,
+	    sizeof err)) == -2)
 		errx(1, "serve: %s", err);
 	/*
 	 * The zygote first: it forks every helper, so it must hold nothing
@@ -713,7 +886,8 @@ cmd_serve(int argc, char **argv)
 			    "without -f", d.conf.socket);
 		}
 		openlog("route-host", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-		if (daemon(0, 0) == -1) {
+		/* One that re-executed is detached already. */
+		if (d.reexeced ? chdir("/") == -1 : daemon(0, 0) == -1) {
 			zygote_free(ec.zygote);
 			errx(1, "serve: daemon: %s", strerror(errno));
 		}
@@ -723,6 +897,7 @@ cmd_serve(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	cmd_serve_nofile(&d, nofile, sizeof nofile);
@@ -757,14 +932,16 @@ cmd_serve(int argc, char **argv)
 	    cmd_serve_log, &d, err, sizeof err)) == NULL)
 		goto fatal;
 	cmd_serve_server_conf(&d, &sc, listen_fd);
+	sc.listen_owned = listen_owned[0] != '\0' ? listen_owned : NULL;
 	if ((d.server = server_open(d.engine, d.plugdir, &sc, cmd_serve_log,
 	    &d, err, sizeof err)) == NULL)
 		goto fatal;
 	server_set_settings(d.server, cmd_serve_settings(&d.conf));
 	snprintf(err, sizeof err, "listening on %s%s, plugins in %s, %u "
 	    "helpers per version, %d ms default deadline",
-	    server_path(d.server), server_activated(d.server) ?
-	    " (from the service manager)" : "", d.conf.plugins,
+	    server_path(d.server), d.reexeced ? " (kept across SIGUSR2)" :
+	    server_activated(d.server) ? " (from the service manager)" : "",
+	    d.conf.plugins,
 	    d.conf.helpers, d.conf.timeout_ms);
 	cmd_serve_log(&d, LOG_INFO, err);
 	if (server_activated(d.server) &&
@@ -833,13 +1010,27 @@ cmd_serve(int argc, char **argv)
 	 * goes last, ending what it still runs.
 	 */
 	metrics_close(d.metrics);
+	if (!d.upgrading && d.handed != -1) {
+		/* An upgrade called off: the socket goes as at SIGTERM. */
+		server_take_back(d.server, d.handed);
+		d.handed = -1;
+	}
 	server_free(d.server);
 	plugdir_close(d.plugdir);
 	engine_unwatch(d.engine, &d.sigw);
 	close(d.sigw.fd);
 	engine_free(d.engine);
-	cmd_serve_log(&d, LOG_INFO, "stopped");
 	conf_free(&d.conf);
+	if (d.upgrading && d.handed != -1) {
+		cmd_serve_log(&d, LOG_INFO, "executing the program again");
+		cmd_serve_exec(&d, err, sizeof err);
+		/* Not executed: the socket's path stays for the next one. */
+		cmd_serve_log(&d, LOG_ERR, err);
+		return 1;
+	}
+	cmd_serve_log(&d, LOG_INFO, "stopped");
+	if (d.cwd != -1)
+		close(d.cwd);
 	return 0;
 
 fatal:

@@ -520,6 +520,8 @@ struct server_config {
 	uint64_t		 window_bytes;	/* bodies per connection */
 	uint64_t		 max_in_flight_bytes; /* bodies and frames */
 	int			 listen_fd;	/* handed over, or -1 */
+	const char		*listen_owned;	/* ... by our own re-exec:
+						   its path, ours to remove */
 };
 struct server	*server_open(struct engine *, struct plugdir *,
 		     const struct server_config *, log_cb, void *, char *,
@@ -527,6 +529,8 @@ struct server	*server_open(struct engine *, struct plugdir *,
 int		 server_listen(struct server *);
 void		 server_flush(struct server *);
 void		 server_stop(struct server *);
+int		 server_handover(struct server *, bool *);
+void		 server_take_back(struct server *, int);
 void		 server_free(struct server *);
 u_int		 server_in_flight(const struct server *);
 void		 server_set_plugdir(struct server *, struct plugdir *);

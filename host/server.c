@@ -1333,6 +1333,7 @@ server_open(struct engine *e, struct plugdir *pd,
 	s->plugdir = pd;
 	s->conf = *conf;
 	s->conf.socket = s->conf.socket_owner = s->conf.socket_group = NULL;
+	s->conf.listen_owned = NULL;
 	s->log = log;
 	s->logarg = logarg;
 	TAILQ_INIT(&s->clients);
@@ -1349,6 +1350,15 @@ server_open(struct engine *e, struct plugdir *pd,
 		if (server_adopt(s, fd, err, errlen) == -1) {
 			free(s);
 			return NULL;
+		}
+		/*
+		 * Made by the daemon that re-executed into this one, and
+		 * renamed to its path after bind, so getsockname does not
+		 * know it.
+		 */
+		if (conf->listen_owned != NULL) {
+			s->activated = false;
+			strlcpy(s->path, conf->listen_owned, sizeof s->path);
 		}
 	} else if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {
@@ -1401,21 +1411,59 @@ server_unlink(struct server *s)
 		(void)unlink(s->path);
 }
 
-/* Stop accepting and remove the socket; new requests get shutting_down. */
-void
-server_stop(struct server *s)
+/* Stop accepting; new requests get shutting_down. */
+static void
+server_stop_accepting(struct server *s)
 {
-	if (s->stopping)
-		return;
 	s->stopping = true;
 	loop_timer_cancel(engine_loop(s->engine), &s->backoff);
 	server_refused_fired(s);	/* what was not logged yet */
 	loop_timer_cancel(engine_loop(s->engine), &s->refused_timer);
 	if (s->listening)
 		engine_unwatch(s->engine, &s->listen);
-	close(s->listen.fd);
+	s->listening = false;
+}
+
+/*
+ * Stop accepting and remove the socket (one handed over and taken back
+ * too); new requests get shutting_down.
+ */
+void
+server_stop(struct server *s)
+{
+	if (!s->stopping)
+		server_stop_accepting(s);
+	if (s->listen.fd != -1) {
+		close(s->listen.fd);
+		s->listen.fd = -1;
+		server_unlink(s);
+	}
+}
+
+/*
+ * Stop accepting, as server_stop does, but keep the listening socket open
+ * and at its path: its descriptor is returned, the caller's from now on
+ * (a re-exec hands it over), and connections wait in its listen queue
+ * meanwhile.  *owned says whether its path is ours to remove (not the
+ * service manager's).  -1 if it was closed already.
+ */
+int
+server_handover(struct server *s, bool *owned)
+{
+	int	fd = s->listen.fd;
+
+	if (!s->stopping)
+		server_stop_accepting(s);
 	s->listen.fd = -1;
-	server_unlink(s);
+	*owned = !s->activated;
+	return fd;
+}
+
+/* The socket server_handover gave is ours again, for server_stop. */
+void
+server_take_back(struct server *s, int fd)
+{
+	s->listen.fd = fd;
 }
 
 /* Calls still in flight for clients. */

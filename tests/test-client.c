@@ -3,7 +3,10 @@
  * libroute-host-client against real daemons (and one fake): every field
  * type and status, answers out of order, the daemon's window, a daemon
  * that is not there at first, one killed and restarted under load (every
- * call answered once, none failed), at-most-once, a fake daemon that
+ * call answered once, none failed), the same with the listening socket
+ * held for it as a service manager holds it (socket activation: the
+ * restart is not even seen), one executing itself again (SIGUSR2),
+ * at-most-once, a fake daemon that
  * sends a bad frame, and the request builder's errors.  Daemons run from
  * $ROUTE_HOST with plugins from $TEST_PLUGINS and $SHIPPED_PLUGINS.
  */
@@ -46,6 +49,7 @@ struct daemon {
 	char	plugins[128];
 	char	conf[128];
 	pid_t	pid;
+	int	listen_fd;	/* held for it (socket activation), or -1 */
 };
 
 /* The daemons started, so that a failed test leaves none behind. */
@@ -85,6 +89,17 @@ daemon_start(struct daemon *d)
 	if ((d->pid = fork()) == 0) {
 		if ((fd = open("/dev/null", O_WRONLY)) != -1)
 			dup2(fd, STDERR_FILENO);
+		if (d->listen_fd != -1) {
+			/* As systemd hands a socket over: sd_listen_fds(3). */
+			char	pid[32];
+
+			snprintf(pid, sizeof pid, "%ld", (long)getpid());
+			if (dup2(d->listen_fd, 3) == -1 ||
+			    fcntl(3, F_SETFD, 0) == -1 ||
+			    setenv("LISTEN_FDS", "1", 1) == -1 ||
+			    setenv("LISTEN_PID", pid, 1) == -1)
+				_exit(127);
+		}
 		execl(getenv("ROUTE_HOST"), "route-host", "serve", "-f", "-c",
 		    d->conf, "-d", d->plugins, "-s", d->sock, (char *)NULL);
 		_exit(127);
@@ -124,6 +139,27 @@ daemon_init(struct daemon *d, const char *conf)
 	fputs(conf, f);
 	fclose(f);
 	d->pid = -1;
+	d->listen_fd = -1;
+}
+
+/*
+ * Make d's listening socket here and hold it, as a service manager does
+ * for socket activation: each daemon started is handed it, and what
+ * connects while none runs waits in its queue.
+ */
+static void
+daemon_hold_socket(struct daemon *d)
+{
+	struct sockaddr_un	sun;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	strlcpy(sun.sun_path, d->sock, sizeof sun.sun_path);
+	assert_true((d->listen_fd = socket(AF_UNIX, SOCK_STREAM |
+	    SOCK_CLOEXEC, 0)) != -1);
+	assert_int_equal(bind(d->listen_fd, (struct sockaddr *)&sun,
+	    sizeof sun), 0);
+	assert_int_equal(listen(d->listen_fd, 512), 0);
 }
 
 /* Stop d's daemon with sig and reap it. */
@@ -147,6 +183,8 @@ daemon_free(struct daemon *d)
 	char	cmd[256];
 
 	daemon_stop(d, SIGTERM);
+	if (d->listen_fd != -1)
+		close(d->listen_fd);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
 	(void)system(cmd);
 }
@@ -480,12 +518,14 @@ test_daemon_late(void **state)
 /*
  * A daemon stopped (sig: SIGKILL, or SIGTERM, when it answers what comes
  * meanwhile shutting_down) and started again while n calls are
- * pipelined: every call answered ok exactly once.  at_most_once: those in
- * flight at a SIGKILL end connection_lost instead, the others ok, none
- * twice.
+ * pipelined, or (sig SIGUSR2) one that executes itself again in place:
+ * every call answered ok exactly once.  at_most_once: those in flight at
+ * a SIGKILL end connection_lost instead, the others ok, none twice.
+ * held: the test holds the listening socket (socket activation), and
+ * the next daemon starts only after a pause, calls waiting meanwhile.
  */
 static void
-restart_under_load(int sig, int at_most_once)
+restart_under_load(int sig, int at_most_once, bool held)
 {
 	struct daemon		 d;
 	struct rhc_options	 o;
@@ -499,6 +539,8 @@ restart_under_load(int sig, int at_most_once)
 
 	daemon_init(&d, "");
 	daemon_plugin(&d, "SHIPPED_PLUGINS", "round-robin.so", "rr");
+	if (held)
+		daemon_hold_socket(&d);
 	daemon_start(&d);
 	memset(&s, 0, sizeof s);
 	assert_non_null(s.count = count = calloc(n, sizeof *count));
@@ -517,13 +559,23 @@ restart_under_load(int sig, int at_most_once)
 	while (rhc_conn_pending(c) > 0) {
 		answered = n - rhc_conn_pending(c);
 		if (!killed && answered >= n / 4) {
-			daemon_stop(&d, sig);
-			daemon_start(&d);
+			if (sig == SIGUSR2)
+				assert_int_equal(kill(d.pid, SIGUSR2), 0);
+			else {
+				daemon_stop(&d, sig);
+				/* Calls keep coming: they wait in its queue. */
+				for (int i = 0; held && i < 20; i++)
+					assert_true(rhc_conn_wait(c, 10) >= 0);
+				daemon_start(&d);
+			}
 			killed = true;
 		}
 		assert_true(rhc_conn_wait(c, 10) >= 0);
 	}
 	assert_true(killed);
+	/* SIGUSR2: the same process, serving again. */
+	if (sig == SIGUSR2)
+		assert_int_equal(waitpid(d.pid, NULL, WNOHANG), 0);
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(count[i], 1);
 	if (!at_most_once) {
@@ -533,9 +585,10 @@ restart_under_load(int sig, int at_most_once)
 		    s.by_status[RHC_CONNECTION_LOST], n);
 		assert_int_equal(s.retried, 0);
 	}
-	print_message("restart under load (%s%s): %zu calls, %zu ok, %zu "
+	print_message("restart under load (%s%s%s): %zu calls, %zu ok, %zu "
 	    "connection_lost, %zu answered after a second try\n",
-	    sig == SIGKILL ? "SIGKILL" : "SIGTERM",
+	    sig == SIGKILL ? "SIGKILL" : sig == SIGUSR2 ? "SIGUSR2" :
+	    "SIGTERM", held ? ", socket held: 200 ms without a daemon" : "",
 	    at_most_once ? ", at most once" : "", n, s.by_status[RHC_OK],
 	    s.by_status[RHC_CONNECTION_LOST], s.retried);
 	rhc_request_free(rq);
@@ -550,7 +603,7 @@ static void
 test_restart(void **state)
 {
 	(void)state;
-	restart_under_load(SIGKILL, 0);
+	restart_under_load(SIGKILL, 0, false);
 }
 
 /* See restart_under_load. */
@@ -558,7 +611,7 @@ static void
 test_restart_at_most_once(void **state)
 {
 	(void)state;
-	restart_under_load(SIGKILL, 1);
+	restart_under_load(SIGKILL, 1, false);
 }
 
 /* See restart_under_load. */
@@ -566,7 +619,24 @@ static void
 test_restart_graceful(void **state)
 {
 	(void)state;
-	restart_under_load(SIGTERM, 0);
+	restart_under_load(SIGTERM, 0, false);
+}
+
+/* See restart_under_load. */
+static void
+test_restart_socket_held(void **state)
+{
+	(void)state;
+	restart_under_load(SIGKILL, 0, true);
+	restart_under_load(SIGTERM, 0, true);
+}
+
+/* See restart_under_load. */
+static void
+test_reexec(void **state)
+{
+	(void)state;
+	restart_under_load(SIGUSR2, 0, false);
 }
 
 /*
@@ -738,6 +808,8 @@ main(void)
 		cmocka_unit_test(test_restart),
 		cmocka_unit_test(test_restart_at_most_once),
 		cmocka_unit_test(test_restart_graceful),
+		cmocka_unit_test(test_reexec),
+		cmocka_unit_test(test_restart_socket_held),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -4,7 +4,8 @@
 # and connections, a hung plugin beside a healthy one, hostile clients,
 # 200 connections, SIGHUP and hot deploy under traffic, a bad reload,
 # SIGTERM with calls in flight, paused connections resuming on the frames
-# they hold, SIGTERM with a paused connection, a crash storm, kill -9, the
+# they hold, SIGTERM with a paused connection, a crash storm, kill -9,
+# SIGUSR2 (the program executed again in place), the
 # socket (what is at its path, its mode, owner and group, its peers and
 # who may connect), and configuration errors.
 set -u
@@ -498,6 +499,50 @@ i=0; while [ "$(alive $helpers)" != 0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1
 # shellcheck disable=SC2086
 check "kill -9 of the daemon: its zygote and helpers die with it" '[ "$(alive $helpers)" = 0 ]'
 rm -f "$sock"
+
+# --- SIGUSR2: the daemon executes its program file again, in place: the
+# same pid and socket, its old zygote and helpers gone.  A program file it
+# cannot execute is refused, and it keeps serving.  SIGTERM then removes
+# the socket, as ever.  (A copy of the program: its mode is changed.)
+cp "$ROUTE_HOST" "$tmp/route-host-copy"
+saved_route_host=$ROUTE_HOST
+ROUTE_HOST=$tmp/route-host-copy
+start_daemon
+ROUTE_HOST=$saved_route_host
+one='{"consumers": [{"id": "a", "max_in_flight": 1}]}'
+echo "$one" | rh route -s "$sock" -c orders >/dev/null
+helpers=$(helpers_of "$pid")
+kill -USR2 "$pid"
+i=0
+while [ "$(grep -c 'kept across SIGUSR2' "$tmp/log")" -lt 1 ] &&
+    [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+contains "SIGUSR2: the daemon says it executes its program again" \
+    "SIGUSR2: stopping, then executing $tmp/route-host-copy again" \
+    "$(cat "$tmp/log")"
+check "SIGUSR2: the same process serves on the same socket" \
+    '[ "$(alive "$pid")" = 1 ] && [ -S "$sock" ]'
+contains "SIGUSR2: and routes" '"decision": "a"' \
+    "$(echo "$one" | rh route -s "$sock" -c orders 2>&1)"
+contains "SIGUSR2: status: the socket is still the daemon's own" \
+    '"socket_activated": false' "$(rh status -s "$sock" --json)"
+# shellcheck disable=SC2086
+check "SIGUSR2: the old zygote and helpers are gone" \
+    '[ "$(alive $helpers)" = 0 ]'
+chmod 644 "$tmp/route-host-copy"
+kill -USR2 "$pid"
+i=0
+while ! grep -q "cannot execute" "$tmp/log" && [ $i -lt 50 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+contains "SIGUSR2: a program file it cannot execute is refused" \
+    "SIGUSR2: cannot execute $tmp/route-host-copy: Permission denied; still serving" \
+    "$(cat "$tmp/log")"
+contains "SIGUSR2 refused: still routing" '"decision": "a"' \
+    "$(echo "$one" | rh route -s "$sock" -c orders 2>&1)"
+chmod 755 "$tmp/route-host-copy"
+stop_daemon
+check "SIGUSR2, then SIGTERM: exit 0, the socket removed" \
+    '[ $rc -eq 0 ] && [ ! -e "$sock" ]'
 
 # --- every escape, through the daemon: each attempt fails inside the
 # plugin or the sandbox ends its call; the daemon serves on, and leaves
