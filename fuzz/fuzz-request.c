@@ -35,7 +35,7 @@ fuzz_format(json_t *root, enum status st, int decision)
 	r.status = st;
 	r.decision = decision;
 	strlcpy(r.detail, "detail \"quoted\"\n", sizeof r.detail);
-	if ((s = request_format(&r, "0123456789abcdef", root)) == NULL)
+	if ((s = request_format(&r, NULL, "0123456789abcdef", root)) == NULL)
 		return;
 	assert(strchr(s, '\n') == NULL);
 	j = json_loads(s, 0, NULL);

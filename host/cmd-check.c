@@ -61,7 +61,7 @@ cmd_check_sample(struct engine *e, struct cmd_check_file *f,
 	while (!f->done)
 		if (engine_run(e, -1) == -1)
 			err(2, "event loop");
-	if ((s = request_format(&f->result, NULL, root)) == NULL)
+	if ((s = request_format(&f->result, NULL, NULL, root)) == NULL)
 		errx(2, "out of memory");
 	printf("%s: sample: %s\n", f->path, s);
 	free(s);

@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "route-host.h"
+#include "route-host/client.h"
 
 #define CMD_DEMO_CONSUMERS \
 	"\"consumers\": [" \
@@ -155,49 +156,52 @@ cmd_demo_install(const char *src, const char *dir, const char *name)
 		err(1, "demo: rename %s", dst);
 }
 
-/* Send batch calls to channel orders and count answers by version. */
+/* What a batch's answers came to: counts by version, and failures. */
+struct cmd_demo_tally {
+	char		(*seen)[VERSION_HEX_LEN + 1];	/* two versions */
+	u_int		*counts;
+	u_int		*failed;
+};
+
+/* The client library's callback: count one answer. */
 static void
-cmd_demo_batch(struct client_conn *cc, const struct wire_buf *body,
-    uint64_t *next, int batch, char seen[][VERSION_HEX_LEN + 1],
+cmd_demo_answered(void *cookie, const struct rhc_result *rr)
+{
+	struct cmd_demo_tally	*t = cookie;
+	char			 hex[VERSION_HEX_LEN + 1];
+
+	if (rr->status != RHC_OK) {
+		(*t->failed)++;
+		return;
+	}
+	rhc_version_hex(rr->version, hex);
+	for (int k = 0; k < 2; k++) {
+		if (t->seen[k][0] == '\0')
+			strlcpy(t->seen[k], hex, sizeof t->seen[k]);
+		if (strcmp(t->seen[k], hex) == 0) {
+			t->counts[k]++;
+			break;
+		}
+	}
+}
+
+/*
+ * Send batch calls to channel orders, pipelined, and count the answers by
+ * version.
+ */
+static void
+cmd_demo_batch(struct rhc_conn *c, const struct rhc_request *rq,
+    uint64_t *sent, int batch, char seen[][VERSION_HEX_LEN + 1],
     u_int *counts, u_int *failed)
 {
-	struct proto_result	 pr;
-	struct wire_buf		 out, f;
-	const unsigned char	*p;
-	char			 hex[VERSION_HEX_LEN + 1], errbuf[DETAIL_MAX];
-	size_t			 len;
-	uint8_t			 type;
+	struct cmd_demo_tally	t = { seen, counts, failed };
 
-	wire_init(&out);
-	out.max = SIZE_MAX / 2;
-	for (int i = 0; i < batch; i++) {
-		wire_init(&f);
-		proto_route(&f, (*next)++, 0, "orders", body->data, body->len);
-		wire_bytes(&out, f.data, f.len);
-		wire_free(&f);
-	}
-	if (client_send(cc, &out) == -1)
-		err(1, "demo: send");
-	wire_free(&out);
-	for (int i = 0; i < batch; i++) {
-		if (client_frame(cc, true, &type, &p, &len, errbuf,
-		    sizeof errbuf) != 1 || type != PROTO_RESULT ||
-		    proto_decode_result(p, len, &pr) == -1)
-			errx(1, "demo: %s", errbuf);
-		if (pr.status != ST_OK) {
-			(*failed)++;
-			continue;
-		}
-		version_hex(pr.version, hex);
-		for (int k = 0; k < 2; k++) {
-			if (seen[k][0] == '\0')
-				strlcpy(seen[k], hex, sizeof seen[k]);
-			if (strcmp(seen[k], hex) == 0) {
-				counts[k]++;
-				break;
-			}
-		}
-	}
+	for (int i = 0; i < batch; i++, (*sent)++)
+		if (rhc_conn_submit(c, "orders", rq, cmd_demo_answered,
+		    &t) == -1)
+			errx(1, "demo: %s", rhc_conn_error(c));
+	if (rhc_conn_wait(c, -1) != 0)
+		errx(1, "demo: %s", rhc_conn_error(c));
 }
 
 /*
@@ -207,18 +211,15 @@ cmd_demo_batch(struct client_conn *cc, const struct wire_buf *body,
 static int
 cmd_demo_daemon(const char *dir)
 {
-	struct client_conn	 cc;
-	struct wire_buf		 body;
-	struct route_consumer	 c[3] = {
-		{ "a", 3, 4, 0, NULL, 0 }, { "b", 0, 2, 0, NULL, 0 },
-		{ "c", 1, 8, 5, NULL, 0 },
-	};
+	struct rhc_options	 o;
+	struct rhc_conn		*conn;
+	struct rhc_request	*rq;
 	char			 tmp[] = "/tmp/route-host-demo-XXXXXX";
 	char			 plugins[64], sock[64], src[4200], self[4200];
-	char			 errbuf[DETAIL_MAX], cmd[256];
+	char			 cmd[256];
 	char			 seen[2][VERSION_HEX_LEN + 1] = { "", "" };
 	u_int			 counts[2] = { 0, 0 }, failed = 0;
-	uint64_t		 next = 1;
+	uint64_t		 sent = 0;
 	ssize_t			 n;
 	pid_t			 pid;
 	int			 status;
@@ -252,28 +253,26 @@ cmd_demo_daemon(const char *dir)
 		    sock, (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 100; i++) {
-		if (client_connect(&cc, sock, errbuf, sizeof errbuf) == 0)
-			break;
-		if (i == 99)
-			errx(1, "demo: the daemon did not start: %s", errbuf);
-		usleep(20000);
-	}
-	wire_init(&body);
-	wire_body_begin(&body, 0, 3);
-	for (int i = 0; i < 3; i++)
-		wire_body_consumer(&body, &c[i]);
+	/* A broker's connection: it waits for the daemon to listen. */
+	rhc_options_init(&o);
+	if ((conn = rhc_conn_new(sock, &o)) == NULL ||
+	    (rq = rhc_request_new()) == NULL)
+		err(1, "demo: %s", sock);
+	if (rhc_request_consumer(rq, "a", 3, 4, 0, NULL, 0) == -1 ||
+	    rhc_request_consumer(rq, "b", 0, 2, 0, NULL, 0) == -1 ||
+	    rhc_request_consumer(rq, "c", 1, 8, 5, NULL, 0) == -1)
+		errx(1, "demo: %s", rhc_request_error(rq));
 	/* Wait for the first deploy: a call answers once it is there. */
 	for (int i = 0; i < 250; i++) {
 		u_int	none[2] = { 0, 0 }, bad = 0;
 
-		cmd_demo_batch(&cc, &body, &next, 1, seen, none, &bad);
+		cmd_demo_batch(conn, rq, &sent, 1, seen, none, &bad);
 		if (bad == 0)
 			break;
 		usleep(20000);
 	}
 	memset(seen, 0, sizeof seen);
-	next = 1;
+	sent = 0;
 	printf("  %-6s %-40s %s\n", "batch", "answers by version", "");
 	for (int b = 1; b <= 8; b++) {
 		if (b == 4) {
@@ -283,7 +282,7 @@ cmd_demo_daemon(const char *dir)
 			    "orders.so while calls run)");
 		}
 		memset(counts, 0, sizeof counts);
-		cmd_demo_batch(&cc, &body, &next, 500, seen, counts, &failed);
+		cmd_demo_batch(conn, rq, &sent, 500, seen, counts, &failed);
 		printf("  %-6d %.12s: %4u   %.12s: %4u\n", b, seen[0][0] ?
 		    seen[0] : "-", counts[0], seen[1][0] ? seen[1] : "-",
 		    counts[1]);
@@ -291,10 +290,10 @@ cmd_demo_daemon(const char *dir)
 		usleep(30000);
 	}
 	printf("\n%llu calls, %u failed.  The daemon's own view "
-	    "(route-host status):\n\n", (unsigned long long)next - 1, failed);
+	    "(route-host status):\n\n", (unsigned long long)sent, failed);
 	fflush(stdout);
-	client_close(&cc);
-	wire_free(&body);
+	rhc_request_free(rq);
+	rhc_conn_free(conn);
 	snprintf(cmd, sizeof cmd, "'%s' status -s '%s'", self, sock);
 	if (system(cmd) != 0)
 		warnx("demo: status failed");

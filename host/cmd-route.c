@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * route-host route: read JSON requests on standard input, one per line,
- * route each through a plugin in a supervised helper, and write one JSON
- * result per line.  Exit 0 when every line got a decision, 1 when any got
+ * route each through a plugin in a supervised helper (or, with -s,
+ * through the daemon, as a broker does, with libroute-host-client), and
+ * write one JSON result per line.  Exit 0 when every line got a decision, 1 when any got
  * an error, 2 for bad usage or an unreadable plugin.
  */
 
@@ -20,6 +21,7 @@
 #include <jansson.h>
 
 #include "route-host.h"
+#include "route-host/client.h"
 
 #define CMD_ROUTE_LINE_MAX	(4u << 20)
 
@@ -89,8 +91,8 @@ cmd_route_print(const struct result *r, json_t *root)
 {
 	char	*s;
 
-	if ((s = request_format(r, r->module != NULL ? r->module->hex : NULL,
-	    root)) == NULL)
+	if ((s = request_format(r, NULL, r->module != NULL ? r->module->hex :
+	    NULL, root)) == NULL)
 		errx(1, "out of memory formatting a result");
 	puts(s);
 	fflush(stdout);
@@ -145,74 +147,112 @@ struct cmd_route_pending {
 	unsigned long	 lineno;
 	bool		 done;
 	struct result	 result;
+	const char	*error;		/* the library's own status, or NULL */
 	char		 version[VERSION_HEX_LEN + 1];
 };
 
-/* Take one result frame from the daemon into the pending ring. */
+/* The library's callback: keep the line's result until its turn. */
 static void
-cmd_route_take(struct cmd_route_pending *ring, size_t size, uint64_t head,
-    uint64_t tail, const unsigned char *p, size_t len)
+cmd_route_answered(void *cookie, const struct rhc_result *rr)
 {
-	struct proto_result		 pr;
-	struct cmd_route_pending	*q;
-	static const unsigned char	 zero[VERSION_LEN];
+	struct cmd_route_pending	*q = cookie;
+	static const unsigned char	 zero[RHC_VERSION_LEN];
 
-	if (proto_decode_result(p, len, &pr) == -1)
-		errx(1, "route: malformed result from the daemon");
-	if (pr.id < head || pr.id >= tail)
-		errx(1, "route: result for unknown request %llu",
-		    (unsigned long long)pr.id);
-	q = &ring[pr.id % size];
 	q->done = true;
-	q->result.status = (enum status)pr.status;
-	q->result.decision = pr.decision;
-	if (pr.status == ST_BAD_REQUEST)
+	q->result.decision = rr->decision;
+	if (rr->status > (enum rhc_status)ST_LAST) {
+		/* connection_lost, cancelled: no daemon answered it. */
+		q->result.status = ST_SHUTTING_DOWN;
+		q->error = rhc_status_name(rr->status);
+	} else
+		q->result.status = (enum status)rr->status;
+	if (rr->status == RHC_BAD_REQUEST)
 		snprintf(q->result.detail, sizeof q->result.detail,
-		    "line %lu: %.200s", q->lineno, pr.detail);
+		    "line %lu: %.200s", q->lineno, rr->detail);
 	else
-		strlcpy(q->result.detail, pr.detail, sizeof q->result.detail);
-	if (memcmp(pr.version, zero, VERSION_LEN) != 0)
-		version_hex(pr.version, q->version);
+		strlcpy(q->result.detail, rr->detail, sizeof q->result.detail);
+	if (memcmp(rr->version, zero, RHC_VERSION_LEN) != 0)
+		rhc_version_hex(rr->version, q->version);
+}
+
+/* Parse input line lineno into slot q's request rq; false if bad. */
+static bool
+cmd_route_parse(struct cmd_route_pending *q, struct rhc_request *rq,
+    const char *line, size_t len, unsigned long lineno, int timeout_ms)
+{
+	json_error_t	jerr;
+	json_t		*t;
+
+	memset(q, 0, sizeof q[0]);
+	q->lineno = lineno;
+	q->result.status = ST_BAD_REQUEST;
+	if (strlen(line) != len) {
+		snprintf(q->result.detail, sizeof q->result.detail,
+		    "line %lu: holds a NUL byte", lineno);
+		return false;
+	}
+	rhc_request_clear(rq);
+	if (rhc_request_json(rq, line) == -1) {
+		snprintf(q->result.detail, sizeof q->result.detail,
+		    "line %lu: %s", lineno, rhc_request_error(rq));
+		/* For the id, if the line has one. */
+		q->root = json_loads(line, 0, &jerr);
+		return false;
+	}
+	/* What the result echoes (id) and names (the consumers' ids). */
+	q->root = json_loads(line, 0, &jerr);
+	t = json_object_get(q->root, "timeout_ms");
+	if (!json_is_integer(t) && timeout_ms > 0 &&
+	    rhc_request_timeout(rq, (uint32_t)timeout_ms) == -1) {
+		snprintf(q->result.detail, sizeof q->result.detail,
+		    "line %lu: %s", lineno, rhc_request_error(rq));
+		return false;
+	}
+	return true;
 }
 
 /*
- * route -s SOCKET -c CHANNEL: the same JSON lines, through the daemon,
- * pipelined up to its window; results print in input order.
+ * route -s SOCKET -c CHANNEL: the same JSON lines, through the daemon
+ * with the client library (rhc(3)), pipelined up to its window; results
+ * print in input order.
  */
 static int
 cmd_route_daemon(const char *path, const char *channel, int timeout_ms)
 {
 	struct cmd_route_pending	*ring, *q;
-	struct client_conn		 cc;
-	struct wire_buf			 out;
+	struct rhc_options		 o;
+	struct rhc_conn			*c;
+	struct rhc_request		*rq;
 	struct pollfd			 pfd[2];
-	const unsigned char		*p;
-	char				 errbuf[DETAIL_MAX], why[DETAIL_MAX - 32];
-	char				*in = NULL, *nl, *s;
+	char				*in = NULL, *nl, *s, *status;
 	size_t				 inlen = 0, incap = 0, size, len;
 	uint64_t			 head = 0, tail = 0;
 	unsigned long			 lineno = 0;
 	ssize_t				 n;
-	uint8_t				 type;
 	bool				 eof = false;
-	int				 rc = 0, line_timeout;
+	int				 rc = 0;
 
 	if (!plugdir_channel_name_ok(channel))
 		errx(2, "route: '%s' is not a channel name", channel);
-	if (client_connect(&cc, path, errbuf, sizeof errbuf) == -1)
-		errx(2, "route: %s", errbuf);
-	size = cc.window < 1024 ? cc.window : 1024;
+	rhc_options_init(&o);
+	if ((c = rhc_conn_new(path, &o)) == NULL ||
+	    (rq = rhc_request_new()) == NULL)
+		err(2, "route: %s", path);
+	/* A status connects once: no daemon there is an error at once. */
+	if (rhc_conn_status(c, &status, 10000) == -1)
+		errx(2, "route: %s", rhc_conn_error(c));
+	free(status);
+	size = rhc_conn_window(c) < 1024 ? rhc_conn_window(c) : 1024;
 	if ((ring = calloc(size, sizeof *ring)) == NULL)
 		err(2, NULL);
-	wire_init(&out);
-	out.max = SIZE_MAX / 2;
 
 	while (!eof || head < tail) {
 		/* Print what is done, in order. */
 		while (head < tail && ring[head % size].done) {
 			q = &ring[head % size];
-			if ((s = request_format(&q->result, q->version[0] !=
-			    '\0' ? q->version : NULL, q->root)) == NULL)
+			if ((s = request_format(&q->result, q->error,
+			    q->version[0] != '\0' ? q->version : NULL,
+			    q->root)) == NULL)
 				errx(1, "out of memory");
 			puts(s);
 			free(s);
@@ -226,60 +266,32 @@ cmd_route_daemon(const char *path, const char *channel, int timeout_ms)
 		if (eof && head == tail)
 			break;
 
-		/* Turn complete input lines into requests, within the window. */
+		/* Turn complete input lines into calls, within the window. */
 		while (tail - head < size && inlen > 0 && (nl = memchr(in,
 		    '\n', inlen)) != NULL) {
-			struct wire_buf	b;
-
 			*nl = '\0';
 			lineno++;
-			q = &ring[tail % size];
-			memset(q, 0, sizeof *q);
-			q->lineno = lineno;
-			if (strlen(in) != (size_t)(nl - in)) {
-				q->done = true;
-				q->result.status = ST_BAD_REQUEST;
-				snprintf(q->result.detail,
-				    sizeof q->result.detail, "line %lu: holds "
-				    "a NUL byte", lineno);
-				tail++;
-			} else if (strspn(in, " \t\r") != (size_t)(nl - in)) {
-				if (request_parse(in, &b, &q->root,
-				    &line_timeout, why, sizeof why) == -1) {
+			len = (size_t)(nl - in);
+			if (strspn(in, " \t\r") != len) {
+				q = &ring[tail % size];
+				if (!cmd_route_parse(q, rq, in, len, lineno,
+				    timeout_ms))
 					q->done = true;
-					q->result.status = ST_BAD_REQUEST;
-					snprintf(q->result.detail,
-					    sizeof q->result.detail,
-					    "line %lu: %s", lineno, why);
-				} else {
-					struct wire_buf	f;
-
-					wire_init(&f);
-					proto_route(&f, tail, (uint32_t)
-					    (line_timeout > 0 ? line_timeout :
-					    timeout_ms), channel, b.data,
-					    b.len);
-					wire_bytes(&out, f.data, f.len);
-					wire_free(&f);
-				}
-				wire_free(&b);
+				else if (rhc_conn_submit(c, channel, rq,
+				    cmd_route_answered, q) == -1)
+					errx(1, "route: %s", rhc_conn_error(c));
 				tail++;
 			}
-			len = (size_t)(nl - in) + 1;
-			memmove(in, nl + 1, inlen - len);
-			inlen -= len;
-		}
-		if (out.len > 0) {
-			if (client_send(&cc, &out) == -1)
-				errx(1, "route: %s: %s", path, strerror(errno));
-			out.len = 0;
+			memmove(in, nl + 1, inlen - len - 1);
+			inlen -= len + 1;
 		}
 
 		pfd[0].fd = eof || tail - head >= size ? -1 : STDIN_FILENO;
 		pfd[0].events = POLLIN;
-		pfd[1].fd = cc.fd;
-		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, -1) == -1 && errno != EINTR)
+		pfd[1].fd = rhc_conn_fd(c);
+		pfd[1].events = (short)rhc_conn_events(c);
+		pfd[1].revents = 0;
+		if (poll(pfd, 2, rhc_conn_timeout(c)) == -1 && errno != EINTR)
 			err(1, "route: poll");
 		if (pfd[0].revents != 0) {
 			if (incap - inlen < 65536) {
@@ -299,24 +311,12 @@ cmd_route_daemon(const char *path, const char *channel, int timeout_ms)
 					in[inlen++] = '\n';
 			}
 		}
-		if (pfd[1].revents != 0) {
-			int	got;
-
-			while ((got = client_frame(&cc, false, &type, &p, &len,
-			    errbuf, sizeof errbuf)) == 1) {
-				if (type != PROTO_RESULT)
-					errx(1, "route: unexpected frame type "
-					    "%#x from the daemon", type);
-				cmd_route_take(ring, size, head, tail, p, len);
-			}
-			if (got == -1)
-				errx(1, "route: %s", errbuf);
-		}
+		(void)rhc_conn_process(c, pfd[1].fd != -1 ? pfd[1].revents : 0);
 	}
 	free(in);
 	free(ring);
-	wire_free(&out);
-	client_close(&cc);
+	rhc_request_free(rq);
+	rhc_conn_free(c);
 	return rc;
 }
 

@@ -296,10 +296,13 @@ request_parse(const char *line, struct wire_buf *b, json_t **root,
 
 /*
  * Format a result as one JSON line (no newline); the caller frees it.
- * version is the answering version's hex, or NULL.
+ * error names a failure when the engine's status cannot (the client
+ * library's own, connection_lost), or is NULL; version is the answering
+ * version's hex, or NULL.
  */
 char *
-request_format(const struct result *r, const char *version, json_t *root)
+request_format(const struct result *r, const char *error,
+    const char *version, json_t *root)
 {
 	json_t		*out, *id = NULL, *cons, *c;
 	char		*s;
@@ -319,8 +322,8 @@ request_format(const struct result *r, const char *version, json_t *root)
 			    json_object_get(c, "id"));
 		}
 	} else
-		json_object_set_new(out, "error",
-		    json_string(engine_status_name(r->status)));
+		json_object_set_new(out, "error", json_string(error != NULL ?
+		    error : engine_status_name(r->status)));
 	if (version != NULL)
 		json_object_set_new(out, "version", json_string(version));
 	if (r->status != ST_OK)

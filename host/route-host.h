@@ -621,7 +621,7 @@ void		 conf_crash_merge(struct crash_conf *,
 int		 request_parse(const char *, struct wire_buf *, json_t **,
 		     int *, char *, size_t);
 char		*request_format(const struct result *, const char *,
-		     json_t *);
+		     const char *, json_t *);
 
 /* Commands (cmd-*.c), called by main with argv after the command name. */
 int		 cmd_hash(int, char **);
