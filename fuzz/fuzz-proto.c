@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * libFuzzer target: broker frames as route-host's own clients read them
- * (client.c, proto.c): a daemon's byte stream, cut into frames by
- * client_frame over a real socket, each frame decoded as route -s, status
- * and demo decode it (WELCOME, RESULT, STATUS_REPLY, ERROR).
+ * libFuzzer target: broker frames as proto.c decodes them for the client
+ * library (libroute-host-client reads a daemon's frames with these
+ * decoders; fuzz-client feeds the library itself): a daemon's byte
+ * stream, cut into frames as a client cuts it (a length of 1 to
+ * PROTO_FRAME_MAX, then the type), each frame decoded by its type
+ * (WELCOME, RESULT, STATUS_REPLY, ERROR).
  *
  * A RESULT that decodes is encoded again with proto_result: the bytes
  * must be the payload exactly.  A ROUTE frame built with proto_route from
@@ -12,13 +14,10 @@
 
 #include "config.h"
 
-#include <sys/socket.h>
-
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -54,7 +53,7 @@ fuzz_result(const unsigned char *p, size_t len)
 	wire_free(&b);
 }
 
-/* WELCOME, as client_connect reads it. */
+/* WELCOME, as a client reads it. */
 static void
 fuzz_welcome(const unsigned char *p, size_t len)
 {
@@ -67,7 +66,7 @@ fuzz_welcome(const unsigned char *p, size_t len)
 	(void)wire_read_bytes(&r, wire_read_u8(&r));
 }
 
-/* ERROR, as client_connect and route -s read it. */
+/* ERROR, as a client reads it. */
 static void
 fuzz_error(const unsigned char *p, size_t len)
 {
@@ -131,34 +130,23 @@ fuzz_route(const unsigned char *p, size_t len)
 	wire_free(&b);
 }
 
-/* Feed the stream to client_frame through a socket, as a daemon would. */
+/* Cut the stream into frames, as a client does, and decode each one. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct client_conn	 cc;
 	const unsigned char	*p;
-	char			 err[DETAIL_MAX];
-	size_t			 len, off = 0;
-	ssize_t			 n;
-	uint8_t			 type;
-	int			 sv[2], rc;
+	size_t			 off = 0, len;
+	uint32_t		 flen;
 
 	if (size > 65536)
 		return 0;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
-		abort();
-	memset(&cc, 0, sizeof cc);
-	cc.fd = sv[0];
-	while (off < size) {
-		if ((n = write(sv[1], data + off, size - off)) <= 0)
-			abort();
-		off += (size_t)n;
-	}
-	close(sv[1]);
-	while ((rc = client_frame(&cc, true, &type, &p, &len, err,
-	    sizeof err)) == 1) {
-		assert(p + len <= cc.in + cc.inlen);
-		switch (type) {
+	while (size - off >= 4) {
+		flen = wire_get_u32(data + off);
+		if (flen < 1 || flen > PROTO_FRAME_MAX || flen > size - off - 4)
+			break;		/* cut off, as a client cuts it off */
+		p = data + off + 5;
+		len = flen - 1;
+		switch (data[off + 4]) {
 		case PROTO_WELCOME:
 			fuzz_welcome(p, len);
 			break;
@@ -175,8 +163,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_route(p, len);
 			break;
 		}
+		off += 4 + flen;
 	}
-	assert(rc == -1 && err[0] != '\0');
-	client_close(&cc);
 	return 0;
 }
