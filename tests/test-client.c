@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * libroute-host-client against real daemons (and one fake): every field
- * type and status, answers out of order, the daemon's window, a daemon
+ * type and status (overloaded past the daemon's limits), answers out of
+ * order, the daemon's window, a daemon
  * that is not there at first, one killed and restarted under load (every
  * call answered once, none failed), the same with the listening socket
  * held for it as a service manager holds it (socket activation: the
@@ -382,12 +383,56 @@ test_statuses(void **state)
 		usleep(20000);
 	}
 	assert_true(i < 50);
+	/* A channel name the daemon refuses (the library checks length). */
+	assert_int_equal(status_of(c, "no/such", ok, detail, sizeof detail),
+	    RHC_BAD_REQUEST);
+	assert_non_null(strstr(detail, "channel name has byte 0x2f at 3"));
 	assert_string_equal(rhc_status_name(RHC_CRASH_LOOP), "crash_loop");
 	assert_string_equal(rhc_status_name(RHC_CONNECTION_LOST),
 	    "connection_lost");
 	rhc_request_free(ok);
 	rhc_request_free(poison);
 	rhc_request_free(slow);
+	rhc_conn_free(c);
+	daemon_free(&d);
+}
+
+/*
+ * The daemon's limits: past max-in-flight, calls are answered overloaded
+ * (and handed back, not retried); the others are answered as ever.
+ */
+static void
+test_overloaded(void **state)
+{
+	struct daemon		 d;
+	struct rhc_conn		*c;
+	struct rhc_request	*rq;
+	struct seen		 s;
+	struct cookie		 k[8];
+	unsigned int		 count[8] = { 0 };
+
+	(void)state;
+	daemon_init(&d, "max-in-flight 2\nchannel slow {\n\toption "
+	    "mode=sleep\n\toption ms=300\n}\n");
+	daemon_plugin(&d, "TEST_PLUGINS", "misbehave.so", "slow");
+	daemon_start(&d);
+	assert_non_null(c = rhc_conn_new(d.sock, NULL));
+	rq = simple_request(0);
+	memset(&s, 0, sizeof s);
+	s.count = count;
+	for (size_t i = 0; i < nitems(k); i++) {
+		k[i].seen = &s;
+		k[i].i = i;
+		assert_int_equal(rhc_conn_submit(c, "slow", rq, tally, &k[i]),
+		    0);
+	}
+	assert_int_equal(rhc_conn_wait(c, 10000), 0);
+	for (size_t i = 0; i < nitems(k); i++)
+		assert_int_equal(count[i], 1);
+	assert_int_equal(s.by_status[RHC_OK], 2);
+	assert_int_equal(s.by_status[RHC_OVERLOADED], nitems(k) - 2);
+	assert_int_equal(s.retried, 0);
+	rhc_request_free(rq);
 	rhc_conn_free(c);
 	daemon_free(&d);
 }
@@ -802,6 +847,7 @@ main(void)
 		cmocka_unit_test(test_fake_daemon),
 		cmocka_unit_test(test_fields),
 		cmocka_unit_test(test_statuses),
+		cmocka_unit_test(test_overloaded),
 		cmocka_unit_test(test_out_of_order),
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_daemon_late),
