@@ -141,9 +141,20 @@ struct ledger_slot {
 	int32_t			 decision;
 	uint8_t			 status;	/* enum wire_result */
 };
+/* Where a fatal signal caught the plugin: the helper writes it, then dies. */
+struct ledger_crash {
+	uint32_t		 signo;		/* 0: nothing caught */
+	int32_t			 code;		/* si_code: > 0, a fault */
+	uint64_t		 addr;		/* the address it faulted on */
+	uint64_t		 pc;		/* where it was */
+	uint64_t		 caller;	/* a leaf's return address, or 0 */
+	uint64_t		 base;		/* the plugin's mapping */
+	uint64_t		 end;
+};
 struct ledger {
 	struct ledger_slot	 slot[LEDGER_SLOTS];
 	uint32_t		 blocked;	/* system call + 1 (sandbox) */
+	struct ledger_crash	 crash;
 };
 
 #define PROC_ERR_LINE		512	/* stderr: longer lines are cut */
@@ -222,6 +233,8 @@ void		 proc_describe_status(int, char *, size_t);
 struct ledger	*ledger_new(int *);
 void		 ledger_free(struct ledger *);
 void		 ledger_put(struct ledger *, uint32_t, uint8_t, int32_t);
+void		 ledger_describe_crash(const struct ledger *, int, char *,
+		     size_t);
 int		 ledger_take(const struct ledger *, uint32_t,
 		     struct ledger_slot *);
 

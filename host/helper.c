@@ -12,6 +12,11 @@
  * The helper shares its address space with the plugin, so its own checks
  * of the plugin are advisory: the host treats the whole helper as an
  * untrusted peer and checks everything it says again.
+ *
+ * A fatal signal in plugin code (a fault, a trap) is caught on a stack of
+ * its own: the handler writes the faulting address and where the plugin
+ * was into the ledger's crash record, and dies of the same signal
+ * (helper_fault); the host turns that into the call's detail.
  */
 
 #include "config.h"
@@ -20,6 +25,9 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
+#include <signal.h>
+#include <ucontext.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +37,12 @@
 
 #define HELPER_IMAGE	"/proc/self/fd/4"
 #define HELPER_PREFAULT	(8 * 1024)	/* of the input buffer */
+#define HELPER_ALTSTACK	(64 * 1024)	/* for the fault handler */
+
+/* What the fault handler needs: the ledger, and where the plugin lies. */
+static struct ledger	*helper_ledger;
+static uintptr_t	 helper_base, helper_end;
+static char		 helper_altstack[HELPER_ALTSTACK];
 
 /* Send all of a frame, or exit: a helper without its host has no work. */
 static void
@@ -116,6 +130,93 @@ helper_name_ok(const char *name)
 	return true;
 }
 
+/*
+ * A fatal signal in plugin code: note in the ledger where it was, then die
+ * of it (reset and not blocked: SA_RESETHAND, SA_NODEFER).  Only plain
+ * stores and reads of the interrupted context; the record goes in before
+ * the one read that might fault (the top of the stack, for a leaf
+ * library function's return address).
+ */
+static void
+helper_fault(int sig, siginfo_t *si, void *ucv)
+{
+	volatile struct ledger_crash	*c = &helper_ledger->crash;
+	ucontext_t			*uc = ucv;
+	uintptr_t			 pc = 0, sp = 0, caller = 0;
+
+#if defined(__x86_64__)
+	pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+	pc = (uintptr_t)uc->uc_mcontext.pc;
+	caller = (uintptr_t)uc->uc_mcontext.regs[30];	/* the link register */
+#else
+	(void)uc;
+#endif
+	c->code = si->si_code;
+	c->addr = (uint64_t)(uintptr_t)si->si_addr;
+	c->pc = pc;
+	c->caller = caller;
+	c->base = helper_base;
+	c->end = helper_end;
+	c->signo = (uint32_t)sig;
+	if (caller == 0 && sp != 0 && (pc < helper_base || pc >= helper_end))
+		c->caller = *(volatile uintptr_t *)sp;
+	raise(sig);
+	_exit(128 + sig);
+}
+
+/* dl_iterate_phdr: the extent of the object loaded at *arg's address. */
+static int
+helper_extent(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t	end = 0;
+
+	(void)size;
+	if (info->dlpi_addr != *(uintptr_t *)arg)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_LOAD &&
+		    info->dlpi_phdr[i].p_vaddr + info->dlpi_phdr[i].p_memsz >
+		    end)
+			end = info->dlpi_phdr[i].p_vaddr +
+			    info->dlpi_phdr[i].p_memsz;
+	helper_end = info->dlpi_addr + end;
+	return 1;
+}
+
+/*
+ * Catch the fatal signals of plugin code dl loaded, on a stack of their
+ * own (a stack overflow is one of them).  Best effort: without it a crash
+ * is reported by its signal alone.
+ */
+static void
+helper_catch_faults(void *dl, struct ledger *l)
+{
+	static const int	 sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+				    SIGTRAP };
+	struct link_map		*lm;
+	struct sigaction	 sa;
+	stack_t			 ss;
+
+	if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) == -1)
+		return;
+	helper_base = (uintptr_t)lm->l_addr;
+	(void)dl_iterate_phdr(helper_extent, &helper_base);
+	helper_ledger = l;
+	ss.ss_sp = helper_altstack;
+	ss.ss_size = sizeof helper_altstack;
+	ss.ss_flags = 0;
+	if (sigaltstack(&ss, NULL) == -1)
+		return;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = helper_fault;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < nitems(sigs); i++)
+		(void)sigaction(sigs[i], &sa, NULL);
+}
+
 /* Load the plugin and run init; on any failure, say why and exit. */
 static const struct route_plugin *
 helper_load(int sock, int memfd, const struct helper_spec *spec,
@@ -155,6 +256,7 @@ helper_load(int sock, int memfd, const struct helper_spec *spec,
 		    "descriptor (size, name or routing function)");
 	if (d->size >= offsetof(struct route_plugin, flags) + sizeof d->flags)
 		helper_flags = d->flags;
+	helper_catch_faults(dl, l);
 
 	*state = NULL;
 	if (d->init != NULL) {

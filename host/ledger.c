@@ -16,6 +16,14 @@
  * finds that itself (proc.c).  The helper is untrusted and its plugin can
  * scribble on the mapping at any time: the host copies a slot before it
  * looks at it and checks the copy.
+ *
+ * The ledger also holds a crash record: when a fatal signal (SIGSEGV,
+ * SIGBUS, SIGILL, SIGFPE, SIGTRAP) catches plugin code, the helper's
+ * handler writes where (helper.c), then dies of the signal, and the host
+ * names the place in the call's detail (ledger_describe_crash): the
+ * faulting address, and the offset in the plugin's file of the
+ * instruction, or of the plugin's call into the library that faulted.
+ * What it reads there is only ever printed as numbers.
  */
 
 #include "config.h"
@@ -24,6 +32,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -76,6 +86,45 @@ ledger_put(struct ledger *l, uint32_t seq, uint8_t status, int32_t decision)
 	s->decision = decision;
 	/* The sequence number last: it says the rest is complete. */
 	__atomic_store_n(&s->seq, seq, __ATOMIC_RELEASE);
+}
+
+/*
+ * In the host: what the crash record of a helper that died of signal sig
+ * says, appended to buf ("SIGSEGV" becomes "SIGSEGV: address 0x0, in the
+ * plugin at offset 0x115c"); nothing if it recorded no such crash.  An
+ * offset is one for addr2line(1) -f -e PLUGIN.so, or objdump(1) -d.
+ */
+void
+ledger_describe_crash(const struct ledger *l, int sig, char *buf,
+    size_t len)
+{
+	struct ledger_crash	c;
+	size_t			n = strlen(buf);
+
+	memcpy(&c, &l->crash, sizeof c);
+	if (c.signo != (uint32_t)sig || n >= len)
+		return;
+	buf += n;
+	len -= n;
+	if (c.code > 0)
+		n = (size_t)snprintf(buf, len, ": address 0x%llx",
+		    (unsigned long long)c.addr);
+	else
+		n = (size_t)snprintf(buf, len, ":");
+	if (n >= len || c.pc == 0 || c.end <= c.base)
+		return;
+	buf += n;
+	len -= n;
+	if (c.pc >= c.base && c.pc < c.end)
+		(void)snprintf(buf, len, ", in the plugin at offset 0x%llx",
+		    (unsigned long long)(c.pc - c.base));
+	else if (c.caller >= c.base && c.caller < c.end)
+		(void)snprintf(buf, len, ", in a library function the plugin "
+		    "called at offset 0x%llx", (unsigned long long)(c.caller -
+		    c.base - 1));
+	else
+		(void)snprintf(buf, len, ", at 0x%llx, outside the plugin",
+		    (unsigned long long)c.pc);
 }
 
 /*

@@ -1184,17 +1184,25 @@ pool_died(struct proc *p, const struct proc_ev *ev)
 	if (WIFSIGNALED(ev->wstatus) && WTERMSIG(ev->wstatus) == SIGSYS) {
 		sandbox_describe(p->ledger->blocked, how, sizeof how);
 		pool_violation(p, how);
-	} else
+	} else {
 		proc_describe_status(ev->wstatus, how, sizeof how);
+		/* Where the plugin was, if its helper caught that. */
+		if (WIFSIGNALED(ev->wstatus))
+			ledger_describe_crash(p->ledger,
+			    WTERMSIG(ev->wstatus), how, sizeof how);
+	}
 	by_us = p->state == PROC_KILLED && WIFSIGNALED(ev->wstatus) &&
 	    WTERMSIG(ev->wstatus) == SIGKILL;
 	if (p->state != PROC_KILLED && p->state != PROC_STOPPING)
 		p->fault = true;
 	if (!p->settled) {
 		p->settled = true;
-		snprintf(cause, sizeof cause, "died while loading: %s",
-		    by_us ? p->cause : how);
-		pool_spawn_failed(p, cause);
+		/* One killed by the engine's end never failed to start. */
+		if (!by_us || !e->closing) {
+			snprintf(cause, sizeof cause, "died while loading: %s",
+			    by_us ? p->cause : how);
+			pool_spawn_failed(p, cause);
+		}
 	} else {
 		if (p->fault && !by_us && !(WIFSIGNALED(ev->wstatus) &&
 		    WTERMSIG(ev->wstatus) == SIGSYS))

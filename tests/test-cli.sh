@@ -156,7 +156,16 @@ got=$(printf '%s\n' '{"message": {"poison": true}, "consumers": [{"id": "a", "ma
     '{"consumers": [{"id": "a", "max_in_flight": 1}]}' |
     rh route --plugin "$crashy")
 contains "route: a crash is contained" '"error": "crashed"' "$got"
-contains "route: the crash cause is the signal" '"detail": "SIGSEGV"' "$got"
+contains "route: the crash cause is the signal, the address and where" \
+    '"detail": "SIGSEGV: address 0x0, in the plugin at offset 0x' "$got"
+# The offset is the plugin file's: addr2line names the function and line.
+off=$(echo "$got" | sed -n 's/.*in the plugin at offset \(0x[0-9a-f]*\).*/\1/p')
+if command -v addr2line >/dev/null 2>&1; then
+	contains "route: addr2line -f names the crashing function at that offset" \
+	    "crashy" "$(addr2line -f -e "$crashy" "$off" 2>&1 | head -1)"
+else
+	echo "# no addr2line: the offset not resolved"
+fi
 contains "route: an out-of-range index is a bad decision" '"error": "bad_decision"' "$got"
 contains "route: the call after a crash is served" '{"decision": "a"' "$got"
 

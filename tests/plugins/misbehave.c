@@ -2,14 +2,16 @@
 /*
  * Test plugin: misbehaves as its options say.
  *
- *	mode=segv|abort|exit|loop|sleep|closefds|garbage|oversize|decision|
- *	     fail|flood|deaf|ok
+ *	mode=segv|strlen|abort|exit|loop|sleep|closefds|garbage|oversize|
+ *	     decision|fail|flood|deaf|ok
  *	at=call|init	where to misbehave (default call)
  *	ms=N		how long sleep sleeps (default 200)
  *	value=N		what decision returns (default 99)
  *	fail_if=PATH	init fails while PATH exists
  *
- * mode=ok picks the first consumer, like a healthy plugin.
+ * mode=ok picks the first consumer, like a healthy plugin.  mode=segv
+ * faults in the plugin's own code, mode=strlen in libc's, called with
+ * NULL.
  *
  * mode=flood starts a thread and only makes sense with at=init:
  *
@@ -47,6 +49,7 @@ struct misbehave {
 };
 
 static struct misbehave	conf = { "ok", false, 200, 99 };
+static const char	*nothing;	/* mode=strlen's string */
 static atomic_bool	called;		/* a call has started (flood) */
 
 /* Sleep ms milliseconds, whatever interrupts. */
@@ -108,6 +111,8 @@ misbehave_act(size_t n)
 
 	if (strcmp(conf.mode, "segv") == 0)
 		return *(volatile int *)0;
+	if (strcmp(conf.mode, "strlen") == 0)
+		return (int)strlen(*(const char *volatile *)&nothing);
 	if (strcmp(conf.mode, "abort") == 0)
 		abort();
 	if (strcmp(conf.mode, "exit") == 0)
