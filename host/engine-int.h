@@ -147,8 +147,9 @@ struct ledger_crash {
 	int32_t			 code;		/* si_code: > 0, a fault */
 	uint64_t		 addr;		/* the address it faulted on */
 	uint64_t		 pc;		/* where it was */
-	uint64_t		 caller;	/* a leaf's return address, or 0 */
-	uint64_t		 base;		/* the plugin's mapping */
+	uint64_t		 caller;	/* its return into the plugin, or 0 */
+	uint64_t		 base;		/* the plugin's load address */
+	uint64_t		 text;		/* its code: [text, end) */
 	uint64_t		 end;
 };
 struct ledger {

@@ -38,10 +38,12 @@
 #define HELPER_IMAGE	"/proc/self/fd/4"
 #define HELPER_PREFAULT	(8 * 1024)	/* of the input buffer */
 #define HELPER_ALTSTACK	(64 * 1024)	/* for the fault handler */
+#define HELPER_SCAN	2048		/* stack words searched for a return */
 
 /* What the fault handler needs: the ledger, and where the plugin lies. */
 static struct ledger	*helper_ledger;
-static uintptr_t	 helper_base, helper_end;
+static uintptr_t	 helper_base;			/* its load address */
+static uintptr_t	 helper_text, helper_end;	/* its code */
 static char		 helper_altstack[HELPER_ALTSTACK];
 
 /* Send all of a frame, or exit: a helper without its host has no work. */
@@ -133,9 +135,11 @@ helper_name_ok(const char *name)
 /*
  * A fatal signal in plugin code: note in the ledger where it was, then die
  * of it (reset and not blocked: SA_RESETHAND, SA_NODEFER).  Only plain
- * stores and reads of the interrupted context; the record goes in before
- * the one read that might fault (the top of the stack, for a leaf
- * library function's return address).
+ * stores and reads.  Outside the plugin's code (a library function it
+ * called faulted), the plugin's call is the first word on the stack that
+ * points into its code: the return address of the frame that called out
+ * (on aarch64, the link register first).  The record is written before
+ * the stack is read, in case that read faults too.
  */
 static void
 helper_fault(int sig, siginfo_t *si, void *ucv)
@@ -158,30 +162,48 @@ helper_fault(int sig, siginfo_t *si, void *ucv)
 	c->pc = pc;
 	c->caller = caller;
 	c->base = helper_base;
+	c->text = helper_text;
 	c->end = helper_end;
 	c->signo = (uint32_t)sig;
-	if (caller == 0 && sp != 0 && (pc < helper_base || pc >= helper_end))
-		c->caller = *(volatile uintptr_t *)sp;
+	if ((pc < helper_text || pc >= helper_end) && (caller <=
+	    helper_text || caller > helper_end) && sp != 0)
+		for (size_t i = 0; i < HELPER_SCAN; i++) {
+			caller = ((volatile uintptr_t *)sp)[i];
+			if (caller > helper_text && caller <= helper_end) {
+				c->caller = caller;
+				break;
+			}
+		}
 	raise(sig);
 	_exit(128 + sig);
 }
 
-/* dl_iterate_phdr: the extent of the object loaded at *arg's address. */
+/*
+ * dl_iterate_phdr: the code of the object loaded at *arg's address, from
+ * its executable segments (one, as linkers lay out a shared object).
+ */
 static int
 helper_extent(struct dl_phdr_info *info, size_t size, void *arg)
 {
-	uintptr_t	end = 0;
+	const ElfW(Phdr)	*ph;
+	uintptr_t		 lo = UINTPTR_MAX, hi = 0;
 
 	(void)size;
 	if (info->dlpi_addr != *(uintptr_t *)arg)
 		return 0;
-	for (int i = 0; i < info->dlpi_phnum; i++)
-		if (info->dlpi_phdr[i].p_type == PT_LOAD &&
-		    info->dlpi_phdr[i].p_vaddr + info->dlpi_phdr[i].p_memsz >
-		    end)
-			end = info->dlpi_phdr[i].p_vaddr +
-			    info->dlpi_phdr[i].p_memsz;
-	helper_end = info->dlpi_addr + end;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+			continue;
+		if (ph->p_vaddr < lo)
+			lo = ph->p_vaddr;
+		if (ph->p_vaddr + ph->p_memsz > hi)
+			hi = ph->p_vaddr + ph->p_memsz;
+	}
+	if (hi > lo) {
+		helper_text = info->dlpi_addr + lo;
+		helper_end = info->dlpi_addr + hi;
+	}
 	return 1;
 }
 

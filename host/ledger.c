@@ -111,14 +111,14 @@ ledger_describe_crash(const struct ledger *l, int sig, char *buf,
 		    (unsigned long long)c.addr);
 	else
 		n = (size_t)snprintf(buf, len, ":");
-	if (n >= len || c.pc == 0 || c.end <= c.base)
+	if (n >= len || c.pc == 0 || c.end <= c.text || c.text < c.base)
 		return;
 	buf += n;
 	len -= n;
-	if (c.pc >= c.base && c.pc < c.end)
+	if (c.pc >= c.text && c.pc < c.end)
 		(void)snprintf(buf, len, ", in the plugin at offset 0x%llx",
 		    (unsigned long long)(c.pc - c.base));
-	else if (c.caller >= c.base && c.caller < c.end)
+	else if (c.caller > c.text && c.caller <= c.end)
 		(void)snprintf(buf, len, ", in a library function the plugin "
 		    "called at offset 0x%llx", (unsigned long long)(c.caller -
 		    c.base - 1));
