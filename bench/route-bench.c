@@ -39,6 +39,7 @@
 #include <jansson.h>
 
 #include "route-host.h"
+#include "route-host/client.h"
 
 static const char	*bench_shipped = "plugins/.libs";
 static const char	*bench_tests = "tests/plugins/.libs";
@@ -208,6 +209,27 @@ bench_body(struct wire_buf *b)
 	wire_body_field(b, "vip", &v);
 	for (int i = 0; i < 3; i++)
 		wire_body_consumer(b, &c[i]);
+}
+
+/* bench_body's message and consumers, as a client library request. */
+static struct rhc_request *
+bench_request(void)
+{
+	static const char *const	 tags[] = { "eu", "fast" };
+	struct rhc_request		*rq;
+
+	if ((rq = rhc_request_new()) == NULL)
+		err(1, NULL);
+	/* The first error sticks: one check at the end is enough. */
+	rhc_request_int(rq, "amount", 5000);
+	rhc_request_text(rq, "region", "eu-west", 7);
+	rhc_request_bool(rq, "vip", 1);
+	rhc_request_consumer(rq, "consumer-a", 3, 4, 0, tags, 2);
+	rhc_request_consumer(rq, "consumer-b", 0, 2, 1, tags, 1);
+	rhc_request_consumer(rq, "consumer-c", 1, 8, 5, NULL, 0);
+	if (rhc_request_error(rq) != NULL)
+		errx(1, "request: %s", rhc_request_error(rq));
+	return rq;
 }
 
 /* One call's end. */
@@ -806,79 +828,71 @@ bench_daemon(char *dir, const char *sock)
 	return pid;
 }
 
-/* Connect, waiting for the daemon and its channel. */
-static void
-bench_connect(struct client_conn *cc, const char *sock,
-    const struct wire_buf *b)
+/* A connection, once the daemon answers a call on its channel. */
+static struct rhc_conn *
+bench_connect(const char *sock, const struct rhc_request *rq)
 {
-	struct proto_result	 pr;
-	struct wire_buf		 f;
-	const unsigned char	*p;
-	char			 errbuf[DETAIL_MAX];
-	size_t			 len;
-	uint8_t			 type;
+	struct rhc_conn		*c;
+	struct rhc_result	 r;
 
+	/* A daemon still starting: the library connects again by itself. */
+	if ((c = rhc_conn_new(sock, NULL)) == NULL)
+		err(1, "daemon: %s", sock);
 	for (int i = 0;; i++) {
-		if (client_connect(cc, sock, errbuf, sizeof errbuf) == 0)
-			break;
+		if (rhc_conn_call(c, "orders", rq, &r) == -1)
+			err(1, "daemon");
+		if (r.status == RHC_OK)
+			return c;
+		if (r.status == RHC_CONNECTION_LOST)
+			errx(1, "daemon: %s", r.detail);
 		if (i == 200)
-			errx(1, "daemon: %s", errbuf);
+			errx(1, "daemon: channel never came up: %s", r.detail);
 		usleep(20000);
 	}
-	for (int i = 0;; i++) {
-		wire_init(&f);
-		proto_route(&f, 0, 0, "orders", b->data, b->len);
-		client_send(cc, &f);
-		wire_free(&f);
-		if (client_frame(cc, true, &type, &p, &len, errbuf,
-		    sizeof errbuf) != 1 || proto_decode_result(p, len,
-		    &pr) == -1)
-			errx(1, "daemon: %s", errbuf);
-		if (pr.status == ST_OK)
-			return;
-		if (i == 200)
-			errx(1, "daemon: channel never came up: %s", pr.detail);
-		usleep(20000);
+}
+
+/* A pipelined run: its connection and request, n calls in all. */
+struct bench_pipe {
+	struct rhc_conn			*c;
+	const struct rhc_request	*rq;
+	size_t				 n;
+	size_t				 sent;
+};
+
+/* A pipelined call answered: the next call goes in its place. */
+static void
+bench_pipe_done(void *cookie, const struct rhc_result *r)
+{
+	struct bench_pipe	*p = cookie;
+
+	if (r->status == RHC_CONNECTION_LOST || r->status == RHC_CANCELLED)
+		errx(1, "daemon: %s", r->detail);
+	if (p->sent < p->n) {
+		if (rhc_conn_submit(p->c, "orders", p->rq, bench_pipe_done,
+		    p) == -1)
+			err(1, "submit");
+		p->sent++;
 	}
 }
 
 /* One connection's pipelined run: depth calls outstanding, n in all. */
 static void
-bench_pipeline(const char *sock, const struct wire_buf *b, size_t n,
+bench_pipeline(const char *sock, const struct rhc_request *rq, size_t n,
     size_t depth)
 {
-	struct client_conn	 cc;
-	struct wire_buf		 f, out;
-	const unsigned char	*p;
-	char			 errbuf[DETAIL_MAX];
-	size_t			 sent = 0, got = 0, len;
-	uint8_t			 type;
+	struct bench_pipe	p;
 
-	bench_connect(&cc, sock, b);
-	wire_init(&f);
-	proto_route(&f, 1, 0, "orders", b->data, b->len);
-	wire_init(&out);
-	out.max = SIZE_MAX / 2;
-	while (got < n) {
-		out.len = 0;
-		while (sent < n && sent - got < depth) {
-			wire_bytes(&out, f.data, f.len);
-			sent++;
-		}
-		if (out.len > 0 && client_send(&cc, &out) == -1)
-			err(1, "send");
-		/* Take every answer already here, at least one. */
-		if (client_frame(&cc, true, &type, &p, &len, errbuf,
-		    sizeof errbuf) != 1)
-			errx(1, "%s", errbuf);
-		got++;
-		while (client_frame(&cc, false, &type, &p, &len, errbuf,
-		    sizeof errbuf) == 1)
-			got++;
-	}
-	wire_free(&f);
-	wire_free(&out);
-	client_close(&cc);
+	p.c = bench_connect(sock, rq);
+	p.rq = rq;
+	p.n = n;
+	for (p.sent = 0; p.sent < n && p.sent < depth; p.sent++)
+		if (rhc_conn_submit(p.c, "orders", rq, bench_pipe_done,
+		    &p) == -1)
+			err(1, "submit");
+	/* Each answer submits the next: pending until the last. */
+	if (rhc_conn_wait(p.c, -1) == -1)
+		err(1, "daemon");
+	rhc_conn_free(p.c);
 }
 
 /*
@@ -953,17 +967,16 @@ bench_floor_c(const struct wire_buf *b, size_t n, size_t depth)
 static void
 bench_serve(const struct wire_buf *b, size_t n)
 {
-	struct client_conn	 cc;
-	struct wire_buf		 f;
-	const unsigned char	*p;
+	struct rhc_request	*rq = bench_request();
+	struct rhc_conn		*c;
+	struct rhc_result	 res;
 	char			 dir[] = "/tmp/route-bench-serve-XXXXXX";
-	char			 sock[128], errbuf[DETAIL_MAX];
+	char			 sock[128];
 	char			 cmd[128];
 	uint64_t		*ns = calloc(n, sizeof *ns), t;
 	uint64_t		*fb = calloc(n, sizeof *fb);
 	double			 rates[3][3];
-	size_t			 len, total, chunk;
-	uint8_t			 type;
+	size_t			 total, chunk;
 	pid_t			 pid, kids[8];
 
 	if (mkdtemp(dir) == NULL || chmod(dir, 0755) == -1)
@@ -971,21 +984,21 @@ bench_serve(const struct wire_buf *b, size_t n)
 	snprintf(sock, sizeof sock, "%s/rh.sock", dir);
 	pid = bench_daemon(dir, sock);
 	bench_daemon_pid = pid;
-	bench_connect(&cc, sock, b);
+	c = bench_connect(sock, rq);
 
 	bench_section("daemon (us)", NULL);
-	wire_init(&f);
-	proto_route(&f, 1, 0, "orders", b->data, b->len);
 	/* Floor B and the daemon in alternating rounds, as for the engine. */
 	chunk = n / BENCH_ROUNDS;
 	for (int r = 0; r < BENCH_ROUNDS; r++) {
 		bench_floor_b(b, fb + r * chunk, chunk);
 		for (size_t i = r * chunk; i < (r + 1) * chunk; i++) {
 			t = engine_now();
-			if (client_send(&cc, &f) == -1 || client_frame(&cc,
-			    true, &type, &p, &len, errbuf, sizeof errbuf) != 1)
-				errx(1, "daemon: %s", errbuf);
+			if (rhc_conn_call(c, "orders", rq, &res) == -1)
+				err(1, "daemon");
 			ns[i] = engine_now() - t;
+			if (res.status != RHC_OK)
+				errx(1, "daemon: %s: %s",
+				    rhc_status_name(res.status), res.detail);
 		}
 	}
 	n = chunk * BENCH_ROUNDS;
@@ -993,21 +1006,20 @@ bench_serve(const struct wire_buf *b, size_t n)
 	    NULL, 0);
 	bench_row("daemon_one_in_flight", "daemon: one call in flight, end "
 	    "to end", ns, n, "floor B", fb[n / 2]);
-	client_close(&cc);
-	wire_free(&f);
+	rhc_conn_free(c);
 
 	/* Three rounds side by side; each figure is its rounds' median. */
 	total = n * 10;
 	for (int r = 0; r < 3; r++) {
 		rates[0][r] = bench_floor_c(b, total, 64);
 		t = engine_now();
-		bench_pipeline(sock, b, total, 64);
+		bench_pipeline(sock, rq, total, 64);
 		rates[1][r] = (double)total / ((double)(engine_now() - t) /
 		    1e9);
 		t = engine_now();
 		for (int k = 0; k < 8; k++)
 			if ((kids[k] = fork()) == 0) {
-				bench_pipeline(sock, b, total / 8, 64);
+				bench_pipeline(sock, rq, total / 8, 64);
 				_exit(0);
 			}
 		for (int k = 0; k < 8; k++)
@@ -1031,6 +1043,7 @@ bench_serve(const struct wire_buf *b, size_t n)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		warnx("could not remove %s", dir);
+	rhc_request_free(rq);
 	free(ns);
 	free(fb);
 }
