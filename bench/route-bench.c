@@ -1138,15 +1138,12 @@ bench_child(pid_t pid)
 static void
 bench_memory(size_t maxch)
 {
-	struct client_conn	 cc;
-	struct wire_buf		 f, body;
-	const unsigned char	*p;
+	struct rhc_conn		*c;
 	const size_t		 counts[] = { 1, 100, 1000 };
 	char			 dir[] = "/tmp/route-bench-mem-XXXXXX";
 	char			 plugins[128], sock[128], path[256], cmd[160], key[32];
-	char			 errbuf[DETAIL_MAX], *text;
-	size_t			 made = 0, len;
-	uint8_t			 type;
+	char			*json;
+	size_t			 made = 0;
 	pid_t			 pid, zygote = 0, helper = 0;
 	FILE			*out;
 	int			 in;
@@ -1165,8 +1162,9 @@ bench_memory(size_t maxch)
 		_exit(127);
 	}
 	bench_daemon_pid = pid;
-	wire_init(&body);
-	wire_body_begin(&body, 0, 0);
+	/* Not there yet: rhc_conn_status connects again at each try. */
+	if ((c = rhc_conn_new(sock, NULL)) == NULL)
+		err(1, "memory: %s", sock);
 	bench_section("memory", "KiB");
 	for (size_t k = 0; k < sizeof counts / sizeof counts[0] &&
 	    counts[k] <= maxch; k++) {
@@ -1193,27 +1191,11 @@ bench_memory(size_t maxch)
 		for (int tries = 0;; tries++) {
 			size_t	active = 0;
 
-			if (client_connect(&cc, sock, errbuf,
-			    sizeof errbuf) == 0) {
-				wire_init(&f);
-				wire_frame_begin(&f, PROTO_STATUS);
-				wire_u64(&f, 1);
-				wire_frame_end(&f);
-				if (client_send(&cc, &f) == 0 &&
-				    client_frame(&cc, true, &type, &p, &len,
-				    errbuf, sizeof errbuf) == 1 &&
-				    type == PROTO_STATUS_REPLY && len > 12) {
-					const char	*q = (const char *)p + 12;
-					const char	*end = (const char *)p + len;
-
-					while ((text = memmem(q, (size_t)(end -
-					    q), "\"active\":\"", 10)) != NULL) {
-						active++;
-						q = text + 10;
-					}
-				}
-				wire_free(&f);
-				client_close(&cc);
+			if (rhc_conn_status(c, &json, 10000) == 0) {
+				for (const char *q = json; (q = strstr(q,
+				    "\"active\":\"")) != NULL; q += 10)
+					active++;
+				free(json);
 			}
 			if (active >= counts[k])
 				break;
@@ -1239,10 +1221,10 @@ bench_memory(size_t maxch)
 	if (helper != 0)
 		bench_value("helper_uss", "one helper's USS (private pages)",
 		    (double)bench_kib(helper, true), "KiB", NULL, 0);
+	rhc_conn_free(c);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	bench_daemon_pid = 0;
-	wire_free(&body);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		warnx("could not remove %s", dir);
