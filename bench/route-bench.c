@@ -1230,133 +1230,130 @@ bench_memory(size_t maxch)
 		warnx("could not remove %s", dir);
 }
 
-/* A poison-test body: "crash" as told, "n" to make it distinct. */
+/* A poison-test request: "crash" as told, "n" to make it distinct. */
 static void
-bench_poison_body(struct wire_buf *b, bool crash, int64_t n)
+bench_poison_request(struct rhc_request *rq, bool crash, int64_t n)
 {
-	struct route_value	v;
-	struct route_consumer	c = { "consumer-a", 0, 4, 0, NULL, 0 };
-
-	wire_init(b);
-	wire_body_begin(b, 2, 1);
-	v.type = ROUTE_BOOLEAN;
-	v.boolean = crash;
-	wire_body_field(b, "crash", &v);
-	v.type = ROUTE_INTEGER;
-	v.integer = n;
-	wire_body_field(b, "n", &v);
-	wire_body_consumer(b, &c);
+	rhc_request_clear(rq);
+	/* The first error sticks: one check at the end is enough. */
+	rhc_request_bool(rq, "crash", crash);
+	rhc_request_int(rq, "n", n);
+	rhc_request_consumer(rq, "consumer-a", 0, 4, 0, NULL, 0);
+	if (rhc_request_error(rq) != NULL)
+		errx(1, "poison: %s", rhc_request_error(rq));
 }
 
 /* What one pipelined poison run saw. */
 struct bench_poison_run {
 	uint64_t	*healthy;	/* latencies of ok answers, ns */
 	size_t		 nhealthy;
-	uint64_t	*crashed;	/* ... of crashed and crash_loop ones */
+	uint64_t	*crashed;	/* ... of the daemon's other answers */
 	size_t		 ncrashed;
-	size_t		 kinds[ST_LAST + 1];
+	/* Answers by status: the protocol's, then the library's own. */
+	size_t		 kinds[RHC_CANCELLED + 1];
 	uint64_t	 max;		/* the slowest answer */
 	uint64_t	 elapsed;
 };
+
+/* One call of a poison run: the run, and when the call was submitted. */
+struct bench_poison_call {
+	struct bench_poison_run	*run;
+	uint64_t		 sent_at;
+};
+
+/* A poison call answered: its latency from its submit, and its kind. */
+static void
+bench_poison_done(void *cookie, const struct rhc_result *r)
+{
+	struct bench_poison_call	*call = cookie;
+	struct bench_poison_run		*run = call->run;
+	uint64_t			 lat = engine_now() - call->sent_at;
+
+	if (lat > run->max)
+		run->max = lat;
+	run->kinds[r->status]++;
+	/* No daemon answered connection_lost or cancelled: counted only. */
+	if (r->status == RHC_OK)
+		run->healthy[run->nhealthy++] = lat;
+	else if (r->status < RHC_CONNECTION_LOST)
+		run->crashed[run->ncrashed++] = lat;
+}
 
 /*
  * n calls to channel on one connection, depth outstanding: every pct-th
  * percent poison (a fixed pseudo-random order), distinct bodies unless
  * same (then every poison call is one body, as a broker redelivers it).
- * With gap (ns), call i is sent no sooner than i gaps after the first:
- * a steady rate, as traffic arrives, instead of as fast as answers come.
+ * With gap (ns), call i is submitted no sooner than i gaps after the
+ * first: a steady rate, as traffic arrives, instead of as fast as answers
+ * come.
  */
 static void
 bench_poison_pipeline(const char *sock, const char *channel, size_t n,
     int pct, bool same, size_t depth, uint64_t gap,
     struct bench_poison_run *run)
 {
-	struct client_conn	 cc;
-	struct wire_buf		 out, body, f;
-	struct proto_result	 pr;
-	const unsigned char	*p;
-	uint64_t		*sent_at = calloc(n, sizeof *sent_at), t0, lat;
-	bool			*poison = calloc(n, sizeof *poison);
-	char			 errbuf[DETAIL_MAX];
-	size_t			 sent = 0, got = 0, len;
-	uint64_t		 due, now;
-	struct pollfd		 pfd;
-	struct timespec		 ts;
-	uint32_t		 x = 1;
-	uint8_t			 type;
-	bool			 wait;
+	struct bench_poison_call	*calls = calloc(n, sizeof *calls);
+	struct rhc_request		*rq = rhc_request_new();
+	struct rhc_conn			*c;
+	bool				*poison = calloc(n, sizeof *poison);
+	size_t				 sent = 0;
+	uint64_t			 t0, due, now, wait;
+	struct pollfd			 pfd;
+	struct timespec			 ts;
+	uint32_t			 x = 1;
+	int				 ms;
 
 	memset(run, 0, sizeof *run);
 	run->healthy = calloc(n, sizeof *run->healthy);
 	run->crashed = calloc(n, sizeof *run->crashed);
-	if (sent_at == NULL || poison == NULL || run->healthy == NULL ||
-	    run->crashed == NULL)
+	if (calls == NULL || rq == NULL || poison == NULL ||
+	    run->healthy == NULL || run->crashed == NULL)
 		err(1, NULL);
 	for (size_t i = 0; i < n; i++) {
 		x = x * 1103515245u + 12345u;
 		poison[i] = pct >= 100 || (int)((x >> 16) % 100) < pct;
 	}
-	for (int i = 0;; i++) {
-		if (client_connect(&cc, sock, errbuf, sizeof errbuf) == 0)
-			break;
-		if (i == 200)
-			errx(1, "daemon: %s", errbuf);
-		usleep(20000);
-	}
-	wire_init(&out);
-	out.max = SIZE_MAX / 2;
+	/* A daemon still starting: the library connects again by itself. */
+	if ((c = rhc_conn_new(sock, NULL)) == NULL)
+		err(1, "daemon: %s", sock);
 	t0 = engine_now();
-	while (got < n) {
-		out.len = 0;
-		while (sent < n && sent - got < depth &&
+	while (sent < n || rhc_conn_pending(c) > 0) {
+		while (sent < n && rhc_conn_pending(c) < depth &&
 		    engine_now() >= t0 + sent * gap) {
-			bench_poison_body(&body, poison[sent], poison[sent] &&
+			bench_poison_request(rq, poison[sent], poison[sent] &&
 			    same ? -1 : (int64_t)sent);
-			/* A frame of its own, checked against one frame's size. */
-			wire_init(&f);
-			proto_route(&f, sent, 0, channel, body.data, body.len);
-			wire_bytes(&out, f.data, f.len);
-			wire_free(&f);
-			wire_free(&body);
-			sent_at[sent] = engine_now();
+			calls[sent].run = run;
+			calls[sent].sent_at = engine_now();
+			if (rhc_conn_submit(c, channel, rq, bench_poison_done,
+			    &calls[sent]) == -1)
+				err(1, "submit");
 			sent++;
 		}
-		if (out.len > 0 && client_send(&cc, &out) == -1)
-			err(1, "send");
-		wait = true;
-		if (gap != 0 && sent < n && sent - got < depth) {
-			/* Until the next call is due, or an answer comes. */
+		/* Until an answer, the library's timeout, or a call due. */
+		ms = rhc_conn_timeout(c);
+		wait = ms >= 0 ? (uint64_t)ms * 1000000 : UINT64_MAX;
+		if (gap != 0 && sent < n && rhc_conn_pending(c) < depth) {
 			due = t0 + sent * gap;
 			now = engine_now();
-			ts.tv_sec = due > now ? (time_t)((due - now) /
-			    1000000000) : 0;
-			ts.tv_nsec = due > now ? (long)((due - now) %
-			    1000000000) : 0;
-			pfd.fd = cc.fd;
-			pfd.events = POLLIN;
-			wait = ppoll(&pfd, 1, &ts, NULL) == 1;
+			if (due <= now)
+				wait = 0;
+			else if (due - now < wait)
+				wait = due - now;
 		}
-		for (; client_frame(&cc, wait, &type, &p, &len, errbuf,
-		    sizeof errbuf) == 1; wait = false) {
-			if (type != PROTO_RESULT ||
-			    proto_decode_result(p, len, &pr) == -1 ||
-			    pr.id >= n)
-				errx(1, "daemon: bad result");
-			lat = engine_now() - sent_at[pr.id];
-			if (lat > run->max)
-				run->max = lat;
-			run->kinds[pr.status]++;
-			if (pr.status == ST_OK)
-				run->healthy[run->nhealthy++] = lat;
-			else
-				run->crashed[run->ncrashed++] = lat;
-			got++;
-		}
+		ts.tv_sec = (time_t)(wait / 1000000000);
+		ts.tv_nsec = (long)(wait % 1000000000);
+		pfd.fd = rhc_conn_fd(c);
+		pfd.events = (short)rhc_conn_events(c);
+		pfd.revents = 0;
+		if (ppoll(&pfd, pfd.fd != -1, wait != UINT64_MAX ? &ts : NULL,
+		    NULL) == -1 && errno != EINTR)
+			err(1, "ppoll");
+		rhc_conn_process(c, pfd.revents);
 	}
 	run->elapsed = engine_now() - t0;
-	wire_free(&out);
-	client_close(&cc);
-	free(sent_at);
+	rhc_conn_free(c);
+	rhc_request_free(rq);
+	free(calls);
 	free(poison);
 }
 
@@ -1414,10 +1411,11 @@ bench_poison_kinds(const char *key, const char *what,
 {
 	char	line[256] = "", one[64];
 
-	for (int s = 0; s <= ST_LAST; s++)
+	for (size_t s = 0; s < nitems(run->kinds); s++)
 		if (run->kinds[s] > 0) {
 			snprintf(one, sizeof one, "%s%s=%zu", line[0] != '\0' ?
-			    " " : "", engine_status_name(s), run->kinds[s]);
+			    " " : "", rhc_status_name((enum rhc_status)s),
+			    run->kinds[s]);
 			strlcat(line, one, sizeof line);
 		}
 	if (bench_json != NULL)
@@ -1565,8 +1563,10 @@ bench_poison(size_t n)
 			bench_poison_pipeline(sock, chans[i], 1, 0, false, 1,
 			    0, &clean);
 			bench_poison_free(&clean);
-			if (clean.kinds[ST_OK] == 1)
+			if (clean.kinds[RHC_OK] == 1)
 				break;
+			if (clean.kinds[RHC_CONNECTION_LOST] == 1)
+				errx(1, "poison: no daemon at %s", sock);
 			if (k == 200)
 				errx(1, "poison: channel %s never came up",
 				    chans[i]);
