@@ -39,6 +39,7 @@
 #include <jansson.h>
 
 #include "route-host.h"
+#include "route-host/client.h"
 
 static const char	*bench_shipped = "plugins/.libs";
 static const char	*bench_tests = "tests/plugins/.libs";
@@ -208,6 +209,27 @@ bench_body(struct wire_buf *b)
 	wire_body_field(b, "vip", &v);
 	for (int i = 0; i < 3; i++)
 		wire_body_consumer(b, &c[i]);
+}
+
+/* bench_body's message and consumers, as a client library request. */
+static struct rhc_request *
+bench_request(void)
+{
+	static const char *const	 tags[] = { "eu", "fast" };
+	struct rhc_request		*rq;
+
+	if ((rq = rhc_request_new()) == NULL)
+		err(1, NULL);
+	/* The first error sticks: one check at the end is enough. */
+	rhc_request_int(rq, "amount", 5000);
+	rhc_request_text(rq, "region", "eu-west", 7);
+	rhc_request_bool(rq, "vip", 1);
+	rhc_request_consumer(rq, "consumer-a", 3, 4, 0, tags, 2);
+	rhc_request_consumer(rq, "consumer-b", 0, 2, 1, tags, 1);
+	rhc_request_consumer(rq, "consumer-c", 1, 8, 5, NULL, 0);
+	if (rhc_request_error(rq) != NULL)
+		errx(1, "request: %s", rhc_request_error(rq));
+	return rq;
 }
 
 /* One call's end. */
@@ -806,79 +828,71 @@ bench_daemon(char *dir, const char *sock)
 	return pid;
 }
 
-/* Connect, waiting for the daemon and its channel. */
-static void
-bench_connect(struct client_conn *cc, const char *sock,
-    const struct wire_buf *b)
+/* A connection, once the daemon answers a call on its channel. */
+static struct rhc_conn *
+bench_connect(const char *sock, const struct rhc_request *rq)
 {
-	struct proto_result	 pr;
-	struct wire_buf		 f;
-	const unsigned char	*p;
-	char			 errbuf[DETAIL_MAX];
-	size_t			 len;
-	uint8_t			 type;
+	struct rhc_conn		*c;
+	struct rhc_result	 r;
 
+	/* A daemon still starting: the library connects again by itself. */
+	if ((c = rhc_conn_new(sock, NULL)) == NULL)
+		err(1, "daemon: %s", sock);
 	for (int i = 0;; i++) {
-		if (client_connect(cc, sock, errbuf, sizeof errbuf) == 0)
-			break;
+		if (rhc_conn_call(c, "orders", rq, &r) == -1)
+			err(1, "daemon");
+		if (r.status == RHC_OK)
+			return c;
+		if (r.status == RHC_CONNECTION_LOST)
+			errx(1, "daemon: %s", r.detail);
 		if (i == 200)
-			errx(1, "daemon: %s", errbuf);
+			errx(1, "daemon: channel never came up: %s", r.detail);
 		usleep(20000);
 	}
-	for (int i = 0;; i++) {
-		wire_init(&f);
-		proto_route(&f, 0, 0, "orders", b->data, b->len);
-		client_send(cc, &f);
-		wire_free(&f);
-		if (client_frame(cc, true, &type, &p, &len, errbuf,
-		    sizeof errbuf) != 1 || proto_decode_result(p, len,
-		    &pr) == -1)
-			errx(1, "daemon: %s", errbuf);
-		if (pr.status == ST_OK)
-			return;
-		if (i == 200)
-			errx(1, "daemon: channel never came up: %s", pr.detail);
-		usleep(20000);
+}
+
+/* A pipelined run: its connection and request, n calls in all. */
+struct bench_pipe {
+	struct rhc_conn			*c;
+	const struct rhc_request	*rq;
+	size_t				 n;
+	size_t				 sent;
+};
+
+/* A pipelined call answered: the next call goes in its place. */
+static void
+bench_pipe_done(void *cookie, const struct rhc_result *r)
+{
+	struct bench_pipe	*p = cookie;
+
+	if (r->status == RHC_CONNECTION_LOST || r->status == RHC_CANCELLED)
+		errx(1, "daemon: %s", r->detail);
+	if (p->sent < p->n) {
+		if (rhc_conn_submit(p->c, "orders", p->rq, bench_pipe_done,
+		    p) == -1)
+			err(1, "submit");
+		p->sent++;
 	}
 }
 
 /* One connection's pipelined run: depth calls outstanding, n in all. */
 static void
-bench_pipeline(const char *sock, const struct wire_buf *b, size_t n,
+bench_pipeline(const char *sock, const struct rhc_request *rq, size_t n,
     size_t depth)
 {
-	struct client_conn	 cc;
-	struct wire_buf		 f, out;
-	const unsigned char	*p;
-	char			 errbuf[DETAIL_MAX];
-	size_t			 sent = 0, got = 0, len;
-	uint8_t			 type;
+	struct bench_pipe	p;
 
-	bench_connect(&cc, sock, b);
-	wire_init(&f);
-	proto_route(&f, 1, 0, "orders", b->data, b->len);
-	wire_init(&out);
-	out.max = SIZE_MAX / 2;
-	while (got < n) {
-		out.len = 0;
-		while (sent < n && sent - got < depth) {
-			wire_bytes(&out, f.data, f.len);
-			sent++;
-		}
-		if (out.len > 0 && client_send(&cc, &out) == -1)
-			err(1, "send");
-		/* Take every answer already here, at least one. */
-		if (client_frame(&cc, true, &type, &p, &len, errbuf,
-		    sizeof errbuf) != 1)
-			errx(1, "%s", errbuf);
-		got++;
-		while (client_frame(&cc, false, &type, &p, &len, errbuf,
-		    sizeof errbuf) == 1)
-			got++;
-	}
-	wire_free(&f);
-	wire_free(&out);
-	client_close(&cc);
+	p.c = bench_connect(sock, rq);
+	p.rq = rq;
+	p.n = n;
+	for (p.sent = 0; p.sent < n && p.sent < depth; p.sent++)
+		if (rhc_conn_submit(p.c, "orders", rq, bench_pipe_done,
+		    &p) == -1)
+			err(1, "submit");
+	/* Each answer submits the next: pending until the last. */
+	if (rhc_conn_wait(p.c, -1) == -1)
+		err(1, "daemon");
+	rhc_conn_free(p.c);
 }
 
 /*
@@ -953,17 +967,16 @@ bench_floor_c(const struct wire_buf *b, size_t n, size_t depth)
 static void
 bench_serve(const struct wire_buf *b, size_t n)
 {
-	struct client_conn	 cc;
-	struct wire_buf		 f;
-	const unsigned char	*p;
+	struct rhc_request	*rq = bench_request();
+	struct rhc_conn		*c;
+	struct rhc_result	 res;
 	char			 dir[] = "/tmp/route-bench-serve-XXXXXX";
-	char			 sock[128], errbuf[DETAIL_MAX];
+	char			 sock[128];
 	char			 cmd[128];
 	uint64_t		*ns = calloc(n, sizeof *ns), t;
 	uint64_t		*fb = calloc(n, sizeof *fb);
 	double			 rates[3][3];
-	size_t			 len, total, chunk;
-	uint8_t			 type;
+	size_t			 total, chunk;
 	pid_t			 pid, kids[8];
 
 	if (mkdtemp(dir) == NULL || chmod(dir, 0755) == -1)
@@ -971,21 +984,21 @@ bench_serve(const struct wire_buf *b, size_t n)
 	snprintf(sock, sizeof sock, "%s/rh.sock", dir);
 	pid = bench_daemon(dir, sock);
 	bench_daemon_pid = pid;
-	bench_connect(&cc, sock, b);
+	c = bench_connect(sock, rq);
 
 	bench_section("daemon (us)", NULL);
-	wire_init(&f);
-	proto_route(&f, 1, 0, "orders", b->data, b->len);
 	/* Floor B and the daemon in alternating rounds, as for the engine. */
 	chunk = n / BENCH_ROUNDS;
 	for (int r = 0; r < BENCH_ROUNDS; r++) {
 		bench_floor_b(b, fb + r * chunk, chunk);
 		for (size_t i = r * chunk; i < (r + 1) * chunk; i++) {
 			t = engine_now();
-			if (client_send(&cc, &f) == -1 || client_frame(&cc,
-			    true, &type, &p, &len, errbuf, sizeof errbuf) != 1)
-				errx(1, "daemon: %s", errbuf);
+			if (rhc_conn_call(c, "orders", rq, &res) == -1)
+				err(1, "daemon");
 			ns[i] = engine_now() - t;
+			if (res.status != RHC_OK)
+				errx(1, "daemon: %s: %s",
+				    rhc_status_name(res.status), res.detail);
 		}
 	}
 	n = chunk * BENCH_ROUNDS;
@@ -993,21 +1006,20 @@ bench_serve(const struct wire_buf *b, size_t n)
 	    NULL, 0);
 	bench_row("daemon_one_in_flight", "daemon: one call in flight, end "
 	    "to end", ns, n, "floor B", fb[n / 2]);
-	client_close(&cc);
-	wire_free(&f);
+	rhc_conn_free(c);
 
 	/* Three rounds side by side; each figure is its rounds' median. */
 	total = n * 10;
 	for (int r = 0; r < 3; r++) {
 		rates[0][r] = bench_floor_c(b, total, 64);
 		t = engine_now();
-		bench_pipeline(sock, b, total, 64);
+		bench_pipeline(sock, rq, total, 64);
 		rates[1][r] = (double)total / ((double)(engine_now() - t) /
 		    1e9);
 		t = engine_now();
 		for (int k = 0; k < 8; k++)
 			if ((kids[k] = fork()) == 0) {
-				bench_pipeline(sock, b, total / 8, 64);
+				bench_pipeline(sock, rq, total / 8, 64);
 				_exit(0);
 			}
 		for (int k = 0; k < 8; k++)
@@ -1031,6 +1043,7 @@ bench_serve(const struct wire_buf *b, size_t n)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		warnx("could not remove %s", dir);
+	rhc_request_free(rq);
 	free(ns);
 	free(fb);
 }
@@ -1125,15 +1138,12 @@ bench_child(pid_t pid)
 static void
 bench_memory(size_t maxch)
 {
-	struct client_conn	 cc;
-	struct wire_buf		 f, body;
-	const unsigned char	*p;
+	struct rhc_conn		*c;
 	const size_t		 counts[] = { 1, 100, 1000 };
 	char			 dir[] = "/tmp/route-bench-mem-XXXXXX";
 	char			 plugins[128], sock[128], path[256], cmd[160], key[32];
-	char			 errbuf[DETAIL_MAX], *text;
-	size_t			 made = 0, len;
-	uint8_t			 type;
+	char			*json;
+	size_t			 made = 0;
 	pid_t			 pid, zygote = 0, helper = 0;
 	FILE			*out;
 	int			 in;
@@ -1152,8 +1162,9 @@ bench_memory(size_t maxch)
 		_exit(127);
 	}
 	bench_daemon_pid = pid;
-	wire_init(&body);
-	wire_body_begin(&body, 0, 0);
+	/* Not there yet: rhc_conn_status connects again at each try. */
+	if ((c = rhc_conn_new(sock, NULL)) == NULL)
+		err(1, "memory: %s", sock);
 	bench_section("memory", "KiB");
 	for (size_t k = 0; k < sizeof counts / sizeof counts[0] &&
 	    counts[k] <= maxch; k++) {
@@ -1180,27 +1191,11 @@ bench_memory(size_t maxch)
 		for (int tries = 0;; tries++) {
 			size_t	active = 0;
 
-			if (client_connect(&cc, sock, errbuf,
-			    sizeof errbuf) == 0) {
-				wire_init(&f);
-				wire_frame_begin(&f, PROTO_STATUS);
-				wire_u64(&f, 1);
-				wire_frame_end(&f);
-				if (client_send(&cc, &f) == 0 &&
-				    client_frame(&cc, true, &type, &p, &len,
-				    errbuf, sizeof errbuf) == 1 &&
-				    type == PROTO_STATUS_REPLY && len > 12) {
-					const char	*q = (const char *)p + 12;
-					const char	*end = (const char *)p + len;
-
-					while ((text = memmem(q, (size_t)(end -
-					    q), "\"active\":\"", 10)) != NULL) {
-						active++;
-						q = text + 10;
-					}
-				}
-				wire_free(&f);
-				client_close(&cc);
+			if (rhc_conn_status(c, &json, 10000) == 0) {
+				for (const char *q = json; (q = strstr(q,
+				    "\"active\":\"")) != NULL; q += 10)
+					active++;
+				free(json);
 			}
 			if (active >= counts[k])
 				break;
@@ -1226,142 +1221,139 @@ bench_memory(size_t maxch)
 	if (helper != 0)
 		bench_value("helper_uss", "one helper's USS (private pages)",
 		    (double)bench_kib(helper, true), "KiB", NULL, 0);
+	rhc_conn_free(c);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	bench_daemon_pid = 0;
-	wire_free(&body);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		warnx("could not remove %s", dir);
 }
 
-/* A poison-test body: "crash" as told, "n" to make it distinct. */
+/* A poison-test request: "crash" as told, "n" to make it distinct. */
 static void
-bench_poison_body(struct wire_buf *b, bool crash, int64_t n)
+bench_poison_request(struct rhc_request *rq, bool crash, int64_t n)
 {
-	struct route_value	v;
-	struct route_consumer	c = { "consumer-a", 0, 4, 0, NULL, 0 };
-
-	wire_init(b);
-	wire_body_begin(b, 2, 1);
-	v.type = ROUTE_BOOLEAN;
-	v.boolean = crash;
-	wire_body_field(b, "crash", &v);
-	v.type = ROUTE_INTEGER;
-	v.integer = n;
-	wire_body_field(b, "n", &v);
-	wire_body_consumer(b, &c);
+	rhc_request_clear(rq);
+	/* The first error sticks: one check at the end is enough. */
+	rhc_request_bool(rq, "crash", crash);
+	rhc_request_int(rq, "n", n);
+	rhc_request_consumer(rq, "consumer-a", 0, 4, 0, NULL, 0);
+	if (rhc_request_error(rq) != NULL)
+		errx(1, "poison: %s", rhc_request_error(rq));
 }
 
 /* What one pipelined poison run saw. */
 struct bench_poison_run {
 	uint64_t	*healthy;	/* latencies of ok answers, ns */
 	size_t		 nhealthy;
-	uint64_t	*crashed;	/* ... of crashed and crash_loop ones */
+	uint64_t	*crashed;	/* ... of the daemon's other answers */
 	size_t		 ncrashed;
-	size_t		 kinds[ST_LAST + 1];
+	/* Answers by status: the protocol's, then the library's own. */
+	size_t		 kinds[RHC_CANCELLED + 1];
 	uint64_t	 max;		/* the slowest answer */
 	uint64_t	 elapsed;
 };
+
+/* One call of a poison run: the run, and when the call was submitted. */
+struct bench_poison_call {
+	struct bench_poison_run	*run;
+	uint64_t		 sent_at;
+};
+
+/* A poison call answered: its latency from its submit, and its kind. */
+static void
+bench_poison_done(void *cookie, const struct rhc_result *r)
+{
+	struct bench_poison_call	*call = cookie;
+	struct bench_poison_run		*run = call->run;
+	uint64_t			 lat = engine_now() - call->sent_at;
+
+	if (lat > run->max)
+		run->max = lat;
+	run->kinds[r->status]++;
+	/* No daemon answered connection_lost or cancelled: counted only. */
+	if (r->status == RHC_OK)
+		run->healthy[run->nhealthy++] = lat;
+	else if (r->status < RHC_CONNECTION_LOST)
+		run->crashed[run->ncrashed++] = lat;
+}
 
 /*
  * n calls to channel on one connection, depth outstanding: every pct-th
  * percent poison (a fixed pseudo-random order), distinct bodies unless
  * same (then every poison call is one body, as a broker redelivers it).
- * With gap (ns), call i is sent no sooner than i gaps after the first:
- * a steady rate, as traffic arrives, instead of as fast as answers come.
+ * With gap (ns), call i is submitted no sooner than i gaps after the
+ * first: a steady rate, as traffic arrives, instead of as fast as answers
+ * come.
  */
 static void
 bench_poison_pipeline(const char *sock, const char *channel, size_t n,
     int pct, bool same, size_t depth, uint64_t gap,
     struct bench_poison_run *run)
 {
-	struct client_conn	 cc;
-	struct wire_buf		 out, body, f;
-	struct proto_result	 pr;
-	const unsigned char	*p;
-	uint64_t		*sent_at = calloc(n, sizeof *sent_at), t0, lat;
-	bool			*poison = calloc(n, sizeof *poison);
-	char			 errbuf[DETAIL_MAX];
-	size_t			 sent = 0, got = 0, len;
-	uint64_t		 due, now;
-	struct pollfd		 pfd;
-	struct timespec		 ts;
-	uint32_t		 x = 1;
-	uint8_t			 type;
-	bool			 wait;
+	struct bench_poison_call	*calls = calloc(n, sizeof *calls);
+	struct rhc_request		*rq = rhc_request_new();
+	struct rhc_conn			*c;
+	bool				*poison = calloc(n, sizeof *poison);
+	size_t				 sent = 0;
+	uint64_t			 t0, due, now, wait;
+	struct pollfd			 pfd;
+	struct timespec			 ts;
+	uint32_t			 x = 1;
+	int				 ms;
 
 	memset(run, 0, sizeof *run);
 	run->healthy = calloc(n, sizeof *run->healthy);
 	run->crashed = calloc(n, sizeof *run->crashed);
-	if (sent_at == NULL || poison == NULL || run->healthy == NULL ||
-	    run->crashed == NULL)
+	if (calls == NULL || rq == NULL || poison == NULL ||
+	    run->healthy == NULL || run->crashed == NULL)
 		err(1, NULL);
 	for (size_t i = 0; i < n; i++) {
 		x = x * 1103515245u + 12345u;
 		poison[i] = pct >= 100 || (int)((x >> 16) % 100) < pct;
 	}
-	for (int i = 0;; i++) {
-		if (client_connect(&cc, sock, errbuf, sizeof errbuf) == 0)
-			break;
-		if (i == 200)
-			errx(1, "daemon: %s", errbuf);
-		usleep(20000);
-	}
-	wire_init(&out);
-	out.max = SIZE_MAX / 2;
+	/* A daemon still starting: the library connects again by itself. */
+	if ((c = rhc_conn_new(sock, NULL)) == NULL)
+		err(1, "daemon: %s", sock);
 	t0 = engine_now();
-	while (got < n) {
-		out.len = 0;
-		while (sent < n && sent - got < depth &&
+	while (sent < n || rhc_conn_pending(c) > 0) {
+		while (sent < n && rhc_conn_pending(c) < depth &&
 		    engine_now() >= t0 + sent * gap) {
-			bench_poison_body(&body, poison[sent], poison[sent] &&
+			bench_poison_request(rq, poison[sent], poison[sent] &&
 			    same ? -1 : (int64_t)sent);
-			/* A frame of its own, checked against one frame's size. */
-			wire_init(&f);
-			proto_route(&f, sent, 0, channel, body.data, body.len);
-			wire_bytes(&out, f.data, f.len);
-			wire_free(&f);
-			wire_free(&body);
-			sent_at[sent] = engine_now();
+			calls[sent].run = run;
+			calls[sent].sent_at = engine_now();
+			if (rhc_conn_submit(c, channel, rq, bench_poison_done,
+			    &calls[sent]) == -1)
+				err(1, "submit");
 			sent++;
 		}
-		if (out.len > 0 && client_send(&cc, &out) == -1)
-			err(1, "send");
-		wait = true;
-		if (gap != 0 && sent < n && sent - got < depth) {
-			/* Until the next call is due, or an answer comes. */
+		/* Until an answer, the library's timeout, or a call due. */
+		ms = rhc_conn_timeout(c);
+		wait = ms >= 0 ? (uint64_t)ms * 1000000 : UINT64_MAX;
+		if (gap != 0 && sent < n && rhc_conn_pending(c) < depth) {
 			due = t0 + sent * gap;
 			now = engine_now();
-			ts.tv_sec = due > now ? (time_t)((due - now) /
-			    1000000000) : 0;
-			ts.tv_nsec = due > now ? (long)((due - now) %
-			    1000000000) : 0;
-			pfd.fd = cc.fd;
-			pfd.events = POLLIN;
-			wait = ppoll(&pfd, 1, &ts, NULL) == 1;
+			if (due <= now)
+				wait = 0;
+			else if (due - now < wait)
+				wait = due - now;
 		}
-		for (; client_frame(&cc, wait, &type, &p, &len, errbuf,
-		    sizeof errbuf) == 1; wait = false) {
-			if (type != PROTO_RESULT ||
-			    proto_decode_result(p, len, &pr) == -1 ||
-			    pr.id >= n)
-				errx(1, "daemon: bad result");
-			lat = engine_now() - sent_at[pr.id];
-			if (lat > run->max)
-				run->max = lat;
-			run->kinds[pr.status]++;
-			if (pr.status == ST_OK)
-				run->healthy[run->nhealthy++] = lat;
-			else
-				run->crashed[run->ncrashed++] = lat;
-			got++;
-		}
+		ts.tv_sec = (time_t)(wait / 1000000000);
+		ts.tv_nsec = (long)(wait % 1000000000);
+		pfd.fd = rhc_conn_fd(c);
+		pfd.events = (short)rhc_conn_events(c);
+		pfd.revents = 0;
+		if (ppoll(&pfd, pfd.fd != -1, wait != UINT64_MAX ? &ts : NULL,
+		    NULL) == -1 && errno != EINTR)
+			err(1, "ppoll");
+		rhc_conn_process(c, pfd.revents);
 	}
 	run->elapsed = engine_now() - t0;
-	wire_free(&out);
-	client_close(&cc);
-	free(sent_at);
+	rhc_conn_free(c);
+	rhc_request_free(rq);
+	free(calls);
 	free(poison);
 }
 
@@ -1419,10 +1411,11 @@ bench_poison_kinds(const char *key, const char *what,
 {
 	char	line[256] = "", one[64];
 
-	for (int s = 0; s <= ST_LAST; s++)
+	for (size_t s = 0; s < nitems(run->kinds); s++)
 		if (run->kinds[s] > 0) {
 			snprintf(one, sizeof one, "%s%s=%zu", line[0] != '\0' ?
-			    " " : "", engine_status_name(s), run->kinds[s]);
+			    " " : "", rhc_status_name((enum rhc_status)s),
+			    run->kinds[s]);
 			strlcat(line, one, sizeof line);
 		}
 	if (bench_json != NULL)
@@ -1570,8 +1563,10 @@ bench_poison(size_t n)
 			bench_poison_pipeline(sock, chans[i], 1, 0, false, 1,
 			    0, &clean);
 			bench_poison_free(&clean);
-			if (clean.kinds[ST_OK] == 1)
+			if (clean.kinds[RHC_OK] == 1)
 				break;
+			if (clean.kinds[RHC_CONNECTION_LOST] == 1)
+				errx(1, "poison: no daemon at %s", sock);
 			if (k == 200)
 				errx(1, "poison: channel %s never came up",
 				    chans[i]);
