@@ -409,7 +409,6 @@ enum wire_result {
 	RESULT_BAD_REQUEST = 1,
 };
 
-
 /* A decoded call body; points into its own arena. */
 struct wire_call {
 	struct route_message	 msg;
@@ -549,23 +548,6 @@ struct metrics	*metrics_open(struct engine *, struct server *, const char *,
 		     void (*)(void *, int, const char *), void *, char *,
 		     size_t);
 void		 metrics_close(struct metrics *);
-
-/* client.c: talking to a running daemon. */
-struct client_conn {
-	int			 fd;
-	unsigned char		*in;
-	size_t			 inlen;
-	size_t			 insize;
-	size_t			 consumed;	/* by the last frame */
-	uint32_t		 window;
-	uint16_t		 version;	/* chosen in WELCOME */
-};
-int		 client_connect(struct client_conn *, const char *, char *,
-		     size_t);
-int		 client_send(struct client_conn *, const struct wire_buf *);
-int		 client_frame(struct client_conn *, bool, uint8_t *,
-		     const unsigned char **, size_t *, char *, size_t);
-void		 client_close(struct client_conn *);
 
 /* conf.c: route-host.conf(5). */
 struct conf_channel {
