@@ -99,6 +99,7 @@ struct rhc_conn {
 	size_t			 npending;	/* every call not answered */
 
 	struct wire_buf		 out;		/* frames to send */
+	struct wire_buf		 scratch;	/* a body being encoded */
 	uint64_t		 out_base;	/* stream offset of out[0] */
 	unsigned char		*in;		/* bytes read */
 	size_t			 inlen;
@@ -658,6 +659,8 @@ rhc_conn_new(const char *path, const struct rhc_options *opts)
 	TAILQ_INIT(&c->framed);
 	RB_INIT(&c->inflight);
 	wire_init(&c->out);
+	wire_init(&c->scratch);
+	c->scratch.max = WIRE_FRAME_MAX;
 	c->out.max = SIZE_MAX / 2;
 	rhc_conn_connect(c);
 	return c;
@@ -689,6 +692,7 @@ rhc_conn_free(struct rhc_conn *c)
 		    NULL, "the connection was closed first");
 	}
 	wire_free(&c->out);
+	wire_free(&c->scratch);
 	free(c->in);
 	free(c->status_json);
 	free(c);
@@ -707,7 +711,7 @@ rhc_conn_submit(struct rhc_conn *c, const char *channel,
     const struct rhc_request *rq, rhc_result_cb cb, void *cookie)
 {
 	struct rhc_call	*call;
-	struct wire_buf	 body;
+	struct wire_buf	*body = &c->scratch;
 	uint32_t	 timeout_ms;
 	size_t		 n;
 
@@ -724,21 +728,18 @@ rhc_conn_submit(struct rhc_conn *c, const char *channel,
 		errno = EAGAIN;
 		return -1;
 	}
-	wire_init(&body);
-	body.max = WIRE_FRAME_MAX;
-	if (rhc_request_encode(rq, &body, &timeout_ms) == -1) {
-		wire_free(&body);
+	/* Encoded where the last one was: no buffer grown for each call. */
+	body->len = 0;
+	body->failed = false;
+	if (rhc_request_encode(rq, body, &timeout_ms) == -1)
 		return -1;
-	}
-	if ((call = malloc(sizeof *call + body.len)) == NULL) {
-		wire_free(&body);
+	if ((call = malloc(sizeof *call + body->len)) == NULL) {
 		errno = ENOMEM;
 		return -1;
 	}
 	memset(call, 0, sizeof *call);
-	memcpy(call->body, body.data, body.len);
-	call->len = body.len;
-	wire_free(&body);
+	memcpy(call->body, body->data, body->len);
+	call->len = body->len;
 	memcpy(call->channel, channel, n + 1);
 	call->timeout_ms = timeout_ms;
 	call->cb = cb;
