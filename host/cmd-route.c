@@ -141,6 +141,49 @@ cmd_route_line(struct engine *e, struct module *m, const char *line,
 	return w.result.status == ST_OK;
 }
 
+/*
+ * route --inline: one line through the plugin in this process; true if it
+ * got a decision.  The checks are the engine's: a malformed body is a bad
+ * request, an index out of range a bad decision.
+ */
+static bool
+cmd_route_inline_line(struct helper_inline *hi, const char *line,
+    unsigned long lineno)
+{
+	struct result	 r;
+	struct wire_buf	 b;
+	char		 why[DETAIL_MAX - 32];
+	json_t		*root = NULL;
+	size_t		 n;
+	int		 timeout, decision;
+
+	memset(&r, 0, sizeof r);
+	r.status = ST_BAD_REQUEST;
+	r.decision = ROUTE_NONE;
+	if (request_parse(line, &b, &root, &timeout, why, sizeof why) == -1 ||
+	    helper_inline_call(hi, b.data, b.len, &decision, why,
+	    sizeof why) == -1)
+		snprintf(r.detail, sizeof r.detail, "line %lu: %s", lineno,
+		    why);
+	else {
+		n = json_array_size(json_object_get(root, "consumers"));
+		if (decision != ROUTE_NONE && (decision < 0 ||
+		    (size_t)decision >= n)) {
+			r.status = ST_BAD_DECISION;
+			snprintf(r.detail, sizeof r.detail, "plugin returned "
+			    "%d for %zu consumer%s", decision, n, n == 1 ? "" :
+			    "s");
+		} else {
+			r.status = ST_OK;
+			r.decision = decision;
+		}
+	}
+	wire_free(&b);
+	cmd_route_print(&r, root);
+	json_decref(root);
+	return r.status == ST_OK;
+}
+
 /* A line sent to the daemon, waiting for its result to print in order. */
 struct cmd_route_pending {
 	json_t		*root;
@@ -330,12 +373,15 @@ cmd_route(int argc, char **argv)
 		{ "option", required_argument, NULL, 'o' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "channel", required_argument, NULL, 'c' },
+		{ "inline", no_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char		*socket = NULL, *channel = NULL;
 	struct engine_config	 conf;
-	struct engine		*e;
-	struct module		*m;
+	struct engine		*e = NULL;
+	struct module		*m = NULL;
+	struct helper_inline	*hi = NULL;
+	bool			 inl = false;
 	struct route_option	*opts = NULL;
 	size_t			 nopts = 0, cap = 0;
 	const char		*plugin = NULL, *errstr;
@@ -354,6 +400,9 @@ cmd_route(int argc, char **argv)
 			break;
 		case 'c':
 			channel = optarg;
+			break;
+		case 'i':
+			inl = true;
 			break;
 		case 'p':
 			plugin = optarg;
@@ -377,7 +426,7 @@ cmd_route(int argc, char **argv)
 		goto usage;
 	if (socket != NULL || channel != NULL) {
 		if (socket == NULL || channel == NULL || plugin != NULL ||
-		    nopts != 0)
+		    nopts != 0 || inl)
 			goto usage;
 		return cmd_route_daemon(socket, channel, timeout_ms);
 	}
@@ -387,9 +436,17 @@ cmd_route(int argc, char **argv)
 		conf.timeout_ms = timeout_ms;
 	conf.log = cmd_log;
 
-	if ((e = engine_new(&conf, errbuf, sizeof errbuf)) == NULL)
+	if (inl) {
+		warnx("route: --inline: %s runs in this process, NOT "
+		    "CONTAINED: no helper, no sandbox, no deadline; a crash "
+		    "or a hang is this command's.  For debuggers, valgrind "
+		    "and sanitizers only.", plugin);
+		if ((hi = helper_inline_open(plugin, opts, nopts, errbuf,
+		    sizeof errbuf)) == NULL)
+			errx(2, "route: %s: %s", plugin, errbuf);
+	} else if ((e = engine_new(&conf, errbuf, sizeof errbuf)) == NULL)
 		errx(2, "route: %s", errbuf);
-	if (engine_load(e, plugin, NULL, opts, nopts, &m, errbuf,
+	else if (engine_load(e, plugin, NULL, opts, nopts, &m, errbuf,
 	    sizeof errbuf) == -1) {
 		engine_free(e);
 		errx(2, "route: %s", errbuf);
@@ -421,20 +478,25 @@ cmd_route(int argc, char **argv)
 			rc = 1;
 			continue;
 		}
-		if (!cmd_route_line(e, m, line, lineno, timeout_ms))
+		if (hi != NULL ? !cmd_route_inline_line(hi, line, lineno) :
+		    !cmd_route_line(e, m, line, lineno, timeout_ms))
 			rc = 1;
 	}
 	if (ferror(stdin))
 		warn("route: reading standard input");
 	free(line);
-	engine_release(e, m);
-	engine_free(e);
+	if (hi != NULL)
+		helper_inline_close(hi);
+	else {
+		engine_release(e, m);
+		engine_free(e);
+	}
 	cmd_route_free_options(opts, nopts);
 	return rc;
 
 usage:
-	fprintf(stderr, "usage: route-host route --plugin FILE [--timeout MS] "
-	    "[--option KEY=VALUE]...\n"
+	fprintf(stderr, "usage: route-host route --plugin FILE [--inline] "
+	    "[--timeout MS] [--option KEY=VALUE]...\n"
 	    "       route-host route -s SOCKET -c CHANNEL [--timeout MS]\n");
 	return 2;
 }

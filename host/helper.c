@@ -239,6 +239,39 @@ helper_catch_faults(void *dl, struct ledger *l)
 		(void)sigaction(sigs[i], &sa, NULL);
 }
 
+/*
+ * Find and check the descriptor of the plugin dl loaded: NULL with err
+ * and *st (the handshake's status) set if it is none, or not one this
+ * host can run.
+ */
+static const struct route_plugin *
+helper_descriptor(void *dl, enum wire_hello *st, char *err, size_t errlen)
+{
+	const struct route_plugin	*d;
+
+	if ((d = dlsym(dl, ROUTE_PLUGIN_SYMBOL)) == NULL) {
+		*st = HELLO_NO_DESCRIPTOR;
+		snprintf(err, errlen, "no " ROUTE_PLUGIN_SYMBOL " symbol: not "
+		    "a route-host plugin (missing ROUTE_PLUGIN)");
+		return NULL;
+	}
+	if (d->abi != ROUTE_ABI_VERSION) {
+		*st = HELLO_ABI;
+		snprintf(err, errlen, "plugin ABI %u, host speaks ABI %u",
+		    d->abi, ROUTE_ABI_VERSION);
+		return NULL;
+	}
+	/* A descriptor built before flags existed ends at fini. */
+	if (d->size < offsetof(struct route_plugin, flags) ||
+	    !helper_name_ok(d->name) || d->route == NULL) {
+		*st = HELLO_BAD_DESCRIPTOR;
+		snprintf(err, errlen, "malformed descriptor (size, name or "
+		    "routing function)");
+		return NULL;
+	}
+	return d;
+}
+
 /* Load the plugin and run init; on any failure, say why and exit. */
 static const struct route_plugin *
 helper_load(int sock, int memfd, const struct helper_spec *spec,
@@ -247,6 +280,7 @@ helper_load(int sock, int memfd, const struct helper_spec *spec,
 	const struct route_plugin	*d;
 	const char			*why, *prefix = HELPER_IMAGE ": ";
 	char				 err[DETAIL_MAX];
+	enum wire_hello			 st;
 	void				*dl;
 
 	/* Plugin code runs from dlopen on: the sandbox comes first. */
@@ -262,20 +296,10 @@ helper_load(int sock, int memfd, const struct helper_spec *spec,
 		snprintf(err, sizeof err, "dlopen: %s", why);
 		helper_hello(sock, HELLO_DLOPEN, 0, "", err);
 	}
-	if ((d = dlsym(dl, ROUTE_PLUGIN_SYMBOL)) == NULL)
-		helper_hello(sock, HELLO_NO_DESCRIPTOR, 0, "", "no "
-		    ROUTE_PLUGIN_SYMBOL " symbol: not a route-host plugin "
-		    "(missing ROUTE_PLUGIN)");
-	if (d->abi != ROUTE_ABI_VERSION) {
-		snprintf(err, sizeof err, "plugin ABI %u, host speaks ABI %u",
-		    d->abi, ROUTE_ABI_VERSION);
-		helper_hello(sock, HELLO_ABI, d->abi, "", err);
+	if ((d = helper_descriptor(dl, &st, err, sizeof err)) == NULL) {
+		d = dlsym(dl, ROUTE_PLUGIN_SYMBOL);
+		helper_hello(sock, st, d != NULL ? d->abi : 0, "", err);
 	}
-	/* A descriptor built before flags existed ends at fini. */
-	if (d->size < offsetof(struct route_plugin, flags) ||
-	    !helper_name_ok(d->name) || d->route == NULL)
-		helper_hello(sock, HELLO_BAD_DESCRIPTOR, d->abi, "", "malformed "
-		    "descriptor (size, name or routing function)");
 	if (d->size >= offsetof(struct route_plugin, flags) + sizeof d->flags)
 		helper_flags = d->flags;
 	helper_catch_faults(dl, l);
@@ -297,26 +321,37 @@ helper_load(int sock, int memfd, const struct helper_spec *spec,
 	return d;
 }
 
+/* Run the plugin on one call body: its decision, or -1 if malformed. */
+static int
+helper_run(const struct route_plugin *d, void *state, const void *body,
+    size_t len, int *decision, char *err, size_t errlen)
+{
+	struct wire_call	c;
+
+	if (wire_decode_call(body, len, &c, err, errlen) == -1)
+		return -1;
+	*decision = d->route(state, &c.msg, c.consumers, c.nconsumers);
+	wire_call_free(&c);
+	return 0;
+}
+
 /* Run one call frame's payload and write its result in the ledger. */
 static uint32_t
 helper_call(const struct route_plugin *d, void *state, struct ledger *l,
     const unsigned char *p, size_t len)
 {
-	struct wire_call	c;
-	char			err[DETAIL_MAX];
-	uint32_t		seq;
-	int			decision;
+	char		err[DETAIL_MAX];
+	uint32_t	seq;
+	int		decision;
 
 	if (len < 4)
 		_exit(71);
 	seq = wire_get_u32(p);
-	if (wire_decode_call(p + 4, len - 4, &c, err, sizeof err) == -1) {
+	if (helper_run(d, state, p + 4, len - 4, &decision, err,
+	    sizeof err) == -1)
 		ledger_put(l, seq, RESULT_BAD_REQUEST, ROUTE_NONE);
-		return seq;
-	}
-	decision = d->route(state, &c.msg, c.consumers, c.nconsumers);
-	wire_call_free(&c);
-	ledger_put(l, seq, RESULT_OK, decision);
+	else
+		ledger_put(l, seq, RESULT_OK, decision);
 	return seq;
 }
 
@@ -397,4 +432,87 @@ helper_main(int sock, int memfd, struct ledger *l,
 		d->fini(state);
 	(void)fflush(NULL);
 	_exit(0);
+}
+
+/*
+ * Inline mode (route --inline): the plugin in the calling process, for
+ * gdb, valgrind and sanitizers.  Nothing is contained: no helper, no
+ * sandbox, no deadline; a crash is the caller's.  The plugin is opened
+ * from its own path, so tools name its frames.
+ */
+struct helper_inline {
+	void				*dl;
+	const struct route_plugin	*d;
+	void				*state;
+};
+
+/* Open the plugin at path in this process and run init; NULL, err set. */
+struct helper_inline *
+helper_inline_open(const char *path, const struct route_option *opts,
+    size_t nopts, char *err, size_t errlen)
+{
+	struct helper_inline	*hi;
+	enum wire_hello		 st;
+	const char		*why;
+
+	if ((hi = calloc(1, sizeof *hi)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if ((hi->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		why = dlerror();
+		snprintf(err, errlen, "dlopen: %s", why != NULL ? why :
+		    "unknown error");
+		free(hi);
+		return NULL;
+	}
+	if ((hi->d = helper_descriptor(hi->dl, &st, err, errlen)) == NULL) {
+		dlclose(hi->dl);
+		free(hi);
+		return NULL;
+	}
+	if (hi->d->init != NULL) {
+		memset(err, 0, errlen);
+		if (hi->d->init(&hi->state, opts, nopts, err, errlen) != 0) {
+			err[errlen - 1] = '\0';
+			if (err[0] == '\0')
+				snprintf(err, errlen, "init failed");
+			dlclose(hi->dl);
+			free(hi);
+			return NULL;
+		}
+	}
+	return hi;
+}
+
+/* The plugin's own name. */
+const char *
+helper_inline_name(const struct helper_inline *hi)
+{
+	return hi->d->name;
+}
+
+/*
+ * Run the plugin on call body (len bytes) here: its decision, or -1 with
+ * err set if the body is malformed.
+ */
+int
+helper_inline_call(struct helper_inline *hi, const void *body, size_t len,
+    int *decision, char *err, size_t errlen)
+{
+	return helper_run(hi->d, hi->state, body, len, decision, err, errlen);
+}
+
+/*
+ * Run fini.  The plugin stays mapped, so that what tools report at exit
+ * (valgrind's leak check) still names its frames.
+ */
+void
+helper_inline_close(struct helper_inline *hi)
+{
+	if (hi == NULL)
+		return;
+	if (hi->d->fini != NULL)
+		hi->d->fini(hi->state);
+	free(hi);
 }

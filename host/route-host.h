@@ -599,6 +599,16 @@ const struct conf_channel *conf_channel(const struct conf *, const char *);
 void		 conf_crash_merge(struct crash_conf *,
 		     const struct crash_conf *);
 
+/* helper.c: a plugin run in this process, for debuggers (route --inline). */
+struct helper_inline;
+struct helper_inline	*helper_inline_open(const char *,
+			     const struct route_option *, size_t, char *,
+			     size_t);
+const char	*helper_inline_name(const struct helper_inline *);
+int		 helper_inline_call(struct helper_inline *, const void *,
+		     size_t, int *, char *, size_t);
+void		 helper_inline_close(struct helper_inline *);
+
 /* request.c: the command line's JSON lines. */
 int		 request_parse(const char *, struct wire_buf *, json_t **,
 		     int *, char *, size_t);

@@ -169,6 +169,29 @@ fi
 contains "route: an out-of-range index is a bad decision" '"error": "bad_decision"' "$got"
 contains "route: the call after a crash is served" '{"decision": "a"' "$got"
 
+# --- route --inline: the plugin in this process, for tools; the engine's
+# checks all the same.  valgrind names the plugin's function and line.
+got=$(printf '%s\n' '{"message": {"wild": true}, "consumers": [{"id": "a", "max_in_flight": 1}]}' \
+    '{"consumers": [{"id": "a", "max_in_flight": 1}]}' 'nope' |
+    rh route --plugin "$crashy" --inline 2>&1; echo "rc=$?")
+contains "route --inline: says loudly that nothing is contained" \
+    "runs in this process, NOT CONTAINED" "$got"
+contains "route --inline: an out-of-range index is a bad decision" \
+    '{"error": "bad_decision", "detail": "plugin returned 42 for 1 consumer"}' "$got"
+contains "route --inline: a decision" '{"decision": "a"}' "$got"
+contains "route --inline: a bad line is a bad request" \
+    '"detail": "line 3: invalid JSON' "$got"
+contains "route --inline: exit 1 for the errors" "rc=1" "$got"
+if command -v valgrind >/dev/null 2>&1 &&
+    ! ldd "$ROUTE_HOST" 2>/dev/null | grep -q libasan; then
+	got=$(echo '{"message": {"poison": true}, "consumers": [{"id": "a", "max_in_flight": 1}]}' |
+	    valgrind -q "$ROUTE_HOST" route --plugin "$crashy" --inline 2>&1)
+	contains "route --inline under valgrind: it names the plugin's function and line" \
+	    "crashy (demo-crashy.c:" "$got"
+else
+	echo "# valgrind absent, or a sanitizer build: --inline not run under it"
+fi
+
 got=$(echo '{"message": {"sleep_ms": -1}, "consumers": [{"id": "a", "max_in_flight": 1}]}' |
     rh route --plugin "$sleepy" --timeout 100)
 contains "route: a call that never returns times out" '"error": "timed_out"' "$got"
