@@ -252,6 +252,7 @@ struct helper_spec {
 	bool				 setuser;	/* switch to uid, gid */
 	uid_t				 uid;
 	gid_t				 gid;
+	bool				 debug;		/* ROUTE_HOST_DEBUG */
 };
 
 /*
@@ -341,6 +342,8 @@ struct engine {
 	struct timer		 zytimer;	/* ... due by then */
 	char			 broken[DETAIL_MAX];	/* it is gone: why */
 	bool			 setuser;	/* helpers switch user */
+	bool			 debug;		/* ROUTE_HOST_DEBUG: helpers
+						   wait for a debugger */
 	uid_t			 uid;
 	gid_t			 gid;
 	char			 user[64];

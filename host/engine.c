@@ -44,6 +44,7 @@
 #include "engine-int.h"
 
 #define ENGINE_DRAIN_MS		500	/* for fini at shutdown */
+#define ENGINE_DEBUG_GRACE_MS	3600000	/* ROUTE_HOST_DEBUG: for init */
 #define ENGINE_REAP_MS		5000	/* then for the zygote to report
 					   the kills */
 
@@ -423,6 +424,7 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 	struct engine		*e;
 	struct sigaction	 sa;
 	sigset_t		 set;
+	const char		*debug;
 
 	if (sodium_init() < 0) {
 		snprintf(err, errlen, "libsodium failed to initialise");
@@ -477,6 +479,18 @@ engine_new(const struct engine_config *conf, char *err, size_t errlen)
 	if (engine_set_user(e, conf->helper_user, err, errlen) == -1) {
 		engine_free(e);
 		return NULL;
+	}
+	/*
+	 * ROUTE_HOST_DEBUG (not empty): helpers stop before they load their
+	 * plugin, for a debugger, and their handshake waits up to an hour.
+	 */
+	if ((debug = secure_getenv("ROUTE_HOST_DEBUG")) != NULL &&
+	    debug[0] != '\0') {
+		e->debug = true;
+		e->conf.grace_ms = ENGINE_DEBUG_GRACE_MS;
+		engine_log(e, LOG_WARNING, "ROUTE_HOST_DEBUG: each helper "
+		    "stops before it loads its plugin and waits for a "
+		    "debugger; handshakes wait up to an hour");
 	}
 	e->zyw.fd = zygote_exits_fd(e->zygote);
 	e->zyw.cb = engine_zygote_event;

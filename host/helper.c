@@ -272,6 +272,21 @@ helper_descriptor(void *dl, enum wire_hello *st, char *err, size_t errlen)
 	return d;
 }
 
+/*
+ * ROUTE_HOST_DEBUG: stop before the plugin loads, for a debugger to attach
+ * and continue the helper (the host waits for its handshake meanwhile).
+ */
+static void
+helper_wait_debugger(const struct helper_spec *spec)
+{
+	long	pid = (long)getpid();
+
+	fprintf(stderr, "ROUTE_HOST_DEBUG: helper %ld (%s %.12s) stopped "
+	    "before loading its plugin: attach with gdb -p %ld and continue, "
+	    "or kill -CONT %ld\n", pid, spec->label, spec->hex, pid, pid);
+	(void)raise(SIGSTOP);
+}
+
 /* Load the plugin and run init; on any failure, say why and exit. */
 static const struct route_plugin *
 helper_load(int sock, int memfd, const struct helper_spec *spec,
@@ -283,6 +298,8 @@ helper_load(int sock, int memfd, const struct helper_spec *spec,
 	enum wire_hello			 st;
 	void				*dl;
 
+	if (spec->debug)
+		helper_wait_debugger(spec);
 	/* Plugin code runs from dlopen on: the sandbox comes first. */
 	if (sb != NULL && sandbox_enter(sb, spec, err, sizeof err) == -1)
 		helper_hello(sock, HELLO_SANDBOX, 0, "", err);

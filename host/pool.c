@@ -326,6 +326,7 @@ pool_spec(const struct module *m, struct helper_spec *spec)
 	spec->setuser = e->setuser;
 	spec->uid = e->uid;
 	spec->gid = e->gid;
+	spec->debug = e->debug;
 }
 
 /* Helpers not yet reaped. */

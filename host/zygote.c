@@ -401,6 +401,7 @@ zygote_decode_spawn(const unsigned char *p, size_t len, uint64_t *token,
 	spec->setuser = wire_read_u8(&r) != 0;
 	spec->uid = (uid_t)wire_read_u32(&r);
 	spec->gid = (gid_t)wire_read_u32(&r);
+	spec->debug = wire_read_u8(&r) != 0;
 	spec->label = zygote_take_str(&r);
 	spec->hex = zygote_take_str(&r);
 	n = wire_read_u32(&r);
@@ -1028,6 +1029,7 @@ zygote_spawn(struct zygote *z, const struct helper_spec *spec,
 	wire_u8(b, spec->setuser);
 	wire_u32(b, (uint32_t)spec->uid);
 	wire_u32(b, (uint32_t)spec->gid);
+	wire_u8(b, spec->debug);
 	zygote_put_str(b, spec->label);
 	zygote_put_str(b, spec->hex);
 	wire_u32(b, (uint32_t)spec->nopts);

@@ -192,6 +192,28 @@ else
 	echo "# valgrind absent, or a sanitizer build: --inline not run under it"
 fi
 
+# --- ROUTE_HOST_DEBUG: a helper stops before loading its plugin and says
+# how to attach; its handshake waits, and it serves once continued.
+echo '{"consumers": [{"id": "a", "max_in_flight": 1}]}' |
+    ROUTE_HOST_DEBUG=1 "$ROUTE_HOST" route --plugin "$crashy" --timeout 60000 \
+    >"$tmp/debug.out" 2>"$tmp/debug.err" &
+dpid=$!
+i=0
+while ! grep -q "kill -CONT" "$tmp/debug.err" && [ $i -lt 100 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+hpid=$(sed -n 's/.*kill -CONT \([0-9]*\).*/\1/p' "$tmp/debug.err" | head -1)
+contains "ROUTE_HOST_DEBUG: the helper says how to attach" \
+    "stopped before loading its plugin: attach with gdb -p $hpid" \
+    "$(cat "$tmp/debug.err")"
+sleep 0.3
+contains "ROUTE_HOST_DEBUG: the helper is stopped, and no deadline ended it" \
+    "T" "$(ps -o stat= -p "${hpid:-0}" 2>&1)"
+kill -CONT "${hpid:-0}" 2>/dev/null
+wait $dpid
+contains "ROUTE_HOST_DEBUG: continued, it answers" '{"decision": "a"' \
+    "$(cat "$tmp/debug.out")"
+
 got=$(echo '{"message": {"sleep_ms": -1}, "consumers": [{"id": "a", "max_in_flight": 1}]}' |
     rh route --plugin "$sleepy" --timeout 100)
 contains "route: a call that never returns times out" '"error": "timed_out"' "$got"
