@@ -716,6 +716,36 @@ test_slow_zygote_blocks_no_one(void **state)
 	engine_release(f->e, c);
 }
 
+/*
+ * A call with hundreds of consumers, in a sandboxed helper: the helper's
+ * decoder sorts their ids with qsort(3), which asks the kernel for the
+ * memory size (sysinfo); the sandbox must answer that with an error, not
+ * kill the helper.  (Found by check --fuzz.)
+ */
+static void
+test_many_consumers(void **state)
+{
+	struct fixture			*f = *state;
+	struct testutil_consumer	 c[300];
+	struct module			*m;
+	struct wait			 w;
+	char				 ids[300][8];
+
+	for (size_t i = 0; i < nitems(c); i++) {
+		snprintf(ids[i], sizeof ids[i], "c%zu", i);
+		memset(&c[i], 0, sizeof c[i]);
+		c[i].id = ids[i];
+		c[i].max_in_flight = i == 299 ? 1 : 0;
+	}
+	m = test_load(f->e, testutil_plugin("first-available", true), NULL,
+	    NULL);
+	w = test_call(f->e, m, c, nitems(c), 0);
+	if (w.r.status != ST_OK)
+		fail_msg("%s: %s", engine_status_name(w.r.status), w.r.detail);
+	assert_int_equal(w.r.decision, 299);
+	engine_release(f->e, m);
+}
+
 /* Crashes and failures inside init are spawn failures, not crashes. */
 static void
 test_misbehaving_init(void **state)
@@ -1907,6 +1937,7 @@ main(void)
 		T(test_stderr_escaped),
 		T(test_stderr_flood),
 		T(test_slow_zygote_blocks_no_one),
+		T(test_many_consumers),
 #undef T
 	};
 
