@@ -609,6 +609,14 @@ int		 helper_inline_call(struct helper_inline *, const void *,
 		     size_t, int *, char *, size_t);
 void		 helper_inline_close(struct helper_inline *);
 
+/* sample.c: the requests check --fuzz sends. */
+struct sample_gen {
+	uint64_t		 state;
+};
+void		 sample_seed(struct sample_gen *, uint64_t);
+json_t		*sample_request(struct sample_gen *, const json_t *);
+json_t		*sample_shrink(const json_t *, size_t);
+
 /* request.c: the command line's JSON lines. */
 int		 request_parse(const char *, struct wire_buf *, json_t **,
 		     int *, char *, size_t);

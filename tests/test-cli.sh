@@ -169,6 +169,45 @@ fi
 contains "route: an out-of-range index is a bad decision" '"error": "bad_decision"' "$got"
 contains "route: the call after a crash is served" '{"decision": "a"' "$got"
 
+# --- check --fuzz: a plugin that reads a field without checking it is
+# there passes check's sample, and fails the fuzz with the smallest
+# request that crashes it, which route --plugin crashes the same way.
+region="$TEST_PLUGINS/region.so"
+got=$(rh check "$region" 2>/dev/null; echo "rc=$?")
+contains "check: the NULL-dereferencing plugin passes the default sample" "rc=0" "$got"
+got=$(rh check --fuzz 300 --seed 1 "$region" 2>/dev/null; echo "rc=$?")
+contains "check --fuzz: prints its seed" "fuzz: 300 requests (seed 1):" "$got"
+contains "check --fuzz: finds the crash, and where" \
+    "fuzz: crashed: SIGSEGV: address 0x8, in the plugin at offset 0x" "$got"
+contains "check --fuzz: the smallest request that crashes it" \
+    '{"message":{},"consumers":[]}' "$got"
+contains "check --fuzz: exit 1" "rc=1" "$got"
+contains "check --fuzz: the reproduction line crashes route --plugin the same way" \
+    '"detail": "SIGSEGV: address 0x8, in the plugin at offset 0x' \
+    "$(echo '{"message":{},"consumers":[]}' | rh route --plugin "$region" 2>/dev/null)"
+got=$(rh check --fuzz 300 --seed 1 "$region" 2>/dev/null)
+again=$(rh check --fuzz 300 --seed 1 "$region" 2>/dev/null)
+expect "check --fuzz: the same seed, the same report" "$got" "$again"
+# The shipped plugins pass (fewer requests under valgrind).
+n=10000
+[ -n "$ROUTE_HOST_WRAPPER" ] && n=200
+for p in first-available least-loaded round-robin power-of-two; do
+	got=$(rh check --fuzz $n --seed 1 "$SHIPPED_PLUGINS/$p.so" 2>&1; echo "rc=$?")
+	contains "check --fuzz $n: $p passes" "fuzz: $n requests (seed 1): $n answered
+rc=0" "$got"
+done
+for p in affinity sticky; do
+	got=$(rh check --fuzz $n --seed 1 -o field=region "$SHIPPED_PLUGINS/$p.so" 2>&1; echo "rc=$?")
+	contains "check --fuzz $n: $p passes" "fuzz: $n requests (seed 1): $n answered
+rc=0" "$got"
+done
+got=$(rh check --fuzz $n --seed 1 -o field=amount -o value=100 -o tag=eu \
+    "$SHIPPED_PLUGINS/threshold.so" 2>&1; echo "rc=$?")
+contains "check --fuzz $n: threshold passes" "fuzz: $n requests (seed 1): $n answered
+rc=0" "$got"
+got=$(rh check --fuzz 0 "$region" 2>&1; echo "rc=$?")
+contains "check --fuzz 0 is a usage error naming the flag" "check: --fuzz 0: too small" "$got"
+
 # --- route --inline: the plugin in this process, for tools; the engine's
 # checks all the same.  valgrind names the plugin's function and line.
 got=$(printf '%s\n' '{"message": {"wild": true}, "consumers": [{"id": "a", "max_in_flight": 1}]}' \
