@@ -193,6 +193,14 @@ cmd_status_table(json_t *j)
 			    "crash_loop_since")))
 				cmd_status_loop(v);
 		json_array_foreach(vs, k, v)
+			if (json_is_string(json_object_get(v, "last_crash")))
+				printf("%16s %.12s: %lld crashed, last: %s\n",
+				    "", json_string_value(json_object_get(v,
+				    "version")), json_integer_value(
+				    json_object_get(v, "crashed")),
+				    json_string_value(json_object_get(v,
+				    "last_crash")));
+		json_array_foreach(vs, k, v)
 			if (json_integer_value(json_object_get(v,
 			    "violations")) > 0)
 				printf("%16s %.12s: %lld killed by the sandbox, "

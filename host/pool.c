@@ -1209,6 +1209,8 @@ pool_died(struct proc *p, const struct proc_ev *ev)
 		    WTERMSIG(ev->wstatus) == SIGSYS))
 			pool_incident(p, LOG_WARNING, "crashed %s: %s",
 			    p->ncalls > 0 ? "in a call" : "idle", how);
+		if (p->fault && !by_us && p->ncalls > 0)
+			strlcpy(m->last_crash, how, sizeof m->last_crash);
 		/*
 		 * A helper we killed forfeits its ledger: its calls have ended
 		 * (pool_lose, or pool_shut at shutdown), and a result taken

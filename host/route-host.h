@@ -328,6 +328,7 @@ struct module {
 	uint64_t		 timed_out;
 	uint64_t		 violations;	/* helpers the sandbox killed */
 	char			 violation[DETAIL_MAX];	/* the last */
+	char			 last_crash[DETAIL_MAX];	/* in a call */
 	uint64_t		 violation_logged;	/* when, and how many */
 	uint64_t		 violations_logged;
 	uint64_t		 helper_crashes;	/* helpers died unasked */

@@ -1630,14 +1630,15 @@ server_version(struct module *m, void *arg)
 	for (u_int i = 0; i < n; i++)
 		json_array_append_new(helpers, json_pack("{s:I,s:s}", "pid",
 		    (json_int_t)hs[i].pid, "state", hs[i].state));
-	v = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:s?,s:I,s:I,s:I,"
-	    "s:o}", "version",
+	v = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:s?,s:s?,s:I,s:I,"
+	    "s:I,s:o}", "version",
 	    m->hex, "plugin", m->name, "state", m == sv->active ? "active" :
 	    m == sv->loading ? "loading" : "draining", "helpers", helpers,
 	    "served", (json_int_t)m->served, "crashed",
 	    (json_int_t)m->crashed, "timed_out", (json_int_t)m->timed_out,
 	    "violations", (json_int_t)m->violations, "last_violation",
 	    m->violations > 0 ? m->violation : NULL,
+	    "last_crash", m->last_crash[0] != '\0' ? m->last_crash : NULL,
 	    "helper_crashes", (json_int_t)m->helper_crashes,
 	    "crash_loop", (json_int_t)m->crash_loops,
 	    "poison_memo_hits", (json_int_t)m->memo_hits,

@@ -284,6 +284,11 @@ contains "a crash through the daemon is crashed, with its cause" \
     '"error": "crashed"' "$got"
 check "a crash is logged: channel, version, pid, cause" \
     'grep -Eq "crashy [0-9a-f]{12}: helper [0-9]+ crashed in a call: SIG" "$tmp/log"'
+contains "status shows a version's last crash, and where" \
+    '"last_crash": "SIGSEGV: address 0x0, in the plugin at offset 0x' \
+    "$(rh status -s "$sock" --json)"
+contains "status (text) shows it too" "crashed, last: SIGSEGV: address 0x0" \
+    "$(rh status -s "$sock")"
 i=0
 while [ $i -lt 100 ] && ! rh status -s "$sock" --json |
     grep -q '"state": "standby"'; do
