@@ -249,10 +249,13 @@ def t_window(path):
 
 
 def t_inflight(path):
-    """Calls that take 300 ms, left in flight for the caller to SIGTERM."""
+    """Calls that take 300 ms, left in flight for the caller to SIGTERM.
+    Their deadline is long: under valgrind, forking their helpers alone
+    can take the channel's 1000 ms."""
     c = Conn(path)
     n = 6
-    c.s.sendall(b"".join(route(i, "slow", [("sleep_ms", 2, 300)])
+    c.s.sendall(b"".join(route(i, "slow", [("sleep_ms", 2, 300)],
+                               timeout=20000)
                          for i in range(n)))
     print("sent", flush=True)
     statuses = [c.result()[1] for _ in range(n)]
