@@ -25,6 +25,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <link.h>
 #include <signal.h>
 #include <ucontext.h>
@@ -471,10 +472,16 @@ helper_inline_open(const char *path, const struct route_option *opts,
 	struct helper_inline	*hi;
 	enum wire_hello		 st;
 	const char		*why;
+	char			 rel[PATH_MAX];
 
 	if ((hi = calloc(1, sizeof *hi)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
+	}
+	/* A name without a slash is a file here, not a library to search. */
+	if (strchr(path, '/') == NULL) {
+		snprintf(rel, sizeof rel, "./%s", path);
+		path = rel;
 	}
 	if ((hi->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		why = dlerror();

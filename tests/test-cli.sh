@@ -221,6 +221,10 @@ contains "route --inline: a decision" '{"decision": "a"}' "$got"
 contains "route --inline: a bad line is a bad request" \
     '"detail": "line 3: invalid JSON' "$got"
 contains "route --inline: exit 1 for the errors" "rc=1" "$got"
+contains "route --inline: a plugin named without a directory is the file here" \
+    '{"decision": "a"}' "$(cd "$SHIPPED_PLUGINS" &&
+    echo '{"consumers": [{"id": "a", "max_in_flight": 1}]}' |
+    rh route --plugin demo-crashy.so --inline 2>/dev/null)"
 if command -v valgrind >/dev/null 2>&1 &&
     ! ldd "$ROUTE_HOST" 2>/dev/null | grep -q libasan; then
 	got=$(echo '{"message": {"poison": true}, "consumers": [{"id": "a", "max_in_flight": 1}]}' |
